@@ -1,0 +1,17 @@
+"""calcas: calibration, cascading and cleaning, the executable companion to "When models
+know when they do not know". One module per idea of the paper; see the README."""
+__version__ = "0.1.0"
+
+from .binning import assign_bins, bin_edges, equal_count_edges, equal_width_edges
+from .calibration import PlattScaling, TemperatureScaling, fit_platt, fit_temperature, temperature_nll
+from .cascade import AdvantageRouter, advantage_bins, cascade_curve, cascade_curves, oracle_accuracy
+from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_level,
+                       confident_learning_flags, flag_class_threshold, flag_confident_disagreement,
+                       flag_top1_disagreement, label_errors, overlap_summary, precision)
+from .confidence import (class_confidence, max_prob_confidence, mean_token_logit, restricted_confidence,
+                         sequence_likelihood, softmax, top1_logit)
+from .metrics import brier, ece, ece_bootstrap, mce, monotonicity, nll, reliability_table
+from .records import Records, RecordsError, align, cal_test_split, make_records, read_records, write_records
+from .synthetic import make_synthetic
+
+__all__ = [name for name in dir() if not name.startswith("_")]

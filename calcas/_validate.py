@@ -1,0 +1,101 @@
+"""Input checks shared by every module: one place that turns bad input into a clear ValueError.
+
+Every public function converts its array arguments with these helpers, so a NaN, a wrong
+shape or an out-of-range label is refused with a message that names the argument.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Return ``x`` as a numpy array; torch tensors are detached and moved to the CPU."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def float_array(x: Any, name: str, *, ndim: int | None = None, low: float | None = None,
+                high: float | None = None, keep_float32: bool = False) -> np.ndarray:
+    """A finite float array with the given number of dimensions and (inclusive) range."""
+    a = to_numpy(x)
+    if not (a.dtype == bool or np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+    if not (keep_float32 and a.dtype in (np.float32, np.float16)):
+        a = a.astype(np.float64, copy=False)
+    elif a.dtype == np.float16:
+        a = a.astype(np.float32)
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name}: is empty")
+    if not np.isfinite(a).all():
+        bad = int(np.size(a) - np.isfinite(a).sum())
+        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
+    if low is not None and a.min() < low:
+        raise ValueError(f"{name}: values must be >= {low}, found {a.min():.6g}")
+    if high is not None and a.max() > high:
+        raise ValueError(f"{name}: values must be <= {high}, found {a.max():.6g}")
+    return a
+
+
+def confidence_array(x: Any, name: str = "confidence") -> np.ndarray:
+    """A 1-D array of confidences in [0, 1]."""
+    return float_array(x, name, ndim=1, low=0.0, high=1.0)
+
+
+def correct_array(x: Any, name: str = "correct") -> np.ndarray:
+    """A 1-D array of verifier scores in [0, 1] (bools accepted)."""
+    return float_array(x, name, ndim=1, low=0.0, high=1.0)
+
+
+def label_array(x: Any, name: str, n_classes: int | None = None, *, allow_unknown: bool = False) -> np.ndarray:
+    """A 1-D integer array of class indices in [0, n_classes) (or -1 when ``allow_unknown``)."""
+    a = to_numpy(x)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name}: is empty")
+    if not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and (a == np.round(a)).all():
+            a = a.astype(np.int64)
+        else:
+            raise ValueError(f"{name}: expected integer class indices, got dtype {a.dtype}")
+    a = a.astype(np.int64, copy=False)
+    low = -1 if allow_unknown else 0
+    if a.min() < low:
+        raise ValueError(f"{name}: class indices must be >= {low}, found {a.min()}")
+    if n_classes is not None and a.max() >= n_classes:
+        raise ValueError(f"{name}: class indices must be < {n_classes} (number of classes), found {a.max()}")
+    return a
+
+
+def same_length(**arrays: np.ndarray) -> int:
+    """Check that all arrays have the same first dimension; return it."""
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        raise ValueError(f"length mismatch: {listed} rows")
+    return next(iter(lengths.values()))
+
+
+def check_n_bins(n_bins: Any, n: int) -> int:
+    """n_bins must be an integer in [1, n]."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)):
+        raise ValueError(f"n_bins: expected an integer, got {n_bins!r}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins: must be >= 1, got {n_bins}")
+    if n_bins > n:
+        raise ValueError(f"n_bins: {n_bins} bins need at least as many samples, got {n}")
+    return int(n_bins)
+
+
+def check_k(K: Any, n_bins: int) -> int:
+    """K (number of kept bins) must be an integer in [0, n_bins]."""
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
+        raise ValueError(f"K: expected an integer, got {K!r}")
+    if not 0 <= K <= n_bins:
+        raise ValueError(f"K: must be in [0, {n_bins}] (the number of bins), got {K}")
+    return int(K)

@@ -1,0 +1,318 @@
+"""Label cleaning with a mixture of experts (paper §2.3, Algorithm 2; SPEC §4).
+
+Method 1 flags a label every expert's top-1 answer disagrees with; method 2 also asks each
+expert's confidence to fall in its K most accurate cal bins; method 3 is the paper's
+single-model Confident-Learning-style rule; Confident Learning itself comes from cleanlab.
+Precision is measured against a ground truth of label errors when one is given.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._validate import (check_k, check_n_bins, confidence_array, float_array, label_array,
+                        same_length, to_numpy)
+from .binning import assign_bins, equal_count_edges
+
+
+def _experts(preds: Any, labels: Any, name: str = "preds") -> tuple[np.ndarray, np.ndarray]:
+    """Stack expert predictions into shape (m, n) and check labels against them."""
+    p = to_numpy(preds)
+    if p.ndim == 1:
+        p = p[None, :]
+    if p.ndim != 2 or p.shape[0] < 1:
+        raise ValueError(f"{name}: expected shape (m, n) for m >= 1 experts, got {p.shape}")
+    p = np.stack([label_array(row, f"{name}[{j}]") for j, row in enumerate(p)])
+    y = label_array(labels, "labels")
+    if p.shape[1] != len(y):
+        raise ValueError(f"length mismatch: {name} has {p.shape[1]} samples, labels has {len(y)}")
+    return p, y
+
+
+def flag_top1_disagreement(preds: Any, labels: Any) -> np.ndarray:
+    """Method 1: flag a sample when every expert's top-1 class differs from its label.
+
+    Parameters
+    ----------
+    preds : int array, shape (m, n) or (n,)
+        Top-1 class of each of m experts.
+    labels : int array, shape (n,)
+        The given labels.
+
+    Returns
+    -------
+    flags : bool ndarray, shape (n,)
+    """
+    p, y = _experts(preds, labels)
+    return np.all(p != y[None, :], axis=0)
+
+
+def accuracy_bin_ranks(confidence: Any, correct: Any, n_bins: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-count bins of one expert on cal, ranked by accuracy (rank 0 = most accurate).
+
+    Ties in accuracy go to the bin with the higher mean confidence; empty bins rank last.
+
+    Parameters
+    ----------
+    confidence : array, shape (n,)
+        The expert's calibrated confidence in its own answer (probabilities).
+    correct : array, shape (n,)
+        Whether that answer equals the given label (0/1).
+
+    Returns
+    -------
+    edges : ndarray, shape (n_bins + 1,)
+    rank : int ndarray, shape (n_bins,); ``rank[b]`` is bin b's place by accuracy.
+    """
+    c = confidence_array(confidence)
+    v = float_array(correct, "correct", ndim=1, low=0.0, high=1.0)
+    same_length(confidence=c, correct=v)
+    edges = equal_count_edges(c, check_n_bins(n_bins, len(c)))
+    b = assign_bins(c, edges)
+    count = np.bincount(b, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(b, weights=v, minlength=n_bins) / count
+        mean_conf = np.bincount(b, weights=c, minlength=n_bins) / count
+    # Most accurate first; NaN (empty) last because lexsort puts NaN at the end.
+    order = np.lexsort((-np.nan_to_num(mean_conf, nan=-np.inf), -accuracy))
+    rank = np.empty(n_bins, dtype=np.int64)
+    rank[order] = np.arange(n_bins)
+    return edges, rank
+
+
+def confident_disagreement_level(preds: Any, confidences: Any, labels: Any, *, n_bins: int = 15,
+                                 fit_mask: Any | None = None) -> np.ndarray:
+    """Method 2 for every K at once: the smallest K at which each sample is flagged.
+
+    A sample is flagged at K when every expert disagrees with its label and each expert's
+    confidence falls in that expert's K most accurate bins (fitted on the ``fit_mask`` rows).
+    So the level is 1 + the worst (largest) accuracy rank among the experts' bins, and
+    ``n_bins + 1`` (never flagged) where some expert agrees with the label.
+
+    Parameters
+    ----------
+    preds : int array, shape (m, n) or (n,)
+        Top-1 class of each expert.
+    confidences : array, shape (m, n) or (n,)
+        Each expert's calibrated confidence in its top-1 class (probabilities).
+    labels : int array, shape (n,)
+    n_bins : int
+    fit_mask : bool array, shape (n,), optional
+        Rows whose given labels fit the bins and their accuracy ranks (the cal split);
+        all rows when omitted.
+
+    Returns
+    -------
+    level : int ndarray, shape (n,), values in [1, n_bins + 1].
+    """
+    p, y = _experts(preds, labels)
+    conf = float_array(confidences, "confidences", low=0.0, high=1.0)
+    conf = conf[None, :] if conf.ndim == 1 else conf
+    if conf.shape != p.shape:
+        raise ValueError(f"confidences: expected shape {p.shape} (same as preds), got {conf.shape}")
+    fit = np.ones(len(y), dtype=bool) if fit_mask is None else to_numpy(fit_mask).astype(bool)
+    if fit.shape != y.shape:
+        raise ValueError(f"fit_mask: expected shape {y.shape}, got {fit.shape}")
+    worst_rank = np.zeros(len(y), dtype=np.int64)
+    for pj, cj in zip(p, conf):
+        edges, rank = accuracy_bin_ranks(cj[fit], pj[fit] == y[fit], n_bins)
+        np.maximum(worst_rank, rank[assign_bins(cj, edges)], out=worst_rank)
+    disagree = np.all(p != y[None, :], axis=0)
+    return np.where(disagree, worst_rank + 1, n_bins + 1)
+
+
+def flag_confident_disagreement(preds: Any, confidences: Any, labels: Any, K: int, *,
+                                n_bins: int = 15, fit_mask: Any | None = None) -> np.ndarray:
+    """Method 2 at one K: bool flags, shape (n,). See :func:`confident_disagreement_level`."""
+    level = confident_disagreement_level(preds, confidences, labels, n_bins=n_bins, fit_mask=fit_mask)
+    return level <= check_k(K, n_bins)
+
+
+def flag_class_threshold(probabilities: Any, labels: Any) -> np.ndarray:
+    """Method 3 (the paper's CL-style rule, one model).
+
+    Per class Y, t(Y) = mean of c(X', Y) over the samples labelled Y; candidates
+    C(X) = {Y : c(X, Y) > t(Y)}; flag X when C(X) is non-empty and its most confident
+    candidate is not the given label. A class no sample is labelled with has no threshold
+    and is never a candidate.
+
+    Parameters
+    ----------
+    probabilities : array, shape (n, C)
+        Calibrated class probabilities (not logits).
+    labels : int array, shape (n,)
+
+    Returns
+    -------
+    flags : bool ndarray, shape (n,)
+    """
+    P = float_array(probabilities, "probabilities", ndim=2, low=0.0, high=1.0)
+    y = label_array(labels, "labels", P.shape[1])
+    same_length(probabilities=P, labels=y)
+    C = P.shape[1]
+    count = np.bincount(y, minlength=C)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        threshold = np.bincount(y, weights=P[np.arange(len(y)), y], minlength=C) / count
+    threshold[count == 0] = np.inf
+    candidate = np.where(P > threshold[None, :], P, -np.inf)
+    best = candidate.argmax(axis=1)
+    has_candidate = np.isfinite(candidate[np.arange(len(y)), best])
+    return has_candidate & (best != y)
+
+
+def confident_learning_flags(probabilities: Any, labels: Any, *,
+                             filter_by: str = "prune_by_noise_rate", **kwargs: Any) -> np.ndarray:
+    """Confident Learning (Northcutt et al.) through ``cleanlab.filter.find_label_issues``.
+
+    Parameters
+    ----------
+    probabilities : array, shape (n, C)
+        Out-of-sample class probabilities (calibrated, not logits); rows sum to 1.
+    labels : int array, shape (n,)
+    filter_by : str
+        cleanlab's rule (``"prune_by_noise_rate"``, ``"prune_by_class"``, ``"both"``,
+        ``"confident_learning"``, ...); other keyword arguments go to cleanlab unchanged.
+
+    Returns
+    -------
+    flags : bool ndarray, shape (n,)
+    """
+    from cleanlab.filter import find_label_issues
+
+    P = float_array(probabilities, "probabilities", ndim=2, low=0.0, high=1.0)
+    y = label_array(labels, "labels", P.shape[1])
+    same_length(probabilities=P, labels=y)
+    return np.asarray(find_label_issues(y, P, filter_by=filter_by, **kwargs), dtype=bool)
+
+
+def label_errors(labels: Any, *, is_noisy: Any | None = None,
+                 valid_labels: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """Ground truth of label errors as floats: 1.0 wrong, 0.0 right, NaN unknown.
+
+    Parameters
+    ----------
+    labels : int array, shape (n,)
+    is_noisy : bool array, shape (n,), optional
+        Known flips (e.g. injected noise).
+    valid_labels : sequence of n int sequences, optional
+        Every acceptable label of each sample (e.g. ImageNet ReaL); a label is wrong when it
+        is not in a non-empty list; an empty list means "not rated" (NaN).
+    """
+    y = label_array(labels, "labels", allow_unknown=True)
+    if (is_noisy is None) == (valid_labels is None):
+        raise ValueError("label_errors: give exactly one of is_noisy or valid_labels")
+    if is_noisy is not None:
+        truth = to_numpy(is_noisy).astype(np.float64)
+        if truth.shape != y.shape:
+            raise ValueError(f"is_noisy: expected shape {y.shape}, got {truth.shape}")
+        return truth
+    if len(valid_labels) != len(y):
+        raise ValueError(f"valid_labels: expected {len(y)} entries, got {len(valid_labels)}")
+    return np.array([np.nan if len(v) == 0 else float(label not in set(v))
+                     for label, v in zip(y, valid_labels)])
+
+
+def _truth(is_error: Any | None, n: int) -> np.ndarray:
+    if is_error is None:
+        return np.full(n, np.nan)
+    t = to_numpy(is_error).astype(np.float64)
+    if t.shape != (n,):
+        raise ValueError(f"is_error: expected shape ({n},), got {t.shape}")
+    return t
+
+
+def precision(flags: Any, is_error: Any) -> float:
+    """Share of flagged samples whose label is truly wrong, over flagged samples with known
+    ground truth (``is_error`` NaN = unknown); NaN when none is flagged."""
+    f = to_numpy(flags).astype(bool)
+    t = _truth(is_error, len(f))
+    known = f & ~np.isnan(t)
+    return float(t[known].mean()) if known.any() else float("nan")
+
+
+def cleaning_sweep(preds: Any, confidences: Any, labels: Any, *, n_bins: int = 15,
+                   fit_mask: Any | None = None, is_error: Any | None = None) -> pd.DataFrame:
+    """Method 2 for K = N..1: detection rate and precision at every K (the paper's Fig. 4).
+
+    Parameters
+    ----------
+    preds, confidences, labels, n_bins, fit_mask
+        As in :func:`confident_disagreement_level`.
+    is_error : array, shape (n,), optional
+        Ground truth of label errors (bool, or floats with NaN = unknown, as returned by
+        :func:`label_errors`). Without it, precision is NaN.
+
+    Returns
+    -------
+    DataFrame, one row per K from N down to 1: ``K, n_flagged, detection_rate``
+    (flagged / n), ``n_rated`` (flagged with known ground truth), ``precision``.
+    """
+    level = confident_disagreement_level(preds, confidences, labels, n_bins=n_bins, fit_mask=fit_mask)
+    n = len(level)
+    truth = _truth(is_error, n)
+    known = ~np.isnan(truth)
+    flagged = np.cumsum(np.bincount(level, minlength=n_bins + 2)[1: n_bins + 1])
+    rated = np.cumsum(np.bincount(level[known], minlength=n_bins + 2)[1: n_bins + 1])
+    wrong = np.cumsum(np.bincount(level[known], weights=truth[known], minlength=n_bins + 2)[1: n_bins + 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(rated > 0, wrong / np.maximum(rated, 1), np.nan)
+    sweep = pd.DataFrame({"K": np.arange(1, n_bins + 1), "n_flagged": flagged,
+                          "detection_rate": flagged / n, "n_rated": rated, "precision": prec})
+    return sweep.iloc[::-1].reset_index(drop=True)
+
+
+def overlap_summary(flags_a: Any, flags_b: Any, *, is_error: Any | None = None,
+                    names: tuple[str, str] = ("ours", "CL")) -> pd.DataFrame:
+    """The paper's Table 3: how many samples each method flags, alone and together, and the
+    precision of each group.
+
+    Returns
+    -------
+    DataFrame indexed by ``<a>``, ``<b>``, ``<a> only``, ``<b> only``, ``both`` with columns
+    ``n_flagged`` and ``precision`` (NaN without ground truth).
+    """
+    a = to_numpy(flags_a).astype(bool)
+    b = to_numpy(flags_b).astype(bool)
+    same_length(flags_a=a, flags_b=b)
+    t = _truth(is_error, len(a))
+    groups = {names[0]: a, names[1]: b, f"{names[0]} only": a & ~b, f"{names[1]} only": b & ~a,
+              "both": a & b}
+    return pd.DataFrame({"n_flagged": [int(g.sum()) for g in groups.values()],
+                         "precision": [precision(g, t) for g in groups.values()]},
+                        index=list(groups))
+
+
+def cleaned_accuracy(pred: Any, labels: Any, flags: Any, *, true_labels: Any | None = None,
+                     mode: str = "replace") -> float:
+    """Accuracy after cleaning (the paper's Table 2).
+
+    Parameters
+    ----------
+    pred, labels : int arrays, shape (n,)
+        A model's answers and the given labels.
+    flags : bool array, shape (n,)
+        Labels flagged as wrong.
+    true_labels : int array, shape (n,), optional
+        Ground-truth labels (-1 = unknown); needed for ``mode="replace"``.
+    mode : {"replace", "drop"}
+        ``replace``: flagged labels are replaced by the ground truth where it is known;
+        ``drop``: flagged samples are removed.
+    """
+    p = label_array(pred, "pred")
+    y = label_array(labels, "labels")
+    f = to_numpy(flags).astype(bool)
+    same_length(pred=p, labels=y, flags=f)
+    if mode == "drop":
+        if f.all():
+            raise ValueError("flags: every sample is flagged, nothing is left to measure")
+        return float(np.mean(p[~f] == y[~f]))
+    if mode != "replace":
+        raise ValueError(f"mode: expected 'replace' or 'drop', got {mode!r}")
+    if true_labels is None:
+        raise ValueError("true_labels: required for mode='replace'")
+    t = label_array(true_labels, "true_labels", allow_unknown=True)
+    same_length(labels=y, true_labels=t)
+    cleaned = np.where(f & (t >= 0), t, y)
+    return float(np.mean(p == cleaned))

@@ -1,0 +1,169 @@
+"""Calibration metrics (paper §2.1, SPEC §2): reliability table, ECE, MCE, NLL, Brier,
+a bootstrap interval for ECE, and the monotonicity statistic.
+
+``confidence`` is always the probability a model gives its own answer (in [0, 1]);
+``correct`` is the verifier score of that answer (0/1, or in [0, 1]).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from ._validate import confidence_array, correct_array, float_array, label_array, same_length
+from .binning import assign_bins, bin_edges
+
+
+def _binned(confidence: Any, correct: Any, n_bins: int, binning: str, edges: Any | None):
+    c = confidence_array(confidence)
+    v = correct_array(correct)
+    same_length(confidence=c, correct=v)
+    e = bin_edges(c, n_bins, binning) if edges is None else np.asarray(edges, dtype=np.float64)
+    k = len(e) - 1
+    b = assign_bins(c, e)
+    count = np.bincount(b, minlength=k)
+    sum_c = np.bincount(b, weights=c, minlength=k)
+    sum_v = np.bincount(b, weights=v, minlength=k)
+    return e, count, sum_c, sum_v
+
+
+def reliability_table(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
+                      *, edges: Any | None = None) -> pd.DataFrame:
+    """Per-bin count, mean confidence and accuracy: the data of a reliability diagram.
+
+    Parameters
+    ----------
+    confidence : array, shape (n,)
+        Probabilities in [0, 1] of each sample's predicted answer.
+    correct : array, shape (n,)
+        Verifier score of that answer (bool, 0/1, or in [0, 1]).
+    n_bins : int
+        Number of bins (ignored when ``edges`` is given).
+    binning : {"equal_count", "equal_width"}
+    edges : array, shape (n_bins + 1,), optional
+        Edges fitted elsewhere (e.g. on cal) to reuse; see :mod:`calcas.binning`.
+
+    Returns
+    -------
+    DataFrame with one row per bin: ``bin, count, mean_confidence, accuracy, gap, lower,
+    upper``; empty bins have count 0 and NaN means. ``lower``/``upper`` are the bin's edges
+    clipped to [0, 1].
+    """
+    e, count, sum_c, sum_v = _binned(confidence, correct, n_bins, binning, edges)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_c = np.where(count > 0, sum_c / np.maximum(count, 1), np.nan)
+        acc = np.where(count > 0, sum_v / np.maximum(count, 1), np.nan)
+    clipped = np.clip(e, 0.0, 1.0)
+    return pd.DataFrame({
+        "bin": np.arange(len(count)), "count": count, "mean_confidence": mean_c,
+        "accuracy": acc, "gap": acc - mean_c, "lower": clipped[:-1], "upper": clipped[1:],
+    })
+
+
+def ece(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
+        *, edges: Any | None = None) -> float:
+    """Expected calibration error ``sum_i |B_i|/n * |mean_conf_i - accuracy_i|``.
+
+    Empty bins contribute 0. Inputs as in :func:`reliability_table` (confidence is a
+    probability in [0, 1], not a logit).
+    """
+    _, count, sum_c, sum_v = _binned(confidence, correct, n_bins, binning, edges)
+    return float(np.abs(sum_c - sum_v).sum() / count.sum())
+
+
+def mce(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
+        *, edges: Any | None = None) -> float:
+    """Maximum calibration error: the largest ``|mean_conf_i - accuracy_i|`` over non-empty bins."""
+    _, count, sum_c, sum_v = _binned(confidence, correct, n_bins, binning, edges)
+    full = count > 0
+    return float(np.max(np.abs(sum_c[full] - sum_v[full]) / count[full]))
+
+
+def _prob_target(probabilities: Any, target: Any):
+    p = float_array(probabilities, "probabilities", low=0.0, high=1.0)
+    if p.ndim == 2:
+        y = label_array(target, "labels", p.shape[1])
+        same_length(probabilities=p, labels=y)
+        return p, y
+    if p.ndim == 1:
+        v = correct_array(target, "correct")
+        same_length(probabilities=p, correct=v)
+        return p, v
+    raise ValueError(f"probabilities: expected 1-D or 2-D, got shape {p.shape}")
+
+
+def nll(probabilities: Any, target: Any, *, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood (natural log).
+
+    Parameters
+    ----------
+    probabilities : array, shape (n, C) or (n,)
+        Class probabilities (rows sum to 1) with integer ``target`` labels, or the probability
+        that each answer is correct with ``target`` the 0/1 verifier score (binary NLL).
+        Probabilities, not logits; they are clipped to [eps, 1 - eps].
+    """
+    p, t = _prob_target(probabilities, target)
+    p = np.clip(p, eps, 1.0 - eps)
+    if p.ndim == 2:
+        return float(-np.log(p[np.arange(len(p)), t]).mean())
+    return float(-(t * np.log(p) + (1.0 - t) * np.log1p(-p)).mean())
+
+
+def brier(probabilities: Any, target: Any) -> float:
+    """Brier score: mean squared error of probabilities against one-hot labels (summed over
+    classes for shape (n, C); against the 0/1 verifier score for shape (n,))."""
+    p, t = _prob_target(probabilities, target)
+    if p.ndim == 2:
+        onehot = np.zeros_like(p)
+        onehot[np.arange(len(p)), t] = 1.0
+        return float(((p - onehot) ** 2).sum(axis=1).mean())
+    return float(((p - t) ** 2).mean())
+
+
+def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
+                  *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """ECE with a percentile bootstrap confidence interval.
+
+    Each replicate resamples the n samples with replacement and recomputes the whole
+    statistic, bins included (equal-count edges are re-fitted on every resample).
+
+    Returns
+    -------
+    (ece, low, high) : the ECE on the data and the ``level`` interval's bounds.
+    """
+    c = confidence_array(confidence)
+    v = correct_array(correct)
+    n = same_length(confidence=c, correct=v)
+    if not 0 < level < 1:
+        raise ValueError(f"level: must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot: must be >= 1, got {n_boot}")
+    point = ece(c, v, n_bins, binning)
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for r in range(n_boot):
+        idx = rng.integers(0, n, n)
+        ci, vi = c[idx], v[idx]
+        if binning == "equal_count" and n_bins > 1 and ci.min() == ci.max():
+            reps[r] = abs(ci[0] - vi.mean())  # a resample of one repeated value is one bin
+        else:
+            reps[r] = ece(ci, vi, n_bins, binning)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
+    return point, float(low), float(high)
+
+
+def monotonicity(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
+                 *, edges: Any | None = None) -> float:
+    """Spearman correlation of bin accuracy against bin mean confidence (non-empty bins).
+
+    1.0 means "higher confidence, higher accuracy" holds bin by bin (paper §2.1); NaN when
+    fewer than two bins are non-empty or accuracy is constant across bins.
+    """
+    table = reliability_table(confidence, correct, n_bins, binning, edges=edges)
+    table = table[table["count"] > 0]
+    if len(table) < 2 or table["accuracy"].nunique() < 2 or table["mean_confidence"].nunique() < 2:
+        return float("nan")
+    return float(spearmanr(table["mean_confidence"], table["accuracy"]).statistic)

@@ -1,0 +1,349 @@
+"""The record set (SPEC §0): one Parquet file of per-sample model outputs, and the one data
+contract that flows extract → calibrate → cascade → clean.
+
+Columns: ``id`` (unique string), ``pred`` (int), ``label`` (int, -1 unknown), ``verified``
+(float in [0, 1]; derived from ``pred == label`` when absent), exactly one confidence source
+(``logits`` fixed-length list<float>, ``confidence`` in [0, 1], or ``score`` real), and
+optionally ``valid_labels`` (list<int>), ``is_noisy`` (bool), ``split`` ("cal"/"test").
+The schema metadata key ``calcas`` holds a JSON manifest.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .confidence import max_prob_confidence, top1_logit
+
+SOURCES = ("logits", "confidence", "score")
+MANIFEST_KEY = b"calcas"
+MANIFEST_FIELDS = ("model", "dataset", "split", "n", "source", "created", "producer")
+SCHEMA_VERSION = 1
+
+
+class RecordsError(ValueError):
+    """A record set breaks the contract; the message names the column."""
+
+
+def _code_version() -> str:
+    from . import __version__
+    return f"calcas {__version__}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Records:
+    """Per-sample outputs of one model on one dataset (SPEC §0). Build with :func:`make_records`
+    or :func:`read_records`; every instance has passed validation."""
+
+    id: np.ndarray
+    pred: np.ndarray
+    label: np.ndarray
+    verified: np.ndarray
+    logits: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    score: np.ndarray | None = None
+    valid_labels: list[np.ndarray] | None = None
+    is_noisy: np.ndarray | None = None
+    split: np.ndarray | None = None
+    manifest: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.id)
+
+    @property
+    def source(self) -> str:
+        """Which confidence source the set carries: "logits", "confidence" or "score"."""
+        return next(s for s in SOURCES if getattr(self, s) is not None)
+
+    def raw_confidence(self) -> np.ndarray:
+        """Uncalibrated confidence in ``pred``, shape (n,): max softmax of the logits, or the
+        ``confidence`` column. A ``score`` set has none until Platt scaling."""
+        if self.logits is not None:
+            return max_prob_confidence(self.logits)[0]
+        if self.confidence is not None:
+            return self.confidence
+        raise RecordsError("score: a score is not a confidence; calibrate it with PlattScaling first")
+
+    def platt_score(self) -> np.ndarray:
+        """The Platt input, shape (n,): the ``score`` column, else log(c / (1 - c)) of the
+        top-1 confidence."""
+        return self.score if self.score is not None else top1_logit(self.raw_confidence())
+
+    def take(self, index: Any) -> "Records":
+        """A new record set with the rows ``index`` (int indices or a bool mask)."""
+        idx = np.arange(self.n)[np.asarray(index)]
+        changes = {f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)
+                   if isinstance(getattr(self, f.name), np.ndarray)}
+        if self.valid_labels is not None:
+            changes["valid_labels"] = [self.valid_labels[i] for i in idx]
+        changes["manifest"] = {**self.manifest, "n": int(len(idx))}
+        return dataclasses.replace(self, **changes)
+
+    def cal_mask(self, *, cal_fraction: float = 0.5, seed: int = 0) -> np.ndarray:
+        """True for cal rows: the ``split`` column when present, else :func:`cal_test_split`."""
+        if self.split is not None:
+            return self.split == "cal"
+        return cal_test_split(self.id, cal_fraction=cal_fraction, seed=seed)
+
+
+def _column_1d(values: Any, name: str, n: int | None) -> np.ndarray:
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise RecordsError(f"{name}: expected one value per row, got shape {a.shape}")
+    if n is not None and len(a) != n:
+        raise RecordsError(f"{name}: has {len(a)} rows, id has {n}")
+    return a
+
+
+def _int_column(values: Any, name: str, n: int) -> np.ndarray:
+    a = _column_1d(values, name, n)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise RecordsError(f"{name}: expected integers, got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _float_column(values: Any, name: str, n: int, low: float | None = None, high: float | None = None) -> np.ndarray:
+    a = _column_1d(values, name, n)
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
+        raise RecordsError(f"{name}: expected numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise RecordsError(f"{name}: contains NaN or infinite values")
+    if (low is not None and a.min() < low) or (high is not None and a.max() > high):
+        raise RecordsError(f"{name}: values must lie in [{low}, {high}], found [{a.min():.6g}, {a.max():.6g}]")
+    return a
+
+
+def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any | None = None,
+                 logits: Any | None = None, confidence: Any | None = None, score: Any | None = None,
+                 valid_labels: Sequence[Sequence[int]] | None = None, is_noisy: Any | None = None,
+                 split: Any | None = None, **manifest: Any) -> Records:
+    """Validate columns and build a :class:`Records`.
+
+    Parameters
+    ----------
+    id : sequence of str, shape (n,)
+        Unique row ids (the join key across models).
+    pred : int array, shape (n,)
+    label : int array, shape (n,), optional
+        Given label, -1 where unknown; required with ``logits``.
+    verified : array, shape (n,), optional
+        Verifier score in [0, 1]; defaults to ``pred == label`` (needs every label known).
+    logits : array, shape (n, C)
+        Raw logits; or ``confidence`` (n,) probabilities in [0, 1]; or ``score`` (n,) real.
+        Exactly one of the three.
+    valid_labels, is_noisy, split
+        Optional ground truth and split columns (SPEC §0).
+    **manifest
+        model, dataset, split and anything else worth keeping (extraction parameters...).
+
+    Raises
+    ------
+    RecordsError (a ValueError) naming the offending column.
+    """
+    ids = np.asarray(id)
+    if ids.ndim != 1 or len(ids) == 0:
+        raise RecordsError(f"id: expected a non-empty 1-D column, got shape {ids.shape}")
+    if not all(isinstance(i, str) for i in ids.tolist()):
+        raise RecordsError("id: every id must be a string")
+    ids = ids.astype(object)
+    n = len(ids)
+    unique, counts = np.unique(ids, return_counts=True)
+    if len(unique) != n:
+        raise RecordsError(f"id: {int((counts > 1).sum())} id(s) repeat, e.g. {unique[counts > 1][0]!r}")
+    pred_a = _int_column(pred, "pred", n)
+    given = [s for s, v in zip(SOURCES, (logits, confidence, score)) if v is not None]
+    if len(given) != 1:
+        raise RecordsError(f"logits/confidence/score: exactly one confidence source is required, got {given or 'none'}")
+    src = given[0]
+    cols: dict[str, Any] = {}
+    if src == "logits":
+        z = np.asarray(logits)
+        if z.ndim != 2 or len(z) != n:
+            raise RecordsError(f"logits: expected shape ({n}, C), got {z.shape}")
+        if not np.issubdtype(z.dtype, np.floating):
+            z = z.astype(np.float32)
+        if not np.isfinite(z).all():
+            raise RecordsError("logits: contains NaN or infinite values")
+        cols["logits"] = z
+    elif src == "confidence":
+        cols["confidence"] = _float_column(confidence, "confidence", n, 0.0, 1.0)
+    else:
+        cols["score"] = _float_column(score, "score", n)
+    if label is None:
+        if src == "logits":
+            raise RecordsError("label: required for classifiers (record sets with logits)")
+        label_a = np.full(n, -1, dtype=np.int64)
+    else:
+        label_a = _int_column(label, "label", n)
+        if label_a.min() < -1:
+            raise RecordsError(f"label: must be >= -1 (-1 = unknown), found {label_a.min()}")
+    if src == "logits":
+        C = cols["logits"].shape[1]
+        for name, col in (("label", label_a), ("pred", pred_a)):
+            if col.max() >= C:
+                raise RecordsError(f"{name}: class indices must be < {C} (the logits' width), found {col.max()}")
+    if pred_a.min() < 0:
+        raise RecordsError(f"pred: must be >= 0, found {pred_a.min()}")
+    if verified is None:
+        if (label_a < 0).any():
+            raise RecordsError("verified: required where label is unknown (-1)")
+        verified_a = (pred_a == label_a).astype(np.float64)
+    else:
+        verified_a = _float_column(verified, "verified", n, 0.0, 1.0)
+    valid = None
+    if valid_labels is not None:
+        if len(valid_labels) != n:
+            raise RecordsError(f"valid_labels: has {len(valid_labels)} rows, id has {n}")
+        valid = [np.asarray(v, dtype=np.int64).reshape(-1) for v in valid_labels]
+    noisy = None if is_noisy is None else _column_1d(is_noisy, "is_noisy", n)
+    if noisy is not None:
+        if noisy.dtype != bool:
+            raise RecordsError(f"is_noisy: expected booleans, got dtype {noisy.dtype}")
+    split_a = None if split is None else _column_1d(split, "split", n).astype(object)
+    if split_a is not None and not set(split_a.tolist()) <= {"cal", "test"}:
+        raise RecordsError(f"split: values must be 'cal' or 'test', found {sorted(set(split_a.tolist()) - {'cal', 'test'})}")
+    meta = {"model": None, "dataset": None, "split": None, **manifest, "n": n, "source": src,
+            "schema_version": SCHEMA_VERSION}
+    meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("producer", _code_version())
+    return Records(id=ids, pred=pred_a, label=label_a, verified=verified_a, valid_labels=valid,
+                   is_noisy=noisy, split=split_a, manifest=meta, **cols)
+
+
+def write_records(records: Records, path: str | os.PathLike) -> None:
+    """Write a record set to one Parquet file, manifest in the schema metadata."""
+    arrays: dict[str, pa.Array] = {"id": pa.array(records.id.tolist(), pa.string()),
+                                   "pred": pa.array(records.pred, pa.int64()),
+                                   "label": pa.array(records.label, pa.int64()),
+                                   "verified": pa.array(records.verified, pa.float64())}
+    if records.logits is not None:
+        z = np.ascontiguousarray(records.logits)
+        arrays["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1)), z.shape[1])
+    for name in ("confidence", "score"):
+        if getattr(records, name) is not None:
+            arrays[name] = pa.array(getattr(records, name), pa.float64())
+    if records.valid_labels is not None:
+        arrays["valid_labels"] = pa.array([v.tolist() for v in records.valid_labels], pa.list_(pa.int64()))
+    if records.is_noisy is not None:
+        arrays["is_noisy"] = pa.array(records.is_noisy, pa.bool_())
+    if records.split is not None:
+        arrays["split"] = pa.array(records.split.tolist(), pa.string())
+    table = pa.table(arrays).replace_schema_metadata({MANIFEST_KEY: json.dumps(records.manifest, default=str)})
+    pq.write_table(table, path)
+
+
+def _logits_from_arrow(column: pa.ChunkedArray) -> np.ndarray:
+    col = column.combine_chunks()
+    if pa.types.is_fixed_size_list(col.type):
+        width = col.type.list_size
+    elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        lengths = np.asarray(col.value_lengths())
+        if len(set(lengths.tolist())) != 1:
+            raise RecordsError(f"logits: rows must all have the same length C, found lengths {sorted(set(lengths.tolist()))[:5]}")
+        width = int(lengths[0])
+    else:
+        raise RecordsError(f"logits: expected list<float>, got {col.type}")
+    if col.null_count:
+        raise RecordsError("logits: contains null rows")
+    values = col.flatten()
+    if not pa.types.is_floating(values.type):
+        raise RecordsError(f"logits: expected floats, got list<{values.type}>")
+    return values.to_numpy(zero_copy_only=False).reshape(len(col), width)
+
+
+def read_records(path: str | os.PathLike) -> Records:
+    """Read and validate a record set written by :func:`write_records` (or any Parquet file
+    that follows SPEC §0). Raises :class:`RecordsError` naming the offending column."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"record set not found: {path}")
+    table = pq.read_table(path)
+    meta_raw = (table.schema.metadata or {}).get(MANIFEST_KEY)
+    if meta_raw is None:
+        raise RecordsError(f"manifest: {path} has no 'calcas' manifest in its schema metadata")
+    try:
+        manifest = json.loads(meta_raw)
+    except json.JSONDecodeError as err:
+        raise RecordsError(f"manifest: not valid JSON ({err})") from None
+    names = set(table.column_names)
+    for required in ("id", "pred"):
+        if required not in names:
+            raise RecordsError(f"{required}: required column is missing from {path}")
+    unknown = names - {"id", "pred", "label", "verified", *SOURCES, "valid_labels", "is_noisy", "split"}
+    if unknown:
+        raise RecordsError(f"{sorted(unknown)[0]}: not a record-set column (SPEC §0)")
+    for name in names - {"valid_labels"}:
+        if table.column(name).null_count:
+            raise RecordsError(f"{name}: contains null values")
+    if not pa.types.is_string(table.column("id").type) and not pa.types.is_large_string(table.column("id").type):
+        raise RecordsError(f"id: expected strings, got {table.column('id').type}")
+    col = {name: table.column(name) for name in names}
+    kwargs: dict[str, Any] = {}
+    for name in ("label", "verified", "confidence", "score", "is_noisy"):
+        if name in col:
+            kwargs[name] = col[name].to_numpy()
+    if "logits" in col:
+        kwargs["logits"] = _logits_from_arrow(col["logits"])
+    if "valid_labels" in col:
+        kwargs["valid_labels"] = [v if v is not None else [] for v in col["valid_labels"].to_pylist()]
+    if "split" in col:
+        kwargs["split"] = np.asarray(col["split"].to_pylist(), dtype=object)
+    kept = {k: v for k, v in manifest.items() if k not in ("n", "source", "schema_version")}
+    records = make_records(col["id"].to_pylist(), col["pred"].to_numpy(), **kwargs, **kept)
+    if manifest.get("n") != records.n:
+        raise RecordsError(f"manifest: says n={manifest.get('n')}, the file has {records.n} rows")
+    if manifest.get("source") != records.source:
+        raise RecordsError(f"manifest: says source={manifest.get('source')!r}, the columns carry {records.source!r}")
+    return records
+
+
+def align(*record_sets: Records) -> tuple[Records, ...]:
+    """Inner-join record sets on ``id``; rows come out in sorted-id order, identical across sets.
+
+    Warns when a set loses rows; raises :class:`RecordsError` when no id is shared.
+    """
+    if len(record_sets) < 2:
+        raise ValueError("align: give at least two record sets")
+    common = record_sets[0].id
+    for r in record_sets[1:]:
+        common = np.intersect1d(common, r.id)
+    if len(common) == 0:
+        names = ", ".join(str(r.manifest.get("model")) for r in record_sets)
+        raise RecordsError(f"id: the record sets ({names}) share no ids; check that they come from the same dataset")
+    out = []
+    for r in record_sets:
+        order = np.argsort(r.id)
+        rows = order[np.searchsorted(r.id[order], common)]
+        if len(rows) < r.n:
+            warnings.warn(f"align: kept {len(rows)} of {r.n} rows of {r.manifest.get('model')!r} "
+                          "(ids missing from another set)", stacklevel=2)
+        out.append(r.take(rows))
+    return tuple(out)
+
+
+def cal_test_split(ids: Any, *, cal_fraction: float = 0.5, seed: int = 0) -> np.ndarray:
+    """The paper's seeded split: True for the cal half, False for test, shape (n,).
+
+    Depends only on the set of ids and the seed (not on row order), so aligned record sets of
+    different models get the same split.
+    """
+    ids = np.asarray(ids).astype(str)
+    n = len(ids)
+    if not 0.0 < cal_fraction < 1.0:
+        raise ValueError(f"cal_fraction: must be strictly between 0 and 1, got {cal_fraction}")
+    n_cal = int(round(n * cal_fraction))
+    if n_cal == 0 or n_cal == n:
+        raise ValueError(f"cal_fraction: {cal_fraction} of {n} rows leaves an empty cal or test split")
+    order = np.argsort(ids, kind="stable")
+    chosen = order[np.random.default_rng(seed).permutation(n)[:n_cal]]
+    mask = np.zeros(n, dtype=bool)
+    mask[chosen] = True
+    return mask
