@@ -125,7 +125,7 @@ def _float_column(values: Any, name: str, n: int, low: float | None = None, high
 def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any | None = None,
                  logits: Any | None = None, confidence: Any | None = None, score: Any | None = None,
                  valid_labels: Sequence[Sequence[int]] | None = None, is_noisy: Any | None = None,
-                 split: Any | None = None, **manifest: Any) -> Records:
+                 split: Any | None = None, manifest: dict[str, Any] | None = None) -> Records:
     """Validate columns and build a :class:`Records`.
 
     Parameters
@@ -142,8 +142,9 @@ def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any 
         Exactly one of the three.
     valid_labels, is_noisy, split
         Optional ground truth and split columns (SPEC §0).
-    **manifest
-        model, dataset, split and anything else worth keeping (extraction parameters...).
+    manifest : dict, optional
+        model, dataset, split and anything else worth keeping (extraction parameters...);
+        n, source, schema_version are set here, created and producer when absent.
 
     Raises
     ------
@@ -211,7 +212,7 @@ def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any 
     split_a = None if split is None else _column_1d(split, "split", n).astype(object)
     if split_a is not None and not set(split_a.tolist()) <= {"cal", "test"}:
         raise RecordsError(f"split: values must be 'cal' or 'test', found {sorted(set(split_a.tolist()) - {'cal', 'test'})}")
-    meta = {"model": None, "dataset": None, "split": None, **manifest, "n": n, "source": src,
+    meta = {"model": None, "dataset": None, "split": None, **(manifest or {}), "n": n, "source": src,
             "schema_version": SCHEMA_VERSION}
     meta.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     meta.setdefault("producer", _code_version())
@@ -297,7 +298,7 @@ def read_records(path: str | os.PathLike) -> Records:
     if "split" in col:
         kwargs["split"] = np.asarray(col["split"].to_pylist(), dtype=object)
     kept = {k: v for k, v in manifest.items() if k not in ("n", "source", "schema_version")}
-    records = make_records(col["id"].to_pylist(), col["pred"].to_numpy(), **kwargs, **kept)
+    records = make_records(col["id"].to_pylist(), col["pred"].to_numpy(), **kwargs, manifest=kept)
     if manifest.get("n") != records.n:
         raise RecordsError(f"manifest: says n={manifest.get('n')}, the file has {records.n} rows")
     if manifest.get("source") != records.source:

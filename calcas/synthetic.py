@@ -92,8 +92,7 @@ def make_synthetic(n: int = 10_000, *, n_classes: int = 10, accuracy: Sequence[f
         noise = np.sqrt(correlation) * shared + np.sqrt(1 - correlation) * rng.standard_normal((n, n_classes))
         logits = (s * mu * (mu * onehot + noise)).astype(np.float32)
         out[name] = make_records(ids, logits.argmax(axis=1), label=labels, logits=logits, is_noisy=noisy,
-                                 model=name, dataset="synthetic", split=None,
-                                 parameters={"n": n, "n_classes": n_classes, "accuracy": a,
-                                             "confidence_scale": s, "correlation": correlation,
-                                             "flip_rate": flip_rate, "seed": seed})
+                                 manifest={"model": name, "dataset": "synthetic", "parameters": {
+                                     "n": n, "n_classes": n_classes, "accuracy": a, "confidence_scale": s,
+                                     "correlation": correlation, "flip_rate": flip_rate, "seed": seed}})
     return out
