@@ -50,7 +50,9 @@ def equal_count_edges(confidence: Any, n_bins: int) -> np.ndarray:
     sizes = np.full(n_bins, len(s) // n_bins)
     sizes[: len(s) % n_bins] += 1
     starts = np.cumsum(sizes)[:-1]  # index of the first value of groups 1..n_bins-1
-    interior = (s[starts - 1] + s[starts]) / 2.0
+    lo, hi = s[starts - 1], s[starts]
+    interior = lo / 2.0 + hi / 2.0  # halves first: no overflow to inf for huge scores
+    interior = np.where(interior > lo, interior, hi)  # adjacent floats: midpoint rounds to lo
     return np.concatenate(([-np.inf], interior, [np.inf]))
 
 

@@ -6,13 +6,14 @@ monotone maps, so neither changes the ranking of samples by confidence.
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import expit
 
 from ._validate import correct_array, float_array, label_array, same_length
-from .confidence import max_prob_confidence, softmax
+from .confidence import _check_temperature, max_prob_confidence, softmax
 
 _ROWS_PER_CHUNK = 128  # ~0.5 MB of fp32 logits per chunk: stays in cache, bounds extra memory
 
@@ -102,10 +103,14 @@ def fit_temperature(logits: Any, labels: Any, *, max_iter: int = 100) -> float:
     row_max = z.max(axis=1).astype(np.float64)
     label_logit = z[np.arange(n), y].astype(np.float64)
     margin = row_max - label_logit
+    if np.all(row_max == z.min(axis=1)):
+        raise ValueError("logits: every row is constant, so the NLL does not depend on the temperature")
     if np.all(margin == 0):
         raise ValueError("labels: every label is the model's top-1 class; the NLL keeps falling as "
                          "T -> 0, so there is no finite temperature to fit")
-    if float(np.mean(z.mean(axis=1, dtype=np.float64) - label_logit)) >= 0:
+    # NLL'(beta=0) = mean(row mean - label logit); rounding of the row means is ~eps * |z|.
+    rounding = 1e-12 * max(1.0, float(np.abs(z).max()))
+    if float(np.mean(z.mean(axis=1, dtype=np.float64) - label_logit)) >= -rounding:
         raise ValueError("labels: the logits rank the labels no better than uniform; the NLL is "
                          "minimised at T = inf, so temperature scaling does not apply")
     beta = 1.0
@@ -127,7 +132,8 @@ def temperature_nll(logits: Any, labels: Any, temperature: float) -> float:
     y = label_array(labels, "labels", z.shape[1])
     same_length(logits=z, labels=y)
     row_max = z.max(axis=1)
-    f, _, _ = _temperature_objective(z, row_max, row_max - z[np.arange(len(z)), y], 1.0 / temperature)
+    f, _, _ = _temperature_objective(z, row_max, row_max - z[np.arange(len(z)), y],
+                                     1.0 / _check_temperature(temperature))
     return f
 
 
@@ -162,6 +168,10 @@ def fit_platt(scores: Any, verified: Any, *, max_iter: int = 100) -> tuple[float
                          "wrong answers")
     if s.min() == s.max():
         raise ValueError(f"scores: all values equal {s[0]:.6g}; Platt scaling needs varying scores")
+    pos, neg = s[v > 0], s[v < 1]  # a soft label (0 < v < 1) counts on both sides
+    if neg.max() <= pos.min() or pos.max() <= neg.min():  # (quasi-)separation: no finite MLE
+        raise ValueError("scores: they separate verified outcomes perfectly, so the Platt slope "
+                         "grows without bound (no finite optimum)")
     # Standardise for conditioning; undo at the end.
     mu, sd = s.mean(), s.std()
     x = (s - mu) / sd
@@ -263,3 +273,58 @@ class PlattScaling:
         return expit(self.a_ * float_array(scores, "scores", ndim=1) + self.b_)
 
     transform = predict_proba
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibratedRecords:
+    """What :func:`calibrate_records` returns: every array has one entry per record row."""
+
+    method: str                       # "temperature" or "platt"
+    calibrator: TemperatureScaling | PlattScaling
+    raw: np.ndarray                   # (n,) uncalibrated confidence in pred
+    calibrated: np.ndarray            # (n,) calibrated confidence in pred
+    probabilities: np.ndarray | None  # (n, C) calibrated class probabilities (temperature only)
+
+
+def calibrate_records(records: "Records", cal_mask: Any, *, method: str = "auto") -> CalibratedRecords:
+    """Fit a calibrator on the cal rows of a record set and apply it to every row.
+
+    Parameters
+    ----------
+    records : calcas.Records
+        A record set; its confidence source decides what ``method="auto"`` does: temperature
+        scaling on ``logits`` (against ``label``), Platt scaling on ``confidence`` (via
+        log(c / (1 - c))) or ``score`` (against ``verified``).
+    cal_mask : bool array, shape (n,)
+        True for the rows to fit on.
+    method : {"auto", "temperature", "platt"}
+        Platt also works on logits (on the top-1 probability's log-odds).
+
+    Returns
+    -------
+    CalibratedRecords
+        ``raw`` is the uncalibrated confidence (max softmax, the ``confidence`` column, or
+        sigmoid(score) for a score set).
+    """
+    mask = np.asarray(cal_mask, dtype=bool)
+    if mask.shape != (records.n,):
+        raise ValueError(f"cal_mask: expected shape ({records.n},), got {mask.shape}")
+    if not mask.any():
+        raise ValueError("cal_mask: selects no rows to fit on")
+    if method == "auto":
+        method = "temperature" if records.logits is not None else "platt"
+    if method == "temperature":
+        if records.logits is None:
+            raise ValueError(f"method: temperature scaling needs logits; this record set carries "
+                             f"{records.source!r} (use 'platt')")
+        ts = TemperatureScaling().fit(records.logits[mask], records.label[mask])
+        probabilities = ts.predict_proba(records.logits)
+        calibrated = probabilities[np.arange(records.n), records.pred]
+        return CalibratedRecords("temperature", ts, records.raw_confidence(), calibrated, probabilities)
+    if method == "platt":
+        score = records.platt_score()
+        ps = PlattScaling().fit(score[mask], records.verified[mask])
+        # A score has no confidence of its own: sigmoid(score) stands in as the uncalibrated one.
+        raw = records.raw_confidence() if records.score is None else expit(score)
+        return CalibratedRecords("platt", ps, raw, ps.transform(score), None)
+    raise ValueError(f"method: expected 'auto', 'temperature' or 'platt', got {method!r}")
