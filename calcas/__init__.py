@@ -3,7 +3,8 @@ know when they do not know". One module per idea of the paper; see the README.""
 __version__ = "0.1.0"
 
 from .binning import assign_bins, bin_edges, equal_count_edges, equal_width_edges
-from .calibration import PlattScaling, TemperatureScaling, fit_platt, fit_temperature, temperature_nll
+from .calibration import (CalibratedRecords, PlattScaling, TemperatureScaling, calibrate_records, fit_platt,
+                          fit_temperature, temperature_nll)
 from .cascade import AdvantageRouter, advantage_bins, cascade_curve, cascade_curves, oracle_accuracy
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_level,
                        confident_learning_flags, flag_class_threshold, flag_confident_disagreement,

@@ -1,0 +1,174 @@
+"""Notebook plumbing: the papermill parameters of each section, checked before anything runs,
+and the machine-readable results.json every executed notebook writes.
+
+Papermill only warns about a parameter the notebook does not declare and never checks types;
+each notebook therefore calls :func:`validate_parameters` right after its parameters cell, so
+that a misspelt name, a wrong type or a missing file stops the run with one clear message.
+The declarations below are the single source of truth; a test checks that every notebook's
+parameters cell declares exactly these names with these defaults.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, of the wrong type, out of range, or names a missing file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    is_path: bool = False  # a record-set path (or list of paths) that must exist
+
+
+def _rec(model: str) -> str:
+    """Where the runner's 01_extract leaves a record set, seen from a sibling section's folder."""
+    return f"../01_extract/records/mnist1d_{model}.parquet"
+
+
+_COMMON = {
+    "n_bins": Param(int, 15, "number of equal-count bins (the paper uses 15)", low=1),
+    "cal_fraction": Param(float, 0.5, "share of samples in the cal split (the rest is test)", low=0.0, high=1.0),
+    "seed": Param(int, 0, "seed of the cal/test split and of every resampling"),
+    "output_dir": Param(str, ".", "folder for results.json (and record sets in 01_extract)"),
+}
+_CALIBRATION = {"calibration": Param(str, "auto", "calibration method: 'auto' (temperature for logits, "
+                                     "Platt otherwise), 'temperature' or 'platt'",
+                                     choices=("auto", "temperature", "platt"))}
+
+SECTIONS: dict[str, dict[str, Param]] = {
+    "01_extract": {
+        "source": Param(str, "mnist1d", "where record sets come from", choices=("mnist1d", "synthetic")),
+        "models": Param(list, ["logreg", "mlp", "cnn", "cnn_b"], "models to train and score"),
+        "n_samples": Param(int, 12000, "number of samples in the pool (each half carries the bins)", low=100),
+        "flip_rate": Param(float, 0.08, "share of labels flipped to another class (cleaning ground truth)",
+                           low=0.0, high=0.99),
+        "n_folds": Param(int, 4, "cross-fitting folds: no sample is scored by a model that saw it", low=2),
+        "seed": _COMMON["seed"],
+        "output_dir": _COMMON["output_dir"],
+    },
+    "02_calibration": {
+        "records": Param(list, [_rec("logreg"), _rec("mlp"), _rec("cnn"), _rec("cnn_b")],
+                         "record sets to calibrate", is_path=True),
+        **_CALIBRATION,
+        "n_boot": Param(int, 1000, "bootstrap replicates for the ECE intervals", low=1),
+        **_COMMON,
+    },
+    "03_cascading": {
+        "small_large": Param(list, [_rec("mlp"), _rec("cnn")],
+                             "record sets of the small-large pair: [first, second]", is_path=True),
+        "large_large": Param(list, [_rec("cnn"), _rec("cnn_b")],
+                             "record sets of the large-large pair: [first, second]", is_path=True),
+        "K": Param(int, 8, "number of bins kept by the first model at the highlighted operating point", low=0),
+        **_CALIBRATION,
+        **_COMMON,
+    },
+    "04_cleaning": {
+        "experts": Param(list, [_rec("mlp"), _rec("cnn"), _rec("cnn_b")], "record sets of the experts",
+                         is_path=True),
+        "K": Param(int, 5, "number of most accurate bins at the highlighted operating point", low=1),
+        **_CALIBRATION,
+        **_COMMON,
+    },
+    "05_results": {
+        "results_dir": Param(str, "..", "folder holding the other sections' output folders"),
+        "output_dir": _COMMON["output_dir"],
+    },
+}
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def validate_parameters(section: str, namespace: dict[str, Any], *, before: set[str]) -> dict[str, Any]:
+    """Check a notebook's parameters; return them as a dict.
+
+    Parameters
+    ----------
+    section : str
+        Notebook name, a key of :data:`SECTIONS`.
+    namespace : dict
+        The notebook's ``globals()`` after the parameters (and papermill's injected) cell.
+    before : set of str
+        Names that existed before the parameters cell; anything new that is not a declared
+        parameter was injected under a name the notebook does not know.
+
+    Raises
+    ------
+    ParameterError
+        One message listing every problem: unknown names, wrong types, values out of range
+        or not among the choices, and record-set files that do not exist.
+    """
+    if section not in SECTIONS:
+        raise ParameterError(f"section: unknown notebook {section!r}; expected one of {sorted(SECTIONS)}")
+    declared = SECTIONS[section]
+    problems = []
+    unknown = sorted(n for n in set(namespace) - before - set(declared) if not n.startswith("_"))
+    for name in unknown:
+        problems.append(f"{name}: not a parameter of {section} (known: {', '.join(declared)})")
+    values = {}
+    for name, p in declared.items():
+        if name not in namespace:
+            problems.append(f"{name}: missing from the parameters cell")
+            continue
+        value = values[name] = namespace[name]
+        if not _type_ok(value, p.type):
+            problems.append(f"{name}: expected {p.type.__name__}, got {type(value).__name__} {value!r}")
+            continue
+        if p.choices is not None and value not in p.choices:
+            problems.append(f"{name}: expected one of {list(p.choices)}, got {value!r}")
+        if isinstance(value, (int, float)) and (
+                (p.low is not None and value < p.low) or (p.high is not None and value > p.high)
+                or (isinstance(value, float) and not math.isfinite(value))):
+            problems.append(f"{name}: must lie in [{p.low}, {p.high}], got {value!r}")
+        if p.is_path:
+            paths = value if isinstance(value, list) else [value]
+            if not all(isinstance(x, str) for x in paths):
+                problems.append(f"{name}: expected paths as strings, got {value!r}")
+            else:
+                missing = [x for x in paths if not Path(x).exists()]
+                if missing:
+                    problems.append(f"{name}: file(s) not found: {', '.join(missing)}")
+    if problems:
+        raise ParameterError(f"{len(problems)} bad parameter(s) for {section}:\n  " + "\n  ".join(problems))
+    return values
+
+
+def _rounded(obj: Any, digits: int = 6) -> Any:
+    """Round floats so results.json compares cleanly across runs; NaN becomes null."""
+    if isinstance(obj, float):
+        return None if not math.isfinite(obj) else round(obj, digits)
+    if isinstance(obj, dict):
+        return {str(k): _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v, digits) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy scalar
+        return _rounded(obj.item(), digits)
+    if hasattr(obj, "tolist"):
+        return _rounded(obj.tolist(), digits)
+    return obj
+
+
+def write_results(output_dir: str | os.PathLike, results: dict[str, Any]) -> Path:
+    """Write ``results.json`` (sorted keys, floats rounded to 6 decimals, NaN as null) into
+    ``output_dir``; the same inputs and seed give a byte-identical file."""
+    path = Path(output_dir) / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_rounded(results), indent=1, sort_keys=True) + "\n")
+    return path
