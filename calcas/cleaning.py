@@ -31,6 +31,13 @@ def _experts(preds: Any, labels: Any, name: str = "preds") -> tuple[np.ndarray, 
     return p, y
 
 
+def _probabilities_and_labels(probabilities: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    P = float_array(probabilities, "probabilities", ndim=2, low=0.0, high=1.0)
+    y = label_array(labels, "labels", P.shape[1])
+    same_length(probabilities=P, labels=y)
+    return P, y
+
+
 def flag_top1_disagreement(preds: Any, labels: Any) -> np.ndarray:
     """Method 1: flag a sample when every expert's top-1 class differs from its label.
 
@@ -148,9 +155,7 @@ def flag_class_threshold(probabilities: Any, labels: Any) -> np.ndarray:
     -------
     flags : bool ndarray, shape (n,)
     """
-    P = float_array(probabilities, "probabilities", ndim=2, low=0.0, high=1.0)
-    y = label_array(labels, "labels", P.shape[1])
-    same_length(probabilities=P, labels=y)
+    P, y = _probabilities_and_labels(probabilities, labels)
     C = P.shape[1]
     count = np.bincount(y, minlength=C)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -181,9 +186,7 @@ def confident_learning_flags(probabilities: Any, labels: Any, *,
     """
     from cleanlab.filter import find_label_issues
 
-    P = float_array(probabilities, "probabilities", ndim=2, low=0.0, high=1.0)
-    y = label_array(labels, "labels", P.shape[1])
-    same_length(probabilities=P, labels=y)
+    P, y = _probabilities_and_labels(probabilities, labels)
     return np.asarray(find_label_issues(y, P, filter_by=filter_by, **kwargs), dtype=bool)
 
 
