@@ -59,7 +59,9 @@ SECTIONS: dict[str, dict[str, Param]] = {
         "output_dir": _COMMON["output_dir"],
     },
     "02_calibration": {
-        "records": Param(list, [_rec("logreg"), _rec("mlp"), _rec("cnn"), _rec("cnn_b")],
+        "records": Param(list, [_rec("logreg"), _rec("mlp"), _rec("cnn"), _rec("cnn_b"),
+                                "../01_extract/records/synthetic_overconfident.parquet",
+                                "../01_extract/records/synthetic_underconfident.parquet"],
                          "record sets to calibrate", is_path=True),
         **_CALIBRATION,
         "n_boot": Param(int, 1000, "bootstrap replicates for the ECE intervals", low=1),
@@ -77,7 +79,7 @@ SECTIONS: dict[str, dict[str, Param]] = {
     "04_cleaning": {
         "experts": Param(list, [_rec("mlp"), _rec("cnn"), _rec("cnn_b")], "record sets of the experts",
                          is_path=True),
-        "K": Param(int, 5, "number of most accurate bins at the highlighted operating point", low=1),
+        "K": Param(int, 12, "number of most accurate bins at the highlighted operating point", low=1),
         **_CALIBRATION,
         **_COMMON,
     },
