@@ -137,6 +137,7 @@ def build_book(root: str | Path = ".", *, strict: bool = True) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m calcas.book [ROOT] [--no-strict]`` builds the book."""
     parser = argparse.ArgumentParser(prog="python -m calcas.book", description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default=".", help="the book's root (default: .)")
     parser.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")

@@ -81,6 +81,7 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m calcas run [--profile P] [--sections S ...] [--no-book]``."""
     parser = argparse.ArgumentParser(prog="python -m calcas", description="calcas command line")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="execute the section notebooks with papermill, then build the book")
