@@ -52,7 +52,7 @@ def _temperature_objective(z: np.ndarray, row_max: np.ndarray, margin: np.ndarra
 
 
 def _newton_beta(z: np.ndarray, row_max: np.ndarray, margin: np.ndarray, beta: float,
-                 max_iter: int, rtol: float = 1e-8) -> tuple[float, int]:
+                 max_iter: int, rtol: float = 1e-7) -> tuple[float, int]:
     """Damped Newton on the convex 1-D NLL(beta), beta > 0; returns (beta, iterations)."""
     f_prev = np.inf
     beta_prev = beta
@@ -77,7 +77,8 @@ def fit_temperature(logits: Any, labels: Any, *, max_iter: int = 100) -> float:
 
     Solved exactly as a 1-D convex problem in beta = 1/T (SPEC §1): Newton on a row sample
     gives a starting point, then Newton steps over all rows until the estimated NLL gap
-    before the last step is below 1e-8 relative (the last step squares it). fp32 logits are processed in fp32 chunks (no full-size copy).
+    before the last step is below 1e-7 relative (the last step squares it). fp32 logits
+    are processed in fp32 chunks (no full-size copy).
 
     Parameters
     ----------
@@ -102,14 +103,15 @@ def fit_temperature(logits: Any, labels: Any, *, max_iter: int = 100) -> float:
     n = same_length(logits=z, labels=y)
     row_max = z.max(axis=1).astype(np.float64)
     label_logit = z[np.arange(n), y].astype(np.float64)
+    row_min = z.min(axis=1).astype(np.float64)
     margin = row_max - label_logit
-    if np.all(row_max == z.min(axis=1)):
+    if np.all(row_max == row_min):
         raise ValueError("logits: every row is constant, so the NLL does not depend on the temperature")
     if np.all(margin == 0):
         raise ValueError("labels: every label is the model's top-1 class; the NLL keeps falling as "
                          "T -> 0, so there is no finite temperature to fit")
     # NLL'(beta=0) = mean(row mean - label logit); rounding of the row means is ~eps * |z|.
-    rounding = 1e-12 * max(1.0, float(np.abs(z).max()))
+    rounding = 1e-12 * max(1.0, float(np.abs(row_max).max()), float(np.abs(row_min).max()))
     if float(np.mean(z.mean(axis=1, dtype=np.float64) - label_logit)) >= -rounding:
         raise ValueError("labels: the logits rank the labels no better than uniform; the NLL is "
                          "minimised at T = inf, so temperature scaling does not apply")
