@@ -1,7 +1,8 @@
 """The record set (SPEC §0): one Parquet file of per-sample model outputs, and the one data
 contract that flows extract → calibrate → cascade → clean.
 
-Columns: ``id`` (unique string), ``pred`` (int), ``label`` (int, -1 unknown), ``verified``
+Columns: ``id`` (unique string), ``pred`` (int; -1 where a source reports only whether the
+answer was right), ``label`` (int, -1 unknown), ``verified``
 (float in [0, 1]; derived from ``pred == label`` when absent), exactly one confidence source
 (``logits`` fixed-length list<float>, ``confidence`` in [0, 1], or ``score`` real), and
 optionally ``valid_labels`` (list<int>), ``is_noisy`` (bool), ``split`` ("cal"/"test").
@@ -133,6 +134,8 @@ def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any 
     id : sequence of str, shape (n,)
         Unique row ids (the join key across models).
     pred : int array, shape (n,)
+        The model's answer; -1 where unknown (a source that gives only a grade), in which case
+        ``verified`` is required.
     label : int array, shape (n,), optional
         Given label, -1 where unknown; required with ``logits``.
     verified : array, shape (n,), optional
@@ -192,11 +195,13 @@ def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any 
         for name, col in (("label", label_a), ("pred", pred_a)):
             if col.max() >= C:
                 raise RecordsError(f"{name}: class indices must be < {C} (the logits' width), found {col.max()}")
-    if pred_a.min() < 0:
-        raise RecordsError(f"pred: must be >= 0, found {pred_a.min()}")
+    if pred_a.min() < -1:
+        raise RecordsError(f"pred: must be >= -1 (-1 = unknown), found {pred_a.min()}")
     if verified is None:
         if (label_a < 0).any():
             raise RecordsError("verified: required where label is unknown (-1)")
+        if (pred_a < 0).any():
+            raise RecordsError("verified: required where pred is unknown (-1)")
         verified_a = (pred_a == label_a).astype(np.float64)
     else:
         verified_a = _float_column(verified, "verified", n, 0.0, 1.0)

@@ -354,3 +354,13 @@ def test_records_is_a_value_error_subclass():
     assert isinstance(r, Records)
     with pytest.raises(ValueError, match="^score: "):
         r.raw_confidence()
+
+
+def test_unknown_pred_needs_verified():
+    r = make_records(["a", "b"], [-1, -1], verified=[1.0, 0.0], confidence=[0.9, 0.4])
+    np.testing.assert_array_equal(r.verified, [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"^verified: required where pred is unknown"):
+        make_records(["a", "b"], [-1, 1], label=[0, 1], confidence=[0.9, 0.4])
+    with pytest.raises(ValueError, match=r"^pred: must be >= -1"):
+        make_records(["a", "b"], [-2, 1], verified=[1.0, 0.0], confidence=[0.9, 0.4])
+
