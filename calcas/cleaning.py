@@ -288,7 +288,7 @@ def overlap_summary(flags_a: Any, flags_b: Any, *, is_error: Any | None = None,
 
 
 def cleaned_accuracy(pred: Any, labels: Any, flags: Any, *, true_labels: Any | None = None,
-                     mode: str = "replace") -> float:
+                     valid_labels: Sequence[Sequence[int]] | None = None, mode: str = "replace") -> float:
     """Accuracy after cleaning (the paper's Table 2).
 
     Parameters
@@ -298,9 +298,13 @@ def cleaned_accuracy(pred: Any, labels: Any, flags: Any, *, true_labels: Any | N
     flags : bool array, shape (n,)
         Labels flagged as wrong.
     true_labels : int array, shape (n,), optional
-        Ground-truth labels (-1 = unknown); needed for ``mode="replace"``.
+        Ground-truth labels (-1 = unknown).
+    valid_labels : sequence of n int sequences, optional
+        Every acceptable label per sample (ImageNet ReaL; empty = not rated). Give this or
+        ``true_labels`` for ``mode="replace"``.
     mode : {"replace", "drop"}
-        ``replace``: flagged labels are replaced by the ground truth where it is known;
+        ``replace``: a flagged label is replaced by the ground truth where it is known (with
+        ``valid_labels``, a flagged sample counts as right when ``pred`` is in its set);
         ``drop``: flagged samples are removed.
     """
     p = label_array(pred, "pred")
@@ -313,9 +317,18 @@ def cleaned_accuracy(pred: Any, labels: Any, flags: Any, *, true_labels: Any | N
         return float(np.mean(p[~f] == y[~f]))
     if mode != "replace":
         raise ValueError(f"mode: expected 'replace' or 'drop', got {mode!r}")
-    if true_labels is None:
-        raise ValueError("true_labels: required for mode='replace'")
-    t = label_array(true_labels, "true_labels", allow_unknown=True)
-    same_length(labels=y, true_labels=t)
-    cleaned = np.where(f & (t >= 0), t, y)
-    return float(np.mean(p == cleaned))
+    if (true_labels is None) == (valid_labels is None):
+        raise ValueError("true_labels, valid_labels: mode='replace' needs exactly one of them")
+    right = p == y
+    if true_labels is not None:
+        t = label_array(true_labels, "true_labels", allow_unknown=True)
+        same_length(labels=y, true_labels=t)
+        fix = f & (t >= 0)
+        right[fix] = p[fix] == t[fix]
+    else:
+        if len(valid_labels) != len(y):
+            raise ValueError(f"valid_labels: expected {len(y)} entries, got {len(valid_labels)}")
+        for i in np.flatnonzero(f):
+            if len(valid_labels[i]):
+                right[i] = p[i] in set(np.asarray(valid_labels[i]).tolist())
+    return float(np.mean(right))

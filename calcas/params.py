@@ -68,10 +68,8 @@ SECTIONS: dict[str, dict[str, Param]] = {
         **_COMMON,
     },
     "03_cascading": {
-        "small_large": Param(list, [_rec("mlp"), _rec("cnn")],
-                             "record sets of the small-large pair: [first, second]", is_path=True),
-        "large_large": Param(list, [_rec("cnn"), _rec("cnn_b")],
-                             "record sets of the large-large pair: [first, second]", is_path=True),
+        "pairs": Param(dict, {"small-large": [_rec("mlp"), _rec("cnn")], "large-large": [_rec("cnn"), _rec("cnn_b")]},
+                       "cascade pairs: name -> [first record set, second record set]", is_path=True),
         "K": Param(int, 8, "number of bins kept by the first model at the highlighted operating point", low=0),
         **_CALIBRATION,
         **_COMMON,
@@ -141,6 +139,11 @@ def validate_parameters(section: str, namespace: dict[str, Any], *, before: set[
             problems.append(f"{name}: must lie in [{p.low}, {p.high}], got {value!r}")
         if p.is_path:
             paths = value if isinstance(value, list) else [value]
+            if isinstance(value, dict):
+                bad = [k for k, v in value.items() if not (isinstance(v, list) and len(v) == 2)]
+                if bad:
+                    problems.append(f"{name}: each entry must be [first, second], not so for {bad}")
+                paths = [x for v in value.values() if isinstance(v, list) for x in v]
             if not all(isinstance(x, str) for x in paths):
                 problems.append(f"{name}: expected paths as strings, got {value!r}")
             else:

@@ -341,3 +341,18 @@ def test_cleaned_accuracy_replace_and_drop():
         cleaned_accuracy(pred, labels, flags, true_labels=true, mode="fix")
     with pytest.raises(ValueError, match="flags"):
         cleaned_accuracy(pred, labels, np.ones(6, bool), mode="drop")
+
+
+def test_cleaned_accuracy_with_valid_label_sets():
+    # 5 samples: given labels, predictions, flags, ReaL-style sets (empty = not rated)
+    pred = np.array([1, 2, 3, 4, 5])
+    labels = np.array([1, 0, 0, 0, 5])
+    flags = np.array([False, True, True, True, True])
+    valid = [[1], [2, 7], [9], [], [5]]
+    # row 0 right as given; row 1 flagged, pred in set -> right; row 2 flagged, not in set -> wrong;
+    # row 3 flagged but not rated -> judged on the given label (wrong); row 4 flagged, in set -> right
+    assert calcas.cleaned_accuracy(pred, labels, flags, valid_labels=valid) == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="exactly one of them"):
+        calcas.cleaned_accuracy(pred, labels, flags, valid_labels=valid, true_labels=labels)
+    with pytest.raises(ValueError, match="valid_labels: expected 5 entries"):
+        calcas.cleaned_accuracy(pred, labels, flags, valid_labels=valid[:4])

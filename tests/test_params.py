@@ -94,3 +94,12 @@ def test_wrong_papermill_parameter_stops_the_notebook_with_one_clear_error(tmp_p
                                    progress_bar=False)
     assert err.value.ename == "ParameterError"
     assert "results_dirr: not a parameter of 05_results" in err.value.evalue
+
+
+def test_cascade_pairs_are_checked():
+    ns = _namespace("03_cascading", pairs={"ok": ["a.parquet"], "x": ["b.parquet", "c.parquet"]})
+    with pytest.raises(ParameterError) as err:
+        validate_parameters("03_cascading", ns, before=set())
+    assert "pairs: each entry must be [first, second], not so for ['ok']" in str(err.value)
+    assert "pairs: file(s) not found: a.parquet, b.parquet, c.parquet" in str(err.value)
+

@@ -19,8 +19,8 @@ def _need_records():
 
 
 @pytest.mark.parametrize("section, parameters", [
-    ("03_cascading", lambda: {"small_large": [str(RECORDS / "mnist1d_mlp.parquet"), str(RECORDS / "mnist1d_cnn.parquet")],
-                              "large_large": [str(RECORDS / "mnist1d_cnn.parquet"), str(RECORDS / "mnist1d_cnn_b.parquet")],
+    ("03_cascading", lambda: {"pairs": {"a": [str(RECORDS / "mnist1d_mlp.parquet"), str(RECORDS / "mnist1d_cnn.parquet")],
+                                        "b": [str(RECORDS / "mnist1d_cnn.parquet"), str(RECORDS / "mnist1d_cnn_b.parquet")]},
                               "K": 5, "n_bins": 10}),
     ("04_cleaning", lambda: {"experts": [str(RECORDS / f"mnist1d_{m}.parquet") for m in ("mlp", "cnn", "cnn_b")],
                              "K": 4, "n_bins": 10, "seed": 3}),
