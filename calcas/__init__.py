@@ -8,7 +8,7 @@ from .calibration import (CalibratedRecords, PlattScaling, TemperatureScaling, c
 from .cascade import AdvantageRouter, advantage_bins, cascade_curve, cascade_curves, oracle_accuracy
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_level,
                        confident_learning_flags, flag_class_threshold, flag_confident_disagreement,
-                       flag_top1_disagreement, label_errors, overlap_summary, precision)
+                       disagreement_sweep, flag_top1_disagreement, label_errors, overlap_summary, precision)
 from .confidence import (class_confidence, max_prob_confidence, mean_token_logit, restricted_confidence,
                          sequence_likelihood, softmax, top1_logit)
 from .metrics import brier, ece, ece_bootstrap, mce, monotonicity, nll, reliability_table

@@ -332,3 +332,44 @@ def cleaned_accuracy(pred: Any, labels: Any, flags: Any, *, true_labels: Any | N
             if len(valid_labels[i]):
                 right[i] = p[i] in set(np.asarray(valid_labels[i]).tolist())
     return float(np.mean(right))
+
+
+def disagreement_sweep(preds: Any, labels: Any, *, is_error: Any | None = None) -> pd.DataFrame:
+    """Method 1 relaxed: flag a label when at least k of the m experts' answers differ from it,
+    for k = m (method 1 itself) down to 1.
+
+    Parameters
+    ----------
+    preds : int array, shape (m, n)
+        Each expert's answer (class index; -1 = no answer, which counts as disagreeing).
+    labels : int array, shape (n,)
+        The given labels.
+    is_error : array, shape (n,), optional
+        Ground truth of label errors (bool, or floats with NaN = unknown).
+
+    Returns
+    -------
+    DataFrame, one row per k from m down to 1: ``k, n_flagged, detection_rate, precision``
+    (truly wrong among flagged with known truth) and ``recall`` (flagged among the known
+    errors).
+    """
+    p = to_numpy(preds)
+    if p.ndim != 2:
+        raise ValueError(f"preds: expected shape (m, n), got {p.shape}")
+    y = label_array(labels, "labels")
+    if p.shape[1] != len(y):
+        raise ValueError(f"length mismatch: preds has {p.shape[1]} samples, labels has {len(y)}")
+    m = p.shape[0]
+    disagree = (p != y[None, :]).sum(axis=0)
+    truth = _truth(is_error, len(y))
+    known = ~np.isnan(truth)
+    n_errors = truth[known].sum()
+    rows = []
+    for k in range(m, 0, -1):
+        flagged = disagree >= k
+        rated = flagged & known
+        wrong = truth[rated].sum()
+        rows.append({"k": k, "n_flagged": int(flagged.sum()), "detection_rate": float(flagged.mean()),
+                     "precision": float(wrong / rated.sum()) if rated.any() else float("nan"),
+                     "recall": float(wrong / n_errors) if n_errors > 0 else float("nan")})
+    return pd.DataFrame(rows)

@@ -81,6 +81,19 @@ SECTIONS: dict[str, dict[str, Param]] = {
         **_CALIBRATION,
         **_COMMON,
     },
+    "00_public_data": {
+        "output_dir": _COMMON["output_dir"],
+    },
+    "06_mmlu_redux": {
+        "table": Param(str, "../00_public_data/records/mmlu_redux.parquet",
+                       "the MMLU-Redux table (calcas.datasets.public.mmlu_redux_table)", is_path=True),
+        "k": Param(int, 14, "highlighted operating point: flag when at least k experts disagree", low=1),
+        "output_dir": _COMMON["output_dir"],
+    },
+    "07_public_summary": {
+        "results_dir": Param(str, "..", "folder holding the public chapters' output folders"),
+        "output_dir": _COMMON["output_dir"],
+    },
     "05_results": {
         "results_dir": Param(str, "..", "folder holding the other sections' output folders"),
         "output_dir": _COMMON["output_dir"],

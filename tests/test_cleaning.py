@@ -356,3 +356,20 @@ def test_cleaned_accuracy_with_valid_label_sets():
         calcas.cleaned_accuracy(pred, labels, flags, valid_labels=valid, true_labels=labels)
     with pytest.raises(ValueError, match="valid_labels: expected 5 entries"):
         calcas.cleaned_accuracy(pred, labels, flags, valid_labels=valid[:4])
+
+
+def test_disagreement_sweep_by_hand():
+    labels = np.array([0, 1, 2, 0])
+    preds = np.array([[1, 1, 0, 0],    # expert 0 disagrees on samples 0, 2
+                      [1, 0, 0, 0],    # expert 1 disagrees on samples 0, 1, 2
+                      [2, 1, 2, -1]])  # expert 2 disagrees on samples 0, 3 (-1: no answer)
+    truth = np.array([1.0, 0.0, 1.0, np.nan])
+    sweep = calcas.disagreement_sweep(preds, labels, is_error=truth)
+    # disagreement counts: [3, 1, 2, 1]
+    assert sweep["k"].tolist() == [3, 2, 1]
+    assert sweep["n_flagged"].tolist() == [1, 2, 4]
+    np.testing.assert_allclose(sweep["precision"], [1.0, 1.0, 2 / 3])
+    np.testing.assert_allclose(sweep["recall"], [0.5, 1.0, 1.0])
+    # k = m is method 1
+    np.testing.assert_array_equal(calcas.flag_top1_disagreement(np.where(preds < 0, 9, preds), labels),
+                                  [True, False, False, False])
