@@ -129,6 +129,11 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     Each replicate resamples the n samples with replacement and recomputes the whole
     statistic, bins included (equal-count edges are re-fitted on every resample).
 
+    ECE is biased upward (sampling noise in a bin's accuracy only adds to |conf - acc|), and
+    more so on resamples, which repeat samples: for a well-calibrated model the percentile
+    interval can lie wholly above the point estimate. Read it as the spread of the statistic,
+    not as an interval around the true calibration error.
+
     Returns
     -------
     (ece, low, high) : the ECE on the data and the ``level`` interval's bounds.
