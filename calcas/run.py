@@ -47,7 +47,7 @@ ARC_PAIRS = {  # small -> large of the same family, and one large-large pair
 }
 
 PUBLIC_STEPS = (
-    Step("public/00_public_data", "00_public_data", {}),
+    Step("public/00_public_data", "00_public_data", {}, True),
     Step("public/imagenet_calibration", "02_calibration",
          {"records": [_pub(f"imagenet_{m}") for m in IMAGENET], "n_boot": 200}, True),
     Step("public/imagenet_cascading", "03_cascading",
