@@ -128,7 +128,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         start = time.perf_counter()
         if step.needs_public_data and not have_public:
             print(f"[{i}/{len(steps)}] {step.folder}: public data not found, writing a one-line chapter", flush=True)
-            _placeholder(out, step.folder, missing_data_message("public"))
+            title = step.folder.split("/")[-1].lstrip("0123456789_").replace("_", " ").capitalize()
+            _placeholder(out, title, missing_data_message())
             continue
         params = {**step.params, "output_dir": "."}
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
