@@ -350,3 +350,12 @@ def test_ece_bootstrap_bad_arguments():
         calcas.ece_bootstrap(c, v, 3, level=1.0)
     with pytest.raises(ValueError, match=r"^n_boot:"):
         calcas.ece_bootstrap(c, v, 3, n_boot=0)
+
+
+def test_the_books_worked_example():
+    """book/intro.md works this ECE out by hand: 0.5 * |0.526 - 0.4| + 0.5 * |0.894 - 1.0| = 0.116."""
+    import calcas
+    conf = [0.35, 0.42, 0.55, 0.61, 0.70, 0.78, 0.85, 0.90, 0.95, 0.99]
+    right = [0, 1, 0, 1, 0, 1, 1, 1, 1, 1]
+    assert calcas.ece(conf, right, n_bins=2) == pytest.approx(0.5 * abs(0.526 - 0.4) + 0.5 * abs(0.894 - 1.0))
+    assert calcas.equal_count_edges(conf, 2)[1] == pytest.approx(0.74)
