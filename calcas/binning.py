@@ -104,3 +104,24 @@ def assign_bins(confidence: Any, edges: Any) -> np.ndarray:
 def bin_counts(bins: np.ndarray, n_bins: int) -> np.ndarray:
     """Number of samples in each of ``n_bins`` bins."""
     return np.bincount(bins, minlength=n_bins)
+
+
+def bin_means(bins: np.ndarray, n_bins: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Count per bin, then the mean of each ``values`` array per bin (NaN for empty bins).
+
+    Parameters
+    ----------
+    bins : int array, shape (n,)
+        Bin index of every sample, from :func:`assign_bins`.
+    n_bins : int
+    *values : arrays, shape (n,)
+
+    Returns
+    -------
+    (count, mean_1, mean_2, ...) : ndarrays of shape (n_bins,)
+    """
+    count = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = tuple(np.bincount(bins, weights=v, minlength=n_bins) / count for v in values)
+    return (count, *means)
+

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._validate import check_k, check_n_bins, confidence_array, correct_array, same_length
-from .binning import assign_bins, equal_count_edges
+from .binning import assign_bins, bin_means, equal_count_edges
 
 
 def advantage_bins(conf_first: Any, conf_second: Any, n_bins: int = 15) -> dict[str, np.ndarray]:
@@ -41,10 +41,7 @@ def advantage_bins(conf_first: Any, conf_second: Any, n_bins: int = 15) -> dict[
     n_bins = check_n_bins(n_bins, len(cs))
     edges = equal_count_edges(cs, n_bins)
     b = assign_bins(cs, edges)
-    count = np.bincount(b, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_first = np.bincount(b, weights=cs, minlength=n_bins) / count
-        mean_second = np.bincount(b, weights=cl, minlength=n_bins) / count
+    count, mean_first, mean_second = bin_means(b, n_bins, cs, cl)
     advantage = mean_second - mean_first
     # lexsort sorts by the last key first; NaN (empty bins) sorts last.
     order = np.lexsort((-np.nan_to_num(mean_first, nan=-np.inf), advantage))

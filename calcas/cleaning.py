@@ -14,7 +14,7 @@ import pandas as pd
 
 from ._validate import (check_k, check_n_bins, confidence_array, float_array, label_array,
                         same_length, to_numpy)
-from .binning import assign_bins, equal_count_edges
+from .binning import assign_bins, bin_means, equal_count_edges
 
 
 def _experts(preds: Any, labels: Any, name: str = "preds") -> tuple[np.ndarray, np.ndarray]:
@@ -78,10 +78,7 @@ def accuracy_bin_ranks(confidence: Any, correct: Any, n_bins: int = 15) -> tuple
     same_length(confidence=c, correct=v)
     edges = equal_count_edges(c, check_n_bins(n_bins, len(c)))
     b = assign_bins(c, edges)
-    count = np.bincount(b, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.bincount(b, weights=v, minlength=n_bins) / count
-        mean_conf = np.bincount(b, weights=c, minlength=n_bins) / count
+    _, accuracy, mean_conf = bin_means(b, n_bins, v, c)
     # Most accurate first; NaN (empty) last because lexsort puts NaN at the end.
     order = np.lexsort((-np.nan_to_num(mean_conf, nan=-np.inf), -accuracy))
     rank = np.empty(n_bins, dtype=np.int64)
