@@ -15,6 +15,9 @@ from scipy.special import expit
 from ._validate import correct_array, float_array, label_array, same_length
 from .confidence import _check_temperature, max_prob_confidence, softmax
 
+if TYPE_CHECKING:  # records imports confidence only; no cycle at run time either way
+    from .records import Records
+
 _ROWS_PER_CHUNK = 128  # ~0.5 MB of fp32 logits per chunk: stays in cache, bounds extra memory
 
 

@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from .params import SECTIONS
-
 CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results")
 
 
