@@ -1,0 +1,1 @@
+"""Extraction of record sets from real models."""
