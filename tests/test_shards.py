@@ -1,0 +1,267 @@
+"""Tests of calcas.extract: resumable sharded extraction output (ShardWriter, extract,
+merge_shards) and the data-parallel path (rank_slice, the demo CLI under a killed-and-resumed
+run and under torchrun with two gloo ranks)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calcas import make_records, read_records
+from calcas.extract.parallel import rank_slice, run_demo
+from calcas.extract.shards import ShardWriter, done_ids, extract, list_shards, merge_shards, read_manifest
+
+VOLATILE = {"created", "extracted", "n_shards", "ranks"}
+MANIFEST = {"model": "toy", "dataset": "synthetic", "split": "test", "extraction": {"layer": -1}}
+
+
+def assert_same_records(a, b):
+    """Equal columns, bit for bit (logits dtype included), and equal manifests up to times and shard counts."""
+    assert a.id.tolist() == b.id.tolist()
+    for name in ("pred", "label", "verified", "confidence", "score"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert (a.logits is None) == (b.logits is None)
+    if a.logits is not None:
+        assert a.logits.dtype == b.logits.dtype and a.logits.shape == b.logits.shape
+        assert a.logits.tobytes() == b.logits.tobytes()
+    strip = lambda m: {k: v for k, v in m.items() if k not in VOLATILE}  # noqa: E731
+    assert strip(a.manifest) == strip(b.manifest)
+
+
+def toy_columns(n=53, classes=4, source="logits", seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"s{int(i):05d}" for i in rng.permutation(10 * n)[:n]]  # unsorted, with gaps
+    label = rng.integers(0, classes, n)
+    label[::9] = -1
+    cols = {"id": ids, "label": label, "verified": rng.random(n)}
+    if source == "logits":
+        z = (3 * rng.normal(size=(n, classes))).astype(np.float16)
+        cols.update(pred=z.astype(np.float32).argmax(axis=1), logits=z)
+    elif source == "confidence":
+        cols.update(pred=rng.integers(0, classes, n), confidence=rng.random(n))
+    else:
+        cols.update(pred=rng.integers(0, classes, n), score=rng.normal(size=n) * 5)
+    return cols
+
+
+def batches_of(cols, sizes=(5, 1, 11, 3)):
+    """Split columns into batches of uneven sizes (cycling through ``sizes``)."""
+    n, start, k = len(cols["id"]), 0, 0
+    while start < n:
+        stop = min(n, start + sizes[k % len(sizes)])
+        yield {name: v[start:stop] for name, v in cols.items()}
+        start, k = stop, k + 1
+
+
+def direct_records(cols, manifest=MANIFEST):
+    order = np.argsort(np.asarray(cols["id"], dtype=object))
+    sorted_cols = {name: np.asarray(v, dtype=object if name == "id" else None)[order] for name, v in cols.items()}
+    ids = sorted_cols.pop("id").tolist()
+    return make_records(ids, sorted_cols.pop("pred"), manifest=manifest, **sorted_cols)
+
+
+# --- 1. round trip ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["logits", "confidence", "score"])
+def test_round_trip_any_shard_size_equals_direct_records(tmp_path, source):
+    cols = toy_columns(source=source)
+    expected = direct_records(cols)
+    merged = []
+    for shard_size in (1, 7, 1000):
+        out = tmp_path / f"out{shard_size}"
+        n = extract(batches_of(cols), out, manifest=MANIFEST, shard_size=shard_size, progress=False)
+        assert n == 53
+        shards = list_shards(out)
+        assert len(shards) == -(-53 // shard_size)
+        doc = read_manifest(out)
+        assert doc["manifest"] == MANIFEST and doc["n_rows"] == 53
+        assert [s["file"] for s in doc["shards"]] == [s[0] for s in shards]
+        assert sum(s["rows"] for s in doc["shards"]) == 53
+        records = merge_shards(out, path=tmp_path / f"merged{shard_size}.parquet")
+        assert records.manifest["n_shards"] == len(shards) and records.manifest["ranks"] == [0]
+        assert_same_records(records, expected)
+        assert_same_records(read_records(tmp_path / f"merged{shard_size}.parquet"), expected)
+        merged.append(records)
+    if source == "logits":
+        assert merged[0].logits.dtype == np.float16
+        assert np.array_equal(merged[0].logits, expected.logits)
+
+
+def test_work_split_between_ranks_and_runs_merges_to_the_same_records(tmp_path):
+    cols = toy_columns()
+    ids = cols["id"]
+    position = {i: k for k, i in enumerate(ids)}
+    for rank in range(3):  # three ranks, run one after another into one directory
+        mine = rank_slice(ids, rank, 3)
+        rows = [position[i] for i in mine]
+        part = {name: [v[r] for r in rows] if name == "id" else np.asarray(v)[rows] for name, v in cols.items()}
+        extract(batches_of(part), tmp_path, manifest=MANIFEST, shard_size=4, rank=rank, world_size=3,
+                progress=False)
+    records = merge_shards(tmp_path)
+    assert records.manifest["ranks"] == [0, 1, 2]
+    assert_same_records(records, direct_records(cols))
+
+
+def test_rows_already_done_are_dropped_not_duplicated(tmp_path):
+    cols = toy_columns()
+    first = {name: v[:20] for name, v in cols.items()}
+    assert extract(batches_of(first), tmp_path, manifest=MANIFEST, shard_size=6, progress=False) == 20
+    assert done_ids(tmp_path) == set(cols["id"][:20])
+    with ShardWriter(tmp_path, manifest=MANIFEST, shard_size=6) as writer:
+        assert writer.done_ids() == set(cols["id"][:20])
+    # a careless caller that replays everything: only the 33 new rows are written
+    assert extract(batches_of(cols), tmp_path, manifest=MANIFEST, shard_size=6, progress=False) == 33
+    assert_same_records(merge_shards(tmp_path), direct_records(cols))
+
+
+def test_resume_with_another_manifest_is_refused(tmp_path):
+    cols = toy_columns()
+    extract(batches_of(cols), tmp_path, manifest=MANIFEST, progress=False)
+    with pytest.raises(ValueError, match="manifest.*model"):
+        ShardWriter(tmp_path, manifest={**MANIFEST, "model": "other"})
+
+
+def test_bad_batches_name_the_column(tmp_path):
+    cols = toy_columns(n=6)
+    with ShardWriter(tmp_path, manifest=MANIFEST) as writer:
+        with pytest.raises(ValueError, match="logits/confidence/score"):
+            writer.write({**cols, "score": np.zeros(6)})
+        with pytest.raises(ValueError, match="pred"):
+            writer.write({**cols, "pred": cols["pred"][:3]})
+        with pytest.raises(ValueError, match="colour"):
+            writer.write({**cols, "colour": np.zeros(6)})
+        writer.write(cols)
+        with pytest.raises(ValueError, match="logits"):
+            writer.write({**cols, "id": [f"x{i}" for i in range(6)], "logits": cols["logits"].astype(np.float32)})
+        with pytest.raises(ValueError, match="id: 'x0' was given twice"):
+            writer.write({**cols, "id": ["x0", "x1", "x0", "x3", "x4", "x5"]})
+
+
+# --- 2. kill and resume ------------------------------------------------------------------------
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _demo_cmd(out, n, *extra):
+    return [sys.executable, "-m", "calcas.extract.parallel", "demo", "--out", str(out), "--n", str(n),
+            "--batch-size", "4", "--shard-size", "8", "--no-progress", *extra]
+
+
+def test_killed_run_resumes_without_lost_or_duplicated_ids(tmp_path):
+    n = 96
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_demo_cmd(out, n, "--delay", "0.06"), env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list_shards(out)) < 2:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "no shard appeared within 30 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "records.parquet").exists()
+    partial = done_ids(out)
+    assert 8 <= len(partial) < n
+    # a half-written shard left by the kill: ignored by readers and removed on restart
+    junk = out / ".shard-r000-000099.parquet.tmp-12345"
+    junk.write_bytes(b"PAR1 truncated")
+    assert done_ids(out) == partial
+
+    resumed = subprocess.run(_demo_cmd(out, n), env=_env(), capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not junk.exists()
+    doc = read_manifest(out)
+    assert doc["n_rows"] == n and sum(s["rows"] for s in doc["shards"]) == n  # nothing written twice
+
+    reference_dir = tmp_path / "uninterrupted"
+    run_demo(reference_dir, n, batch_size=4, shard_size=8, progress=False)
+    got, expected = read_records(out / "records.parquet"), read_records(reference_dir / "records.parquet")
+    assert got.n == n and len(set(got.id.tolist())) == n
+    assert got.logits.dtype == np.float16
+    assert_same_records(got, expected)
+
+
+# --- 3. data parallel ---------------------------------------------------------------------------
+
+def test_torchrun_two_gloo_ranks_equal_single_process(tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        torchrun = shutil.which("torchrun")
+    assert torchrun, "torchrun not found"
+    n = 70
+    out = tmp_path / "ddp"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "calcas.extract.parallel", "--",
+           "demo", "--out", str(out), "--n", str(n), "--shard-size", "6", "--batch-size", "5", "--no-progress"]
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {r for _, r, _ in list_shards(out)} == {0, 1}
+    reference_dir = tmp_path / "single"
+    run_demo(reference_dir, n, shard_size=64, batch_size=16, progress=False)
+    got, expected = read_records(out / "records.parquet"), read_records(reference_dir / "records.parquet")
+    assert got.manifest["ranks"] == [0, 1] and expected.manifest["ranks"] == [0]
+    assert_same_records(got, expected)
+
+
+def test_rank_slice_is_a_deterministic_partition():
+    ids = [f"id{i}" for i in range(23)]
+    for world in (1, 2, 3, 7, 30):
+        parts = [rank_slice(ids, r, world) for r in range(world)]
+        assert sorted(sum(parts, [])) == sorted(ids)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+        assert parts == [rank_slice(ids, r, world) for r in range(world)]
+    with pytest.raises(ValueError, match="rank"):
+        rank_slice(ids, 2, 2)
+    with pytest.raises(ValueError, match="'a'"):
+        rank_slice(["a", "b", "a"], 0, 1)
+
+
+# --- 4. errors ------------------------------------------------------------------------------------
+
+def test_duplicate_ids_across_shards_are_refused_by_name(tmp_path):
+    cols = toy_columns(n=10)
+    # two ranks opened before either wrote, both given the same rows: each sees nothing done
+    w0 = ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, rank=0, world_size=2)
+    w1 = ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, rank=1, world_size=2)
+    w0.write(cols)
+    w1.write({name: v[3:5] for name, v in cols.items()})
+    w0.close()
+    w1.close()
+    dup = sorted(cols["id"][3:5])[0]
+    with pytest.raises(ValueError, match=rf"id: 2 id\(s\).*{dup!r}.*shard-r00[01]"):
+        merge_shards(tmp_path)
+
+
+def test_bad_shard_size_is_refused_by_name(tmp_path):
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="shard_size"):
+            ShardWriter(tmp_path, manifest=MANIFEST, shard_size=bad)
+    with pytest.raises(ValueError, match="shard_size"):
+        extract(batches_of(toy_columns()), tmp_path, manifest=MANIFEST, shard_size=0, progress=False)
+
+
+def test_merge_of_empty_directory_is_refused(tmp_path):
+    ShardWriter(tmp_path, manifest=MANIFEST).close()
+    with pytest.raises(ValueError, match="no complete shard"):
+        merge_shards(tmp_path)
+    assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == []
