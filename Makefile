@@ -15,6 +15,9 @@ $(STAMP): requirements.txt pyproject.toml
 	# torch first, pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.txt -e .
+	# timm without its torchvision dependency: PyPI's torchvision is a CUDA build that cannot
+	# import beside the CPU torch (see calcas/extract/vision.py, "timm without torchvision")
+	$(PY) -m pip install --quiet --no-deps timm==1.0.31
 	touch $@
 
 # Execute the section notebooks (offline CPU default) and build the Jupyter Book.
