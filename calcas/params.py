@@ -49,7 +49,9 @@ _CALIBRATION = {"calibration": Param(str, "auto", "calibration method: 'auto' (t
 
 SECTIONS: dict[str, dict[str, Param]] = {
     "01_extract": {
-        "source": Param(str, "mnist1d", "where record sets come from", choices=("mnist1d", "synthetic")),
+        "source": Param(str, "mnist1d", "where record sets come from: 'mnist1d' (train here), 'synthetic', "
+                        "or 'smollm2' (SmolLM2-135M on n_samples MMLU-Redux questions)",
+                        choices=("mnist1d", "synthetic", "smollm2")),
         "models": Param(list, ["logreg", "mlp", "cnn", "cnn_b"], "models to train and score"),
         "n_samples": Param(int, 12000, "number of samples in the pool (each half carries the bins)", low=100),
         "flip_rate": Param(float, 0.08, "share of labels flipped to another class (cleaning ground truth)",

