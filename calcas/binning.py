@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import check_n_bins, float_array
+from ._validate import check_n_bins, confidence_array, float_array
 
 BINNINGS = ("equal_count", "equal_width")
 
@@ -71,7 +71,7 @@ def bin_edges(confidence: Any, n_bins: int, binning: str = "equal_count") -> np.
     if binning == "equal_count":
         return equal_count_edges(confidence, n_bins)
     if binning == "equal_width":
-        c = float_array(confidence, "confidence", ndim=1, low=0.0, high=1.0)
+        c = confidence_array(confidence)
         check_n_bins(n_bins, len(c))
         return equal_width_edges(n_bins)
     raise ValueError(f"binning: expected one of {BINNINGS}, got {binning!r}")

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ._validate import (check_k, check_n_bins, confidence_array, float_array, label_array,
+from ._validate import (check_k, check_n_bins, confidence_array, correct_array, float_array, label_array,
                         same_length, to_numpy)
 from .binning import assign_bins, bin_means, equal_count_edges
 
@@ -74,7 +74,7 @@ def accuracy_bin_ranks(confidence: Any, correct: Any, n_bins: int = 15) -> tuple
     rank : int ndarray, shape (n_bins,); ``rank[b]`` is bin b's place by accuracy.
     """
     c = confidence_array(confidence)
-    v = float_array(correct, "correct", ndim=1, low=0.0, high=1.0)
+    v = correct_array(correct)
     same_length(confidence=c, correct=v)
     edges = equal_count_edges(c, check_n_bins(n_bins, len(c)))
     b = assign_bins(c, edges)

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.special import log_softmax as _log_softmax
 from scipy.special import softmax as _softmax
 
-from ._validate import float_array, to_numpy
+from ._validate import confidence_array, float_array, to_numpy
 
 # Platt's classifier score log(c / (1 - c)) is clipped to this many nats so c = 1.0 stays finite.
 _LOGIT_CLIP = 1e-12
@@ -177,6 +177,6 @@ def top1_logit(confidence: Any) -> np.ndarray:
     -------
     score : ndarray, shape (n,)
     """
-    c = float_array(confidence, "confidence", ndim=1, low=0.0, high=1.0)
+    c = confidence_array(confidence)
     c = np.clip(c, _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
     return np.log(c) - np.log1p(-c)
