@@ -7,7 +7,7 @@ import pytest
 
 import calcas
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(calcas.__path__, "calcas.") if m.name != "calcas.__main__")
+MODULES = sorted(m.name for m in pkgutil.walk_packages(calcas.__path__, "calcas.") if not m.name.endswith(".__main__"))
 
 
 def _public(module):

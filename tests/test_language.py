@@ -19,49 +19,8 @@ tokenizers = pytest.importorskip("tokenizers")
 import calcas  # noqa: E402
 from calcas.extract import language as lm  # noqa: E402
 
-CORPUS = ["What is the capital of France? Paris is the capital of France.",
-          "Answer: A", "Answer: B", "Answer: C", "Answer: D",
-          "A. red\nB. green\nC. blue\nD. yellow",
-          "The quick brown fox jumps over the lazy dog.", "2 + 2 = 4",
-          ] + [" A B C D E"] * 20
-CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>\n{{ m['content'] }}</s>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<assistant>\n{% endif %}")
+from conftest import MC_ITEMS as ITEMS  # noqa: E402
 
-ITEMS = [
-    {"id": "q0", "question": "What is the capital of France?", "choices": ["Paris", "Lyon", "Nice", "Lille"], "answer": 0},
-    {"id": "q1", "question": "2 + 2 =", "choices": ["3", "4", "5", "22"], "answer": 1},
-    {"id": "q2", "question": "Which colour is the sky?", "choices": ["red", "green", "blue", "a lazy brown dog"],
-     "answer": 2},
-    {"id": "q3", "question": "The quick brown fox jumps over the", "choices": ["cat", "fox", "hen", "lazy dog"],
-     "answer": 3},
-    {"id": "q4", "question": "Pick one.", "choices": ["A", "B", "C", "D"], "answer": 0},
-]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tk.train_from_iterator(CORPUS, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    tok.chat_template = CHAT_TEMPLATE
-    return tok
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         initializer_range=0.5, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return LlamaForCausalLM(config).eval()
 
 
 def _bare_logits(model, ids):
