@@ -564,7 +564,7 @@ def lm_manifest(model: str, *, dataset: str, split: str = "test", mode: str | No
                 revision: str | None = None, weights_file: str | os.PathLike | None = None,
                 dtype: Any = None, tokenizer: Any = None, use_chat_template: bool = True,
                 prompt_template: str = MC_TEMPLATE, decoding: dict | None = None,
-                extra: dict | None = None) -> dict:
+                extra: dict | None = None, backend: str = "transformers") -> dict:
     """The extraction manifest of a language-model record set (JSON-serialisable).
 
     Parameters
@@ -588,12 +588,14 @@ def lm_manifest(model: str, *, dataset: str, split: str = "test", mode: str | No
         E.g. ``{"strategy": "greedy", "max_new_tokens": 256}`` or the MC reduction.
     extra : dict, optional
         Anything else worth recording (merged last).
+    backend : str, default "transformers"
+        The inference backend that produced the outputs (``"transformers"`` or ``"vllm"``).
     """
     import torch
     import transformers
     from .. import __version__
 
-    manifest: dict[str, Any] = {"model": model, "dataset": dataset, "split": split, "backend": "transformers",
+    manifest: dict[str, Any] = {"model": model, "dataset": dataset, "split": split, "backend": backend,
                                 "mode": mode, "revision": revision, "prompt_template": prompt_template,
                                 "decoding": decoding or {"strategy": "greedy"},
                                 "dtype": None if dtype is None else str(dtype).removeprefix("torch."),
