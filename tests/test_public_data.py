@@ -381,3 +381,21 @@ def test_write_public_records(tmp_path):
     import pandas as pd
     redux = pd.read_parquet(written["mmlu_redux"])
     assert len(redux) == 5700 and set(public.REDUX_MODELS) <= set(redux.columns)
+
+
+@needs_data
+def test_with_imagenet_real_attaches_real_by_file_name_for_extracted_records():
+    """An extracted record set (ids = class folder / val file name, any order) gets the same ReaL
+    lists as the published-predictions converter, which joins the same file names independently."""
+    from calcas import make_records
+    published = public.imagenet_records("ResNet50", nrows=300)
+    take = [5, 0, 299, 17, 123]  # out of order, and through class sub-folders
+    ids = [f"n{label:08d}/{published.id[i]}" for i, label in zip(take, published.label[take])]
+    extracted = make_records(ids, published.pred[take], label=published.label[take],
+                             logits=np.eye(1000, dtype=np.float32)[published.pred[take]], manifest={"model": "x"})
+    attached = public.with_imagenet_real(extracted)
+    for row, i in enumerate(take):
+        assert attached.valid_labels[row].tolist() == published.valid_labels[i].tolist()
+    assert attached.manifest["model"] == "x" and "ReaL" in attached.manifest["valid_labels"]
+    with pytest.raises(ValueError, match="is not an ImageNet-1k val image name"):
+        public.with_imagenet_real(make_records(["cat/img1.png"], [0], label=[0], logits=[[1.0, 0.0]]))

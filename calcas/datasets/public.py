@@ -651,6 +651,34 @@ def imagenet_records(model: str, *, root: str | os.PathLike | None = None, nrows
                         confidence=np.clip(prob, 0.0, 1.0), valid_labels=valid, manifest=manifest)
 
 
+def with_imagenet_real(records: Records, *, root: str | os.PathLike | None = None) -> Records:
+    """An extracted ImageNet-1k val record set with the ReaL labels attached as ``valid_labels``.
+
+    Parameters
+    ----------
+    records : Records
+        Ids whose last path part is a val file name (``ILSVRC2012_val_%08d.JPEG``, as
+        :func:`calcas.extract.jobs.extract_vision` writes for the val folder, with or without
+        class sub-folders); class indices in the standard ILSVRC2012 order.
+    root : path-like, optional
+        Data root; default :func:`data_root`.
+
+    Returns
+    -------
+    Records
+        The same rows; ``valid_labels`` = the ReaL list of each image (empty: not rated), and the
+        manifest's ``n_real_empty`` and ``valid_labels`` source.
+    """
+    root_path = _resolve_root(root, "imagenet-real")
+    real = _imagenet_real(root_path)
+    names = [str(i).rsplit("/", 1)[-1] for i in records.id]
+    valid = [real[i] for i in _val_index(names)]
+    manifest = {**records.manifest, "valid_labels": f"ImageNet ReaL ({SOURCES['imagenet-real'].what})",
+                "n_real_empty": int(sum(1 for v in valid if len(v) == 0))}
+    return dataclasses.replace(records, valid_labels=[np.asarray(v, dtype=np.int64) for v in valid],
+                               manifest=manifest)
+
+
 _KNOWN_VAL_IMAGES = {  # val image -> (given label index, WordNet id), from the ILSVRC2012 val ground truth
     "ILSVRC2012_val_00000001.JPEG": (65, "n01751748"),   # sea snake
     "ILSVRC2012_val_00000002.JPEG": (970, "n09193705"),  # alp

@@ -511,6 +511,73 @@ def image_dataset(path: str | os.PathLike, data_config: dict, *, label_file: str
     return ImageDataset(root, ids, labels, transform, classes).without(skip_ids)
 
 
+class HFImageDataset(Dataset):
+    """A Hugging Face image data set with ids and labels; item ``i`` is ``(id, tensor, label)``.
+
+    Build it with :func:`hf_image_dataset`. ``ids`` are ``"<split>/<row index>"`` (or the data
+    set's id column), ``labels`` int64 (-1 unknown).
+    """
+
+    def __init__(self, table, rows, ids, labels, transform, image_column):
+        self.table, self.rows, self.transform, self.image_column = table, list(rows), transform, image_column
+        self.ids = list(ids)
+        self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        image = self.table[self.rows[index]][self.image_column]
+        return self.ids[index], self.transform(image), int(self.labels[index])
+
+    def without(self, skip_ids: Iterable[str]) -> "HFImageDataset":
+        """The same data set less the items whose id is in ``skip_ids``."""
+        skip = set(skip_ids)
+        keep = [i for i, id_ in enumerate(self.ids) if id_ not in skip]
+        return HFImageDataset(self.table, [self.rows[i] for i in keep], [self.ids[i] for i in keep],
+                              self.labels[keep], self.transform, self.image_column)
+
+
+def hf_image_dataset(source: str, data_config: dict, *, split: str = "validation", config: str | None = None,
+                     image_column: str = "image", label_column: str | None = "label",
+                     id_column: str | None = None, transform=None) -> HFImageDataset:
+    """An image data set loaded with ``datasets.load_dataset`` (hub id, or a local folder that
+    ``datasets`` reads, e.g. an image-folder tree), preprocessed for the model's data config.
+
+    Parameters
+    ----------
+    source : str
+        Data set id (``"ILSVRC/imagenet-1k"``) or local folder; ``"<id>:<config>"`` also works.
+    data_config : dict
+        The model's data config (:func:`load_model`).
+    split : str
+        The split to read.
+    image_column, label_column, id_column : str
+        Column names; without ``label_column`` (None, or absent) labels are -1; without
+        ``id_column`` ids are ``"<split>/<row index>"`` (zero-padded to 8 digits).
+
+    Returns
+    -------
+    HFImageDataset
+    """
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError("hf: reading Hugging Face data sets needs `pip install datasets`") from err
+    if config is None and ":" in source and not Path(source).exists():
+        source, config = source.rsplit(":", 1)
+    table = datasets.load_dataset(source, config, split=split)
+    if image_column not in table.column_names:
+        raise ValueError(f"{source}: no image column {image_column!r} (columns: {table.column_names})")
+    n = len(table)
+    labels = (table[label_column] if label_column and label_column in table.column_names else [-1] * n)
+    ids = ([str(i) for i in table[id_column]] if id_column else [f"{split}/{i:08d}" for i in range(n)])
+    if len(set(ids)) != n:
+        raise ValueError(f"{source}: ids in {id_column!r} are not unique")
+    transform = transform if transform is not None else EvalTransform(data_config)
+    return HFImageDataset(table, range(n), ids, labels, transform, image_column)
+
+
 def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))

@@ -1,0 +1,220 @@
+"""calcas.extract.jobs, the extraction command line: real loaders, backends, shards and merge, on a
+tiny random-weight LLaMA saved to a folder and timm's tiny test model (no hub, no network);
+data-parallel under torchrun with two gloo ranks."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import calcas  # noqa: E402
+from calcas.extract import jobs, language as lm  # noqa: E402
+from calcas.extract.parallel import DistContext  # noqa: E402
+from calcas.extract.tasks import task_items  # noqa: E402
+
+QUESTIONS = [
+    {"question": "What is the capital of France?", "choices": ["Paris", "Lyon", "Nice", "Lille"], "answer": 0},
+    {"question": "2 + 2 =", "choices": ["3", "4", "5", "22"], "answer": 1},
+    {"question": "Which colour is the sky?", "choices": ["red", "green", "blue", "yellow"], "answer": 2},
+    {"question": "The quick brown fox jumps over the", "choices": ["cat", "fox", "hen", "lazy dog"], "answer": 3},
+    {"question": "Pick one.", "choices": ["A", "B", "C", "D"], "answer": 0},
+    {"question": "Paris is the capital of", "choices": ["Spain", "France", "Italy", "Chile"], "answer": 1},
+    {"question": "The lazy dog", "choices": ["sleeps", "runs", "barks", "eats"], "answer": 0},
+]
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def mmlu_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mmlu") / "mmlu.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", **q}) + "\n" for i, q in enumerate(QUESTIONS)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gsm8k_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gsm8k") / "gsm8k.jsonl"
+    rows = [{"question": "Tom has 2 apples and buys 3 more. How many apples?", "answer": "2 + 3 = 5\n#### 5"},
+            {"question": "What is 10 minus 4?", "answer": "10 - 4 = 6\n#### 6"},
+            {"question": "2 + 2 =", "answer": "#### 4"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_mc_job_writes_the_scores_of_mc_batches(tiny_lm_dir, mmlu_file, model, tokenizer, tmp_path):
+    path = jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "job", batch_size=3,
+                                        progress=False)
+    records = calcas.read_records(path)
+    items = task_items("mmlu", str(mmlu_file))
+    direct = {}
+    for batch in lm.mc_batches(model, tokenizer, items, batch_size=3):
+        direct.update(zip(batch["id"], batch["logits"]))
+    assert list(records.id) == sorted(direct)
+    np.testing.assert_allclose(records.logits, np.stack([direct[i] for i in records.id]), rtol=1e-5, atol=1e-6)
+    assert (records.label == np.array([QUESTIONS[int(i[1:])]["answer"] for i in records.id])).all()
+    m = records.manifest
+    assert (m["task"], m["backend"], m["mode"]) == ("mmlu", "transformers", "first_token")
+    assert m["subset"] == {"n": None, "seed": 0}
+    # a second run finds everything done: nothing recomputed, the same record set
+    before = path.read_bytes()
+    jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "job", batch_size=3,
+                                 progress=False)
+    assert path.read_bytes() == before
+
+
+def test_mc_job_subset_is_seeded_and_a_changed_subset_is_refused(tiny_lm_dir, mmlu_file, tmp_path):
+    path = jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "job", n=4, seed=3,
+                                        progress=False)
+    ids = list(calcas.read_records(path).id)
+    assert ids == sorted(jobs.seeded_subset([f"q{i}" for i in range(len(QUESTIONS))], 4, 3))
+    with pytest.raises(ValueError, match="manifest"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "job", n=5, seed=3,
+                                     progress=False)
+
+
+def test_generation_job_grades_with_the_task_verifier(tiny_lm_dir, gsm8k_file, tmp_path):
+    path = jobs.extract_generation(str(tiny_lm_dir), "gsm8k", str(gsm8k_file), tmp_path / "gen", max_new_tokens=5,
+                                   batch_size=2, progress=False)
+    records = calcas.read_records(path)
+    assert records.n == 3 and records.score is not None and np.isfinite(records.score).all()
+    assert set(np.unique(records.verified)) <= {0.0, 1.0}
+    assert (records.pred == -1).all()
+    assert records.manifest["decoding"] == {"strategy": "greedy", "max_new_tokens": 5, "source": "score"}
+
+
+def test_jobs_refuse_bad_inputs_by_name(tiny_lm_dir, mmlu_file, gsm8k_file, tmp_path):
+    with pytest.raises(ValueError, match="task: 'gsm8k' is not a multiple-choice task"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "gsm8k", str(gsm8k_file), tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="task: 'mmlu' is not a generation task"):
+        jobs.extract_generation(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="source: must be 'score' or 'confidence'"):
+        jobs.extract_generation(str(tiny_lm_dir), "gsm8k", str(gsm8k_file), tmp_path / "c", source="mean",
+                                progress=False)
+    with pytest.raises(ValueError, match="backend: must be 'transformers' or 'vllm'"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "d", backend="tgi",
+                                     progress=False)
+    two_ranks = DistContext(0, 2, 0, None, "cpu")  # what torchrun with 2 processes would give
+    with pytest.raises(ValueError, match="vllm runs in one process"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "e", backend="vllm",
+                                     progress=False, ctx=two_ranks)
+    with pytest.raises(ValueError, match=r"n: must be in \[0, 7\], got 9"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "f", n=9, progress=False)
+
+
+def test_command_line_under_torchrun_two_ranks_equals_one_process(tiny_lm_dir, mmlu_file, tmp_path):
+    """Batch size 1 makes each row's forward pass the same whoever runs it, so the merged record
+    sets must be equal to the bit."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    torchrun = str(torchrun) if torchrun.exists() else shutil.which("torchrun")
+    assert torchrun, "torchrun not found"
+    args = ["mc", "--model", str(tiny_lm_dir), "--task", "mmlu", "--data", str(mmlu_file), "--batch-size", "1",
+            "--no-progress"]
+    one = subprocess.run([sys.executable, "-m", "calcas.extract", *args, "--out", str(tmp_path / "one")],
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "calcas.extract", "--", *args,
+                          "--out", str(tmp_path / "two")], env=_env(), capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = calcas.read_records(tmp_path / "one" / "records.parquet")
+    b = calcas.read_records(tmp_path / "two" / "records.parquet")
+    assert b.manifest["n_shards"] == 2  # one per rank
+    assert list(a.id) == list(b.id)
+    assert np.array_equal(a.logits, b.logits) and np.array_equal(a.pred, b.pred)
+
+
+# ------------------------------------------------------------------------------------------- vision
+
+@pytest.fixture(scope="module")
+def tiny_timm(tmp_path_factory):
+    pytest.importorskip("PIL")
+    from calcas.extract import vision
+    if vision.import_timm is None:  # pragma: no cover
+        pytest.skip("no timm")
+    torch.manual_seed(0)
+    model, _ = vision.load_model("test_efficientnet", num_classes=3)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    vision.save_checkpoint(model, path, "test_efficientnet")
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_tree(tmp_path_factory):
+    from PIL import Image
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["ant", "bee", "cat"]):
+        (root / name).mkdir()
+        for k in range(3):
+            pixels = rng.integers(0, 256, (24 + 4 * k, 30, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}{k}.png")
+    return root
+
+
+def test_vision_job_from_folder_and_from_a_hf_image_folder(tiny_timm, image_tree, tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    from calcas.extract import vision
+    path = jobs.extract_vision(str(tiny_timm), str(image_tree), tmp_path / "folder", batch_size=4, num_workers=0,
+                               progress=False)
+    records = calcas.read_records(path)
+    assert records.n == 9 and records.logits.shape == (9, 3)
+    assert list(records.label) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    # the same images through datasets' image-folder reader (what "hf:<dir>" does)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    hf = calcas.read_records(jobs.extract_vision(str(tiny_timm), f"hf:{image_tree}", tmp_path / "hf_job",
+                                                 split="train", batch_size=4, num_workers=0, progress=False))
+    assert hf.n == 9 and hf.id[0] == "train/00000000"
+    model, config = vision.load_model(str(tiny_timm))
+    direct = vision.image_dataset(image_tree, config)
+    # datasets lists the files in the same sorted order: same labels, same logits
+    assert list(hf.label) == list(direct.labels)
+    np.testing.assert_allclose(hf.logits.astype(np.float32), records.logits.astype(np.float32), atol=1e-3)
+
+
+def test_hf_image_dataset_names_a_missing_image_column(image_tree, tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    from calcas.extract import vision
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    config = {"input_size": (3, 16, 16), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3,
+              "crop_pct": 1.0, "crop_mode": "center"}
+    with pytest.raises(ValueError, match="no image column 'picture'"):
+        vision.hf_image_dataset(str(image_tree), config, split="train", image_column="picture")
+
+
+def test_01_extract_notebook_runs_a_transformers_source_through_papermill(tiny_lm_dir, tmp_path):
+    """The notebook's GPU branch, run on the CPU with the tiny model: what the paper profile's
+    language steps do, with a local file for the data."""
+    papermill = pytest.importorskip("papermill")
+    root = Path(__file__).resolve().parents[1]
+    mmlu_file = tmp_path / "mmlu40.jsonl"  # enough rows for the notebook's 15-bin ECE
+    mmlu_file.write_text("".join(json.dumps({"id": f"q{i}", **QUESTIONS[i % 7], "question": f"{i}. " +
+                                             QUESTIONS[i % 7]["question"]}) + "\n" for i in range(40)))
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    papermill.execute_notebook(str(root / "notebooks" / "01_extract.ipynb"), str(tmp_path / "01.ipynb"),
+                               parameters={"source": "transformers", "models": [str(tiny_lm_dir)], "task": "mmlu",
+                                           "data": str(mmlu_file), "mode": "option_likelihood", "n_items": 30,
+                                           "batch_size": 2, "output_dir": "."},
+                               cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    name = jobs.record_name(str(tiny_lm_dir), "mmlu")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["records"] == {name: f"{name}.parquet"}  # no teaching sets beside real models
+    records = calcas.read_records(tmp_path / "records" / f"{name}.parquet")
+    assert records.n == 30 and records.logits.shape == (30, 4)
+    assert results["models"][name]["accuracy_given"] == pytest.approx(records.verified.mean(), abs=1e-6)
+    assert results["models"][name]["accuracy_unflipped"] is None  # no flips known: not claimed
