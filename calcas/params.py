@@ -50,13 +50,27 @@ _CALIBRATION = {"calibration": Param(str, "auto", "calibration method: 'auto' (t
 SECTIONS: dict[str, dict[str, Param]] = {
     "01_extract": {
         "source": Param(str, "mnist1d", "where record sets come from: 'mnist1d' (train here), 'synthetic', "
-                        "or 'smollm2' (SmolLM2-135M on n_samples MMLU-Redux questions)",
-                        choices=("mnist1d", "synthetic", "smollm2")),
-        "models": Param(list, ["logreg", "mlp", "cnn", "cnn_b"], "models to train and score"),
+                        "'smollm2' (SmolLM2-135M on n_samples MMLU-Redux questions), or the GPU backends "
+                        "'timm', 'transformers', 'vllm' (models on data)",
+                        choices=("mnist1d", "synthetic", "smollm2", "timm", "transformers", "vllm")),
+        "models": Param(list, ["logreg", "mlp", "cnn", "cnn_b"], "models to train and score (GPU sources: timm "
+                        "names or checkpoint files, LM hub ids, folders or .gguf files)"),
         "n_samples": Param(int, 12000, "number of samples in the pool (each half carries the bins)", low=100),
         "flip_rate": Param(float, 0.08, "share of labels flipped to another class (cleaning ground truth)",
                            low=0.0, high=0.99),
         "n_folds": Param(int, 4, "cross-fitting folds: no sample is scored by a model that saw it", low=2),
+        "data": Param(str, "", "GPU sources: an image folder, a data file, 'hf' (the task's Hugging Face "
+                      "default) or 'hf:<id or dir>'"),
+        "task": Param(str, "", "LM sources: the task", choices=("", "mmlu", "arc", "gsm8k", "mbpp", "bigcodebench")),
+        "label_file": Param(str, "", "timm: file-name/label pairs for a flat image folder"),
+        "mode": Param(str, "first_token", "multiple choice: 'first_token' (the paper's) or 'option_likelihood'",
+                      choices=("first_token", "option_likelihood")),
+        "n_items": Param(int, 0, "GPU sources: a seeded subset of n_items items (0: all)", low=0),
+        "batch_size": Param(int, 0, "GPU sources: batch size (0: the backend's default)", low=0),
+        "dtype": Param(str, "", "GPU sources: compute dtype ('': the model's / fp32)",
+                       choices=("", "bf16", "fp16", "fp32")),
+        "tensor_parallel_size": Param(int, 1, "vllm: GPUs the model is sharded over", low=1),
+        "imagenet_real": Param(bool, False, "timm on the ImageNet val folder: attach the ReaL labels"),
         "seed": _COMMON["seed"],
         "output_dir": _COMMON["output_dir"],
     },

@@ -65,27 +65,124 @@ PUBLIC_STEPS = (
     Step("public/07_public_summary", "07_public_summary", {}, True),
 )
 
+# ---------------------------------------------------------------------------- the paper, on GPUs
+# Models the paper names (SPEC §5), and our picks where it does not name them (marked "ours").
+EVA02_M38M = "eva02_large_patch14_448.mim_m38m_ft_in22k_in1k"   # paper, model 1
+EVA02_IN22K = "eva02_large_patch14_448.mim_in22k_ft_in22k_in1k"  # paper, model 2
+SMALL_EXTERNAL = "vit_small_patch16_224.augreg_in21k_ft_in1k"    # ours: small, pretrained beyond ImageNet
+SMALL_IN1K, LARGE_IN1K = "resnet50.a1_in1k", "deit3_large_patch16_384.fb_in1k"  # ours: ImageNet-only pair
+EXPERTS = ("eva_giant_patch14_560.m30m_ft_in22k_in1k", "eva02_large_patch14_448.mim_m38m_ft_in1k")  # ours
+LLAMA_8B, LLAMA_70B = "meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Meta-Llama-3-70B-Instruct"
+QWEN_32B = "Qwen/Qwen2.5-32B-Instruct"  # ours: the paper says "Qwen-32B"
+LLM_TASKS = {"mmlu": "MMLU", "arc": "ARC-Challenge", "gsm8k": "GSM8K", "mbpp": "MBPP", "bigcodebench": "BigCodeBench"}
+#: Shell variables the paper profile reads: the ImageNet-1k val folder (class sub-folders, file
+#: names ILSVRC2012_val_*.JPEG) and the number of GPUs vLLM shards a language model over.
+PAPER_ENV = {"CALCAS_IMAGENET_VAL": None, "CALCAS_TENSOR_PARALLEL": "8"}
+
+
+def _name(model: str, task: str | None = None) -> str:
+    from .extract.jobs import record_name
+    return record_name(model, task)
+
+
+def _paper_steps(env: dict[str, str]) -> list[Step]:
+    """The steps that reproduce the paper's tables and figures, given :data:`PAPER_ENV` values."""
+    def vis(model: str) -> str:
+        return f"../imagenet_extract/records/{_name(model)}.parquet"
+
+    def llm(task: str, model: str) -> str:
+        return f"../{task}_extract/records/{_name(model, task)}.parquet"
+
+    vision_models = [EVA02_M38M, EVA02_IN22K, SMALL_EXTERNAL, SMALL_IN1K, LARGE_IN1K, *EXPERTS]
+    tp = int(env["CALCAS_TENSOR_PARALLEL"])
+    steps = [Step("paper/imagenet_extract", "01_extract",
+                  {"source": "timm", "models": vision_models, "data": env["CALCAS_IMAGENET_VAL"], "dtype": "bf16",
+                   "imagenet_real": True}),
+             Step("paper/imagenet_calibration", "02_calibration", {"records": [vis(EVA02_M38M)]}),
+             Step("paper/imagenet_cascading", "03_cascading",
+                  {"pairs": {"(a) ViT-S → EVA02-L, beyond ImageNet": [vis(SMALL_EXTERNAL), vis(EVA02_M38M)],
+                             "(b) ResNet-50 → DeiT3-L, ImageNet only": [vis(SMALL_IN1K), vis(LARGE_IN1K)],
+                             "(c) large-large: EVA02-L m38m + in22k": [vis(EVA02_M38M), vis(EVA02_IN22K)]}}),
+             Step("paper/imagenet_cleaning", "04_cleaning", {"experts": [vis(m) for m in EXPERTS], "K": 10})]
+    for task in LLM_TASKS:
+        models = [LLAMA_8B, LLAMA_70B] + ([QWEN_32B] if task == "mmlu" else [])
+        steps.append(Step(f"paper/{task}_extract", "01_extract",
+                          {"source": "vllm", "models": models, "task": task, "data": "hf", "dtype": "bf16",
+                           "tensor_parallel_size": tp}))
+    steps.append(Step("paper/mmlu_calibration", "02_calibration", {"records": [llm("mmlu", LLAMA_8B)]}))
+    pairs = {f"({'abcde'[i]}) {title}: Llama-3 8B → 70B": [llm(t, LLAMA_8B), llm(t, LLAMA_70B)]
+             for i, (t, title) in enumerate(LLM_TASKS.items())}
+    pairs["(f) large-large MMLU: Qwen-32B + Llama-3 70B"] = [llm("mmlu", QWEN_32B), llm("mmlu", LLAMA_70B)]
+    steps.append(Step("paper/llm_cascading", "03_cascading", {"pairs": pairs}))
+    return steps
+
+
+#: What each paper step reproduces (the README's GPU section lists the commands in this order).
+PAPER_TARGETS = {
+    "paper/imagenet_extract": "record sets of seven timm models on ImageNet-1k val, with ReaL labels",
+    "paper/imagenet_calibration": "Table 1 and Figure 1a: EVA02-L-448 before and after temperature scaling",
+    "paper/imagenet_cascading": "Figure 2 (a)-(c), Table 2's original column: ImageNet cascades",
+    "paper/imagenet_cleaning": "Table 3 and Figure 4: two experts against Confident Learning; ReaL stands in "
+                               "for the paper's human check",
+    **{f"paper/{t}_extract": f"record sets of the LLMs on {title} (vLLM)" for t, title in LLM_TASKS.items()},
+    "paper/mmlu_calibration": "Table 1 and Figure 1b: Llama-3-8B-Instruct on MMLU",
+    "paper/llm_cascading": "Figure 3 (a)-(f): Llama-3 8B → 70B on five tasks, Qwen-32B + Llama-3 70B on MMLU",
+}
+
 PROFILES: dict[str, dict[str, dict] | None] = {
     # The offline CPU default: MNIST-1D, four real models trained here with cross-fitting.
     "cpu": {},
     # A fast smoke run (tests, quick looks): fewer samples and bootstrap replicates.
     "quick": {"01_extract": {"n_samples": 3000, "n_folds": 2}, "02_calibration": {"n_boot": 50}},
-    # The paper's GPU-scale settings need the timm / transformers extraction backends.
+    # The paper's experiments: real models on ImageNet and five LLM benchmarks (GPUs, hub access).
     "paper": None,
 }
 
 
-def plan(profile: str = "cpu") -> list[Step]:
-    """The steps of a profile, in order."""
+def _paper_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    env = {k: environ.get(k, default) for k, default in PAPER_ENV.items()}
+    missing = [k for k, v in env.items() if not v]
+    if missing:
+        raise SystemExit(f"profile: 'paper' needs {', '.join(missing)} set: the ImageNet-1k val folder "
+                         "(class sub-folders of ILSVRC2012_val_*.JPEG files); see the README's GPU section")
+    if not env["CALCAS_TENSOR_PARALLEL"].isdigit() or int(env["CALCAS_TENSOR_PARALLEL"]) < 1:
+        raise SystemExit(f"CALCAS_TENSOR_PARALLEL: must be a positive integer, got {env['CALCAS_TENSOR_PARALLEL']!r}")
+    return env
+
+
+def plan(profile: str = "cpu", *, environ: dict[str, str] | None = None) -> list[Step]:
+    """The steps of a profile, in order (``environ``: where the paper profile reads
+    :data:`PAPER_ENV`; default ``os.environ``)."""
     if profile not in PROFILES:
         raise SystemExit(f"profile: unknown {profile!r}; expected one of {sorted(PROFILES)}")
+    if profile == "paper":
+        return _paper_steps(_paper_env(environ))
     overrides = PROFILES[profile]
-    if overrides is None:
-        raise SystemExit(f"profile: {profile!r} needs the GPU extraction backends (timm / transformers), "
-                         "which this version does not have yet; the book's 'Reproduce and re-run' chapter "
-                         "gives the papermill commands per section")
     steps = [Step(s, s, overrides.get(s, {})) for s in CPU_SECTIONS]
     return steps + list(PUBLIC_STEPS)
+
+
+def paper_commands() -> list[str]:
+    """The papermill command of every paper step, as a user types it (shell variables for
+    :data:`PAPER_ENV`), each after a comment saying what it reproduces."""
+    import shlex
+    placeholders = {k: f"${{{k}}}" for k in PAPER_ENV}
+    lines = []
+    for step in _paper_steps({**placeholders, "CALCAS_TENSOR_PARALLEL": "8"}):
+        folder = f"book/executed/{step.folder}"
+        args = []
+        for key, value in step.params.items():
+            if isinstance(value, str) and value.startswith("${"):
+                args.append(f'-p {key} "{value}"')
+            elif isinstance(value, (str, int, float)):
+                args.append(f"-p {key} {shlex.quote(str(value))}")
+            else:
+                args.append(f"-y {shlex.quote(json.dumps({key: value}, ensure_ascii=False))}")
+        lines.append(f"# {step.folder}: {PAPER_TARGETS[step.folder]}")
+        lines.append(f"mkdir -p {folder} && papermill notebooks/{step.notebook}.ipynb {folder}/{step.notebook}.ipynb "
+                     f"--cwd {folder} -p output_dir . " + " ".join(args))
+    return lines
 
 
 def _placeholder(path: Path, title: str, message: str) -> None:
@@ -108,6 +205,10 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
     from .datasets.public import data_root, missing_data_message
 
     steps = plan(profile)
+    if profile == "paper" and book:
+        print("profile 'paper': the book's table of contents holds the CPU and public chapters only; the "
+              "executed paper notebooks stay in book/executed/paper/ (open them with Jupyter)", flush=True)
+        book = False
     if sections:
         known = {s.folder for s in steps} | {s.notebook for s in steps}
         unknown = [s for s in sections if s not in known]
@@ -162,5 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", default="cpu", help=f"one of {sorted(PROFILES)} (default cpu)")
     p.add_argument("--sections", nargs="+", help="a subset of the steps, by folder or notebook name")
     p.add_argument("--no-book", action="store_true", help="skip the Jupyter Book build")
+    p.add_argument("--print-commands", action="store_true",
+                   help="print the papermill commands of the paper profile and exit")
     args = parser.parse_args(argv)
+    if args.print_commands:
+        print("\n".join(paper_commands()))
+        return
     run(args.profile, sections=args.sections, book=not args.no_book)
