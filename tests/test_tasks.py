@@ -323,3 +323,23 @@ def test_items_run_through_the_scorers(model, tokenizer, arc_file, gsm8k_file):
     verified = np.concatenate([b["verified"] for b in out])
     assert [i for b in out for i in b["id"]] == [it["id"] for it in gen]
     assert verified.shape == (2,) and set(verified.tolist()) <= {0.0, 1.0}
+
+
+def test_verify_batch_grades_in_parallel_in_item_order_and_checks_the_range():
+    """Threads run the sandboxed MBPP checks concurrently; results keep the item order."""
+    import time as _time
+
+    from calcas.extract.verifiers import verify_batch
+    items = [{"id": f"m{i}", "test_list": [f"assert f() == {i}"], "test_setup_code": ""} for i in range(4)]
+    completions = [f"def f():\n    return {i if i % 2 == 0 else -1}\n" for i in range(4)]
+    verify = TASKS["mbpp"].verify
+    start = _time.perf_counter()
+    serial = verify_batch(verify, completions, items, workers=1)
+    t_serial = _time.perf_counter() - start
+    start = _time.perf_counter()
+    parallel = verify_batch(verify, completions, items, workers=4)
+    t_parallel = _time.perf_counter() - start
+    assert serial.tolist() == parallel.tolist() == [1.0, 0.0, 1.0, 0.0]
+    print(f"4 sandboxed checks: {t_serial:.2f} s one at a time, {t_parallel:.2f} s with 4 threads")
+    with pytest.raises(ValueError, match=r"verifier: must return a number in \[0, 1\]"):
+        verify_batch(lambda c, it: 2.0, ["x", "y"], [{}, {}], workers=2)

@@ -36,6 +36,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .verifiers import verify_batch
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MODES = ("first_token", "option_likelihood")
 #: The multiple-choice prompt; ``{options}`` is one ``"A. text"`` line per option.
@@ -449,9 +451,7 @@ def generate_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, max_n
             score = np.where(alive, logits, 0.0).sum(axis=1) / n_tokens
             loglik = np.where(alive, logps, 0.0).sum(axis=1)
             completions = [tokenizer.decode(row[m].tolist(), skip_special_tokens=True) for row, m in zip(tokens, alive)]
-            verified = np.array([float(verifier(c, it)) for c, it in zip(completions, batch)], dtype=np.float64)
-            if ((verified < 0) | (verified > 1) | ~np.isfinite(verified)).any():
-                raise ValueError("verifier: must return a number in [0, 1]")
+            verified = verify_batch(verifier, completions, batch)  # graded in parallel threads
             b = len(batch)
             out = {"id": [str(it["id"]) for it in batch], "pred": np.full(b, -1, dtype=np.int64),
                    "label": np.full(b, -1, dtype=np.int64), "verified": verified,

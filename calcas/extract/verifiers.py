@@ -6,12 +6,17 @@ the calling process.
 """
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
+from typing import Callable, Sequence
+
+import numpy as np
 
 from .sandbox import run_untrusted
 
-__all__ = ["gsm8k_final_number", "gsm8k_verify", "extract_code", "verify_code"]
+__all__ = ["gsm8k_final_number", "gsm8k_verify", "extract_code", "verify_batch", "verify_code"]
 
 # a number with optional sign, thousands separators ("1,234,567") and decimals
 _NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
@@ -125,3 +130,44 @@ def verify_code(completion: str, tests: str, *, timeout_s: float = 10.0, memory_
     program = extract_code(completion).rstrip() + "\n\n\n" + tests.strip() + "\n"
     result = run_untrusted(program, timeout_s=timeout_s, memory_mb=memory_mb, **sandbox_options)
     return 1.0 if result.passed else 0.0
+
+
+def verify_batch(verifier: Callable[[str, dict], float], completions: Sequence[str], items: Sequence[dict], *,
+                 workers: int | None = None) -> np.ndarray:
+    """Grade a batch of completions, several at a time.
+
+    Code verifiers spend their time waiting on sandboxed subprocesses, so running them in
+    threads keeps the accelerator from idling while a batch of MBPP / BigCodeBench answers is
+    checked (each sandboxed run has its own random uid, so runs do not interfere).
+
+    Parameters
+    ----------
+    verifier : callable (completion: str, item: dict) -> float
+        E.g. ``calcas.extract.tasks.TASKS["mbpp"].verify``.
+    completions : sequence of str
+        One completion per item.
+    items : sequence of dict
+        The items, in the same order.
+    workers : int, optional
+        Threads; default ``min(8, os.cpu_count())``. 1 grades one at a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n,), ``verified`` in item order.
+
+    Raises
+    ------
+    ValueError
+        A verifier value outside [0, 1] (or not finite).
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers == 1 or len(items) <= 1:
+        values = [float(verifier(c, it)) for c, it in zip(completions, items)]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            values = [float(v) for v in pool.map(verifier, completions, items)]
+    verified = np.array(values, dtype=np.float64)
+    if ((verified < 0) | (verified > 1) | ~np.isfinite(verified)).any():
+        raise ValueError("verifier: must return a number in [0, 1]")
+    return verified

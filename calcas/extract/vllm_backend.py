@@ -38,6 +38,7 @@ import numpy as np
 
 from .language import (MODES, _batched, _check_item, _continuation, _encode, format_mc_prompt, format_prompt,
                        option_token_ids, uses_chat_template)
+from .verifiers import verify_batch
 
 #: The ``logprobs_mode`` values this backend uses (vLLM also has ``processed_*`` modes, which
 #: would fold temperature and logit processors into the values: not what calcas stores).
@@ -377,9 +378,7 @@ def vllm_generate_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, ma
         else:
             score, loglik = nan, np.array([math.fsum(v) for v in values])
         completions = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-        verified = np.array([float(verifier(c, it)) for c, it in zip(completions, batch)], dtype=np.float64)
-        if ((verified < 0) | (verified > 1) | ~np.isfinite(verified)).any():
-            raise ValueError("verifier: must return a number in [0, 1]")
+        verified = verify_batch(verifier, completions, batch)  # graded in parallel threads
         b = len(batch)
         out = {"id": [str(it["id"]) for it in batch], "pred": np.full(b, -1, dtype=np.int64),
                "label": np.full(b, -1, dtype=np.int64), "verified": verified,
