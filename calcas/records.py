@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -333,6 +334,41 @@ def align(*record_sets: Records) -> tuple[Records, ...]:
                           "(ids missing from another set)", stacklevel=2)
         out.append(r.take(rows))
     return tuple(out)
+
+
+def record_set_names(record_sets: Sequence[Records], paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Distinct display names for record sets: the manifest's ``model`` (else the file stem),
+    with the shortest distinguishing tail of the path added where two sets would share a name
+    (the same model on two tasks, or with two scoring modes): ``"m (mmlu_first)"``,
+    ``"m (run1/records)"``.
+
+    Parameters
+    ----------
+    record_sets : sequence of Records
+    paths : sequence of path
+        The files they were read from, in the same order.
+
+    Returns
+    -------
+    list of str
+        One name per record set, all different when the paths are.
+    """
+    if len(record_sets) != len(paths):
+        raise ValueError(f"paths: {len(paths)} paths for {len(record_sets)} record sets")
+    names = [str(r.manifest.get("model") or Path(p).stem) for r, p in zip(record_sets, paths)]
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    out = list(names)
+    for name in set(names):
+        same = [i for i, n in enumerate(names) if n == name]
+        if len(same) < 2:
+            continue
+        for k in range(1, max(len(parts[i]) for i in same) + 1):
+            tails = ["/".join(parts[i][-k:]) for i in same]
+            if len(set(tails)) == len(tails):
+                break
+        for i, tail in zip(same, tails):
+            out[i] = f"{name} ({tail})"
+    return out
 
 
 def cal_test_split(ids: Any, *, cal_fraction: float = 0.5, seed: int = 0) -> np.ndarray:

@@ -173,6 +173,7 @@ def test_vision_job_from_folder_and_from_a_hf_image_folder(tiny_timm, image_tree
     records = calcas.read_records(path)
     assert records.n == 9 and records.logits.shape == (9, 3)
     assert list(records.label) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert records.manifest["pretrained"] is False and records.manifest["checkpoint"]["sha256"]
     # the same images through datasets' image-folder reader (what "hf:<dir>" does)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

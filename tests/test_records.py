@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from calcas import Records, RecordsError, align, cal_test_split, make_records, read_records, write_records
+from calcas import (Records, RecordsError, align, cal_test_split, make_records, read_records, record_set_names,
+                    write_records)
 
 IDS = ["a", "b", "c", "d"]
 MANIFEST_KEYS = ("model", "dataset", "n", "source", "created", "producer")
@@ -364,3 +365,15 @@ def test_unknown_pred_needs_verified():
     with pytest.raises(ValueError, match=r"^pred: must be >= -1"):
         make_records(["a", "b"], [-2, 1], verified=[1.0, 0.0], confidence=[0.9, 0.4])
 
+
+
+def test_record_set_names_are_distinct_where_models_repeat():
+    a = make_records(["x", "y"], [0, 1], label=[0, 1], logits=[[2.0, 0.0], [0.0, 2.0]], manifest={"model": "m"})
+    b = make_records(["x", "y"], [0, 1], label=[0, 1], logits=[[2.0, 0.0], [0.0, 2.0]], manifest={"model": "m"})
+    c = make_records(["x", "y"], [0, 1], label=[0, 1], logits=[[2.0, 0.0], [0.0, 2.0]])
+    names = record_set_names([a, b, c], ["r/mmlu_first.parquet", "r/mmlu_likelihood.parquet", "r/other.parquet"])
+    assert names == ["m (mmlu_first)", "m (mmlu_likelihood)", "other"]
+    assert record_set_names([a, c], ["p/a.parquet", "p/c.parquet"]) == ["m", "c"]
+    with pytest.raises(ValueError, match="paths: 1 paths for 2 record sets"):
+        record_set_names([a, b], ["one.parquet"])
+    assert record_set_names([a, b], ["ft/smollm2.parquet", "ol/smollm2.parquet"]) == ["m (ft/smollm2)", "m (ol/smollm2)"]

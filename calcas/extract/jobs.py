@@ -125,7 +125,9 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
         checkpoint = model if Path(model).is_file() else None
         manifest = vision.vision_manifest(Path(model).stem if checkpoint else model, data_config, data,
                                           checkpoint=checkpoint, dtype=dtype, batch_size=batch_size)
-        manifest.update(split=split, subset={"n": n, "seed": seed}, producer="calcas.extract.jobs vision")
+        # "pretrained" is recorded so that a resumed job cannot mix hub weights with random ones
+        manifest.update(split=split, subset={"n": n, "seed": seed}, pretrained=bool(pretrained and not checkpoint),
+                        producer="calcas.extract.jobs vision")
 
         def batches(mine: set[str]) -> Iterator[dict]:
             return vision.vision_batches(net, dataset.without(set(dataset.ids) - mine), batch_size=batch_size,
