@@ -166,6 +166,9 @@ def _lm_manifest(model: str, backend: str, tokenizer: Any, *, task: str, data: s
     weights = path if path.is_file() else None
     extra = {"task": task, "data": data, "subset": {"n": n, "seed": seed},
              "producer": f"calcas.extract.jobs ({backend})"}
+    if backend == "vllm":
+        import vllm
+        extra["vllm_version"] = vllm.__version__
     return lm_manifest(model, dataset=task, split=split or "default", mode=mode, revision=revision,
                        weights_file=weights, dtype=dtype, tokenizer=tokenizer, use_chat_template=use_chat_template,
                        prompt_template=prompt_template or MC_TEMPLATE, decoding=decoding, backend=backend,
