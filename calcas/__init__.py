@@ -8,10 +8,12 @@ from .calibration import (CalibratedRecords, PlattScaling, TemperatureScaling, c
 from .cascade import AdvantageRouter, advantage_bins, cascade_curve, cascade_curves, oracle_accuracy
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_level,
                        confident_learning_flags, flag_class_threshold, flag_confident_disagreement,
-                       disagreement_sweep, flag_top1_disagreement, label_errors, overlap_summary, precision)
+                       disagreement_sweep, flag_top1_disagreement, label_errors, overlap_summary, precision,
+                       precision_interval)
 from .confidence import (class_confidence, max_prob_confidence, mean_token_logit, restricted_confidence,
                          sequence_likelihood, softmax, top1_logit)
-from .metrics import brier, ece, ece_bootstrap, mce, monotonicity, nll, reliability_table
+from .metrics import (brier, ece, ece_bootstrap, mce, monotonicity, nll, paired_difference_interval,
+                      proportion_interval, reliability_table)
 from .records import (Records, RecordsError, align, cal_test_split, make_records, read_records, record_set_names,
                       write_records)
 from .synthetic import make_synthetic

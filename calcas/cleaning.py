@@ -232,6 +232,21 @@ def precision(flags: Any, is_error: Any) -> float:
     return float(t[known].mean()) if known.any() else float("nan")
 
 
+def precision_interval(flags: Any, is_error: Any, *, level: float = 0.95) -> tuple[float, float, float]:
+    """:func:`precision` with its Wilson interval over the flagged samples of known ground truth.
+
+    Returns
+    -------
+    (precision, low, high) : NaN when none of the flagged has known ground truth.
+    """
+    from .metrics import proportion_interval
+    f = to_numpy(flags).astype(bool)
+    t = _truth(is_error, len(f))
+    known = f & ~np.isnan(t)
+    low, high = proportion_interval(int(t[known].sum()), int(known.sum()), level=level)
+    return precision(f, t), low, high
+
+
 def cleaning_sweep(preds: Any, confidences: Any, labels: Any, *, n_bins: int = 15,
                    fit_mask: Any | None = None, is_error: Any | None = None) -> pd.DataFrame:
     """Method 2 for K = N..1: detection rate and precision at every K (the paper's Fig. 4).

@@ -1,5 +1,6 @@
 """Calibration metrics (paper §2.1, SPEC §2): reliability table, ECE, MCE, NLL, Brier,
-a bootstrap interval for ECE, and the monotonicity statistic.
+a bootstrap interval for ECE, and the monotonicity statistic; intervals for the proportions
+the other sections report (accuracy, cleaning precision) and for paired accuracy differences.
 
 ``confidence`` is always the probability a model gives its own answer (in [0, 1]);
 ``correct`` is the verifier score of that answer (0/1, or in [0, 1]).
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 
 from ._validate import confidence_array, correct_array, float_array, label_array, same_length
 from .binning import assign_bins, bin_edges
@@ -158,6 +159,80 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(reps, [alpha, 1.0 - alpha])
     return point, float(low), float(high)
+
+
+def proportion_interval(successes: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any]:
+    """Wilson score interval for a binomial proportion (accuracy, cleaning precision).
+
+    Parameters
+    ----------
+    successes, n : int or array of int
+        Successes (correct answers, true label errors among the flagged) and trials; arrays
+        broadcast.
+    level : float, default 0.95
+
+    Returns
+    -------
+    (low, high) : floats or arrays; NaN where ``n`` is 0.
+
+    Notes
+    -----
+    Conditional on everything fitted on the cal split (bins, routing, flag thresholds): it
+    covers the resampling of the test rows, not of the cal rows.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level: must be in (0, 1), got {level}")
+    k = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    if np.any(m < 0) or np.any(k < 0) or np.any(k > m):
+        raise ValueError("successes: must satisfy 0 <= successes <= n")
+    z = norm.ppf(0.5 + level / 2.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / m
+        centre = (p + z * z / (2 * m)) / (1 + z * z / m)
+        half = z * np.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / (1 + z * z / m)
+        low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def paired_difference_interval(correct_a: Any, correct_b: Any, *, level: float = 0.95, n_boot: int = 2000,
+                               seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``correct_a - correct_b`` over the same rows, with a percentile bootstrap interval.
+
+    Two accuracies measured on the same test rows are correlated, so the interval of their
+    difference (e.g. a cascade against the better of its two models) is much narrower than two
+    separate intervals suggest. Rows are resampled jointly.
+
+    Parameters
+    ----------
+    correct_a, correct_b : array, shape (n,)
+        Verifier scores in [0, 1] of the same n rows.
+    level : float, default 0.95
+    n_boot : int, default 2000
+    seed : int, default 0
+
+    Returns
+    -------
+    (difference, low, high)
+    """
+    a = correct_array(correct_a, "correct_a")
+    b = correct_array(correct_b, "correct_b")
+    n = same_length(correct_a=a, correct_b=b)
+    if not 0 < level < 1:
+        raise ValueError(f"level: must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot: must be >= 1, got {n_boot}")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for start in range(0, n_boot, 256):  # 256 replicates at a time: bounded memory for large n
+        stop = min(n_boot, start + 256)
+        reps[start:stop] = d[rng.integers(0, n, (stop - start, n))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
+    return float(d.mean()), float(low), float(high)
 
 
 def monotonicity(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",

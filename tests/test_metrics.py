@@ -359,3 +359,51 @@ def test_the_books_worked_example():
     right = [0, 1, 0, 1, 0, 1, 1, 1, 1, 1]
     assert calcas.ece(conf, right, n_bins=2) == pytest.approx(0.5 * abs(0.526 - 0.4) + 0.5 * abs(0.894 - 1.0))
     assert calcas.equal_count_edges(conf, 2)[1] == pytest.approx(0.74)
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (512, 1000), (1, 1), (97, 3163)])
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
+def test_proportion_interval_matches_scipy_wilson(k, n, level):
+    from scipy.stats import binomtest
+    ref = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    low, high = calcas.proportion_interval(k, n, level=level)
+    assert low == pytest.approx(ref.low, abs=1e-12) and high == pytest.approx(ref.high, abs=1e-12)
+
+
+def test_proportion_interval_vectorised_and_bad_inputs():
+    low, high = calcas.proportion_interval(np.array([1, 5, 0]), np.array([4, 5, 0]))
+    assert low.shape == (3,) and np.isnan(low[2]) and high[1] == 1.0 and low[0] < 0.25 < high[0]
+    with pytest.raises(ValueError, match="0 <= successes <= n"):
+        calcas.proportion_interval(6, 5)
+    with pytest.raises(ValueError, match=r"level: must be in \(0, 1\)"):
+        calcas.proportion_interval(1, 5, level=1.5)
+
+
+def test_paired_difference_interval_against_the_normal_approximation():
+    """For large n the bootstrap percentile interval of a mean difference approaches
+    mean ± z * sd / sqrt(n) of the paired differences (a hand computation)."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    b = rng.random(n) < 0.80
+    a = np.where(rng.random(n) < 0.9, b, rng.random(n) < 0.85)  # correlated with b, slightly better
+    diff, low, high = calcas.paired_difference_interval(a, b, n_boot=2000, seed=3)
+    d = a.astype(float) - b.astype(float)
+    half = 1.959964 * d.std(ddof=1) / math.sqrt(n)
+    assert diff == pytest.approx(d.mean(), abs=1e-15)
+    assert low == pytest.approx(d.mean() - half, abs=0.15 * half)
+    assert high == pytest.approx(d.mean() + half, abs=0.15 * half)
+    # the paired interval is much narrower than two separate Wilson intervals would suggest
+    la, ha = calcas.proportion_interval(a.sum(), n)
+    assert high - low < 0.5 * (ha - la) * 2
+    assert calcas.paired_difference_interval(b, b, n_boot=50) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="correct_b"):
+        calcas.paired_difference_interval(a, b[:-1])
+
+
+def test_precision_interval_ignores_unrated_rows():
+    flags = np.array([1, 1, 1, 1, 0, 1], bool)
+    is_error = np.array([1.0, 0.0, np.nan, 1.0, 1.0, 1.0])
+    p, low, high = calcas.precision_interval(flags, is_error)
+    assert p == pytest.approx(3 / 4)
+    assert (low, high) == pytest.approx(calcas.proportion_interval(3, 4))
+    assert all(math.isnan(x) for x in calcas.precision_interval(np.zeros(3, bool), np.ones(3)))
