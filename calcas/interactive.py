@@ -241,11 +241,13 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
         Accuracy against mean confidence per bin, the diagonal of perfect calibration, the
         gap of each bin, and the read-out "ECE = 0.0xyz with N bins" for each series.
     """
-    grid = _grid(n_bins, default)
     conf = dict(confidence) if isinstance(confidence, Mapping) else {label: confidence}
     names = [str(n) for n in conf]
     conf = dict(zip(names, conf.values()))
     corr = _named(correct, names, "correct")
+    # equal-count binning needs a sample per bin: a small test half offers fewer bin counts
+    n_min = min(len(np.asarray(c)) for c in conf.values())
+    grid = _grid([n for n in n_bins if int(n) <= n_min], default)
     bins, text = [], []
     for row, name in enumerate(names):
         for n in grid:

@@ -170,3 +170,14 @@ def test_mimebundle(demo):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("ex", outputs=[
         nbformat.v4.new_output("display_data", data=bundle)])])
     nbformat.validate(nb)  # a notebook holding the output is valid (papermill checks this)
+
+
+def test_reliability_grid_stops_at_the_sample_count():
+    """Equal-count bins need one sample each: 12 answers offer N up to 12, not the default 30."""
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.3, 1.0, 12)
+    spec = reliability_explorer(conf, rng.random(12) < conf, default=6).to_dict()
+    n = _params(spec)["N"]
+    assert (n["bind"]["input"], n["bind"]["min"], n["bind"]["max"]) == ("range", 2, 12)
+    with pytest.raises(ValueError, match="default: 15 is not in the n_bins grid 2..12"):
+        reliability_explorer(conf, rng.random(12) < conf, default=15)

