@@ -235,3 +235,16 @@ def test_smollm2_mmlu_redux_option_likelihood():
     print(f"SmolLM2-135M-Instruct Q4_1, 200 MMLU-Redux questions, option_likelihood: accuracy {accuracy:.3f}, "
           f"ECE {ece:.4f}, {len(items) / seconds:.2f} items/s")
     assert accuracy > 0.25
+
+
+@pytest.mark.parametrize("name,expected", [("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32"),
+                                           ("torch.bfloat16", "bfloat16"), ("float16", "float16")])
+def test_dtype_names_the_command_line_uses(name, expected):
+    assert lm._torch_dtype(name) == getattr(torch, expected)
+    with pytest.raises(ValueError, match="dtype: unknown torch dtype 'bf17'"):
+        lm._torch_dtype("bf17")
+
+
+def test_load_causal_lm_in_bf16_from_a_folder(tiny_lm_dir):
+    model, tokenizer = lm.load_causal_lm(tiny_lm_dir, dtype="bf16", local_files_only=True)
+    assert next(model.parameters()).dtype == torch.bfloat16 and tokenizer.chat_template

@@ -65,7 +65,8 @@ def load_causal_lm(name_or_dir: str | os.PathLike, *, gguf_file: str | None = No
         A GGUF file name inside ``name_or_dir``; transformers de-quantises it into a regular
         model (needs the ``gguf`` and ``accelerate`` packages).
     dtype : torch.dtype or str, optional
-        Weight dtype (``"float32"``, ``"bfloat16"``, ...); default: transformers' choice.
+        Weight dtype (``"float32"``, ``"bfloat16"``, short ``"bf16"`` / ``"fp16"`` / ``"fp32"``, ...); default:
+        transformers' choice.
     device : str, default "cpu"
     revision : str, optional
         Hub revision (commit, branch or tag).
@@ -94,10 +95,14 @@ def load_causal_lm(name_or_dir: str | os.PathLike, *, gguf_file: str | None = No
     return model, tokenizer
 
 
+_SHORT_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
 def _torch_dtype(dtype: Any):
     import torch
     if isinstance(dtype, str):
-        value = getattr(torch, dtype.removeprefix("torch."), None)
+        name = dtype.removeprefix("torch.")
+        value = getattr(torch, _SHORT_DTYPES.get(name, name), None)
         if not isinstance(value, torch.dtype):
             raise ValueError(f"dtype: unknown torch dtype {dtype!r}")
         return value
