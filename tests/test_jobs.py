@@ -256,3 +256,21 @@ def test_smollm2_record_sets_go_through_calibration_and_cascading(tmp_path):
     cascade = json.loads((tmp_path / "03_cascading" / "results.json").read_text())["pairs"]
     pair = cascade["first token → option likelihood"]
     assert pair["n_test"] == 20 and 0.0 <= pair["cc_at_K"] <= 1.0
+
+
+def test_extract_models_names_record_sets_and_refuses_bad_sources(tiny_timm, image_tree, tmp_path):
+    assert jobs.record_name("meta-llama/Meta-Llama-3-8B-Instruct", "mmlu") == "mmlu_Meta-Llama-3-8B-Instruct"
+    assert jobs.record_name("/w/SmolLM2-135M-Instruct.Q4_1.gguf", "arc") == "arc_SmolLM2-135M-Instruct.Q4_1"
+    assert jobs.record_name("eva02_large_patch14_448.mim_m38m_ft_in22k_in1k") == \
+        "eva02_large_patch14_448.mim_m38m_ft_in22k_in1k"
+    paths = jobs.extract_models("timm", [str(tiny_timm)], tmp_path / "records", data=str(image_tree), batch_size=4,
+                                progress=False)
+    assert list(paths) == ["tiny"] and paths["tiny"] == tmp_path / "records" / "tiny.parquet"
+    assert calcas.read_records(paths["tiny"]).n == 9
+    assert (tmp_path / "records" / "jobs" / "tiny" / "shards").is_dir()
+    with pytest.raises(ValueError, match="source: must be 'timm', 'transformers' or 'vllm', got 'onnx'"):
+        jobs.extract_models("onnx", ["m"], tmp_path, data="x")
+    with pytest.raises(ValueError, match="data: timm needs a data set"):
+        jobs.extract_models("timm", ["m"], tmp_path, data="")
+    with pytest.raises(ValueError, match="task: transformers needs one of"):
+        jobs.extract_models("transformers", ["m"], tmp_path, data="hf", task="")

@@ -83,7 +83,7 @@ def _with_context(job: Callable[[DistContext], Path], ctx: DistContext | None) -
 
 def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained: bool = False,
                    label_file: str | None = None, split: str = "validation", records: str | os.PathLike | None = None,
-                   n: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int = 4,
+                   n: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int | None = None,
                    dtype: str | None = None, channels_last: bool = True, compile: bool = False,
                    shard_size: int = 4096, progress: bool = True, ctx: DistContext | None = None) -> Path:
     """Logits of a timm classifier over an image data set, as a record set.
@@ -103,6 +103,8 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
         Where rank 0 writes the merged record set; default ``out/records.parquet``.
     n, seed : int
         A seeded subset of n images (default all).
+    num_workers : int, optional
+        DataLoader workers decoding images; default ``min(8, os.cpu_count())``.
     dtype : {None, "bf16", "fp16", "fp32"}
         Autocast dtype on GPU. Logits are stored as float16 (B, C).
     ctx : DistContext, optional
@@ -131,7 +133,8 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
 
         def batches(mine: set[str]) -> Iterator[dict]:
             return vision.vision_batches(net, dataset.without(set(dataset.ids) - mine), batch_size=batch_size,
-                                         num_workers=num_workers, device=ctx.device, dtype=dtype,
+                                         num_workers=num_workers if num_workers is not None
+                                         else min(8, os.cpu_count() or 1), device=ctx.device, dtype=dtype,
                                          channels_last=channels_last, compile=compile)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
@@ -299,10 +302,12 @@ def extract_generation(model: str, task: str, data: str, out: str | os.PathLike,
 
 
 def record_name(model: str, task: str | None = None) -> str:
-    """A file-name-safe record-set name: the model's last path part (hub org and ``.gguf``
-    dropped), prefixed by the task: ``record_name("meta-llama/Meta-Llama-3-8B-Instruct", "mmlu")``
+    """A file-name-safe record-set name: the model's last path part (hub org and a weights-file
+    suffix dropped), prefixed by the task: ``record_name("meta-llama/Meta-Llama-3-8B-Instruct", "mmlu")``
     is ``"mmlu_Meta-Llama-3-8B-Instruct"``."""
-    base = Path(str(model).rstrip("/")).name.removesuffix(".gguf")
+    base = Path(str(model).rstrip("/")).name
+    for suffix in (".gguf", ".safetensors", ".pth", ".pt", ".bin"):
+        base = base.removesuffix(suffix)
     base = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)
     return f"{task}_{base}" if task else base
 
@@ -399,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _common(v, 64)
     v.add_argument("--pretrained", action="store_true", help="load the hub weights of a named model")
     v.add_argument("--label-file", default=None, help="file-name/label pairs for a flat image folder")
-    v.add_argument("--workers", type=int, default=4)
+    v.add_argument("--workers", type=int, default=None, help="image decoding workers (default min(8, CPUs))")
     v.add_argument("--compile", action="store_true", help="torch.compile the model")
     v.add_argument("--no-channels-last", action="store_true")
     m = sub.add_parser("mc", help="a causal LM on a multiple-choice task (mmlu, arc)")
