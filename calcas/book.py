@@ -106,8 +106,10 @@ def _jupyter_book() -> list[str]:
     return [found]
 
 
-def build_book(root: str | Path = ".", *, strict: bool = True) -> Path:
-    """Vendor the JavaScript and build the HTML book; returns ``<root>/_build/html``.
+def build_book(root: str | Path = ".", *, strict: bool = True, toc: str | None = None,
+               output: str | None = None) -> Path:
+    """Vendor the JavaScript and build the HTML book; returns ``<root>/_build/html``
+    (``<root>/<output>/_build/html`` with ``output``).
 
     Parameters
     ----------
@@ -116,6 +118,11 @@ def build_book(root: str | Path = ".", *, strict: bool = True) -> Path:
     strict : bool
         Build with ``-W -n --keep-going``: every Sphinx warning (nit-picky references
         included) fails the build, after all of them are reported. ``False`` drops ``-W``.
+    toc : str, optional
+        Another table of contents relative to ``root`` (``"_toc_paper.yml"``: the paper book).
+    output : str, optional
+        Build folder relative to ``root`` (``"_build/paper"``), so that a second book does not
+        replace the first.
 
     Raises
     ------
@@ -126,10 +133,13 @@ def build_book(root: str | Path = ".", *, strict: bool = True) -> Path:
     root = Path(root).resolve()
     vendor_js(root)
     cmd = [*_jupyter_book(), "build", str(root), "-n", "--keep-going"] + (["-W"] if strict else [])
+    cmd += (["--toc", str(root / toc)] if toc else []) + (["--path-output", str(root / output)] if output else [])
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    log = root / "_build" / "book-build.log"
+    build = root / output / "_build" if output else root / "_build"
+    build.mkdir(parents=True, exist_ok=True)
+    log = build / "book-build.log"
     log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    html = root / "_build" / "html"
+    html = build / "html"
     if proc.returncode != 0 or not (html / "index.html").is_file():
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-60:])
         raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); full log in {log}:\n{tail}")

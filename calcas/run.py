@@ -129,6 +129,9 @@ PAPER_TARGETS = {
     "paper/llm_cascading": "Figure 3 (a)-(f): Llama-3 8B → 70B on five tasks, Qwen-32B + Llama-3 70B on MMLU",
 }
 
+#: The paper profile's book: its own table of contents and build folder.
+PAPER_BOOK = {"toc": "_toc_paper.yml", "output": "_build/paper"}
+
 PROFILES: dict[str, dict[str, dict] | None] = {
     # The offline CPU default: MNIST-1D, four real models trained here with cross-fitting.
     "cpu": {},
@@ -205,10 +208,6 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
     from .datasets.public import data_root, missing_data_message
 
     steps = plan(profile)
-    if profile == "paper" and book:
-        print("profile 'paper': the book's table of contents holds the CPU and public chapters only; the "
-              "executed paper notebooks stay in book/executed/paper/ (open them with Jupyter)", flush=True)
-        book = False
     if sections:
         known = {s.folder for s in steps} | {s.notebook for s in steps}
         unknown = [s for s in sections if s not in known]
@@ -245,7 +244,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         from .book import build_book
         start = time.perf_counter()
         print("building the book (jupyter-book, -W -n --keep-going)", flush=True)
-        html = build_book(root)
+        # the paper's chapters make a book of their own (_toc_paper.yml), beside the CPU book
+        html = build_book(root, **PAPER_BOOK) if profile == "paper" else build_book(root)
         times["book build"] = time.perf_counter() - start
         print(f"      done in {times['book build']:.1f} s: {html / 'index.html'}")
     print("\nseconds per step:")

@@ -83,3 +83,42 @@ def test_placeholder_is_one_clear_line(tmp_path):
     assert len(nb["cells"]) == 1 and source.startswith("# ImageNet")
     assert "Data not available on this machine" in source and "python -m calcas.datasets.public fetch" in source
     assert json.loads((tmp_path / "results.json").read_text())["data"] == "missing"
+
+
+def test_paper_toc_lists_every_paper_step():
+    toc = yaml.safe_load((ROOT / "_toc_paper.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    steps = plan("paper", environ=PAPER_ENV)
+    assert [f for f in files if f.startswith("book/executed/")] == \
+        [f"book/executed/{s.folder}/{s.notebook}" for s in steps]
+    assert (ROOT / f"{toc['root']}.md").is_file()
+
+
+def test_paper_book_builds_beside_the_cpu_book(tmp_path):
+    """The paper book (its own toc and build folder) builds under -W from executed notebooks;
+    stand-ins here, as no GPU run exists. Built in a copy, so nothing real is overwritten."""
+    import shutil
+
+    from calcas.book import build_book
+    from calcas.run import PAPER_BOOK
+    if not (ROOT / "node_modules" / "vega").is_dir() and shutil.which("npm") is None:
+        pytest.skip("needs the pinned node packages (npm)")
+    for name in ("_config.yml", "_toc_paper.yml", "package.json", "package-lock.json"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "_static", tmp_path / "_static")
+    (tmp_path / "book").mkdir()
+    for page in (ROOT / "book").glob("*.md"):
+        shutil.copy2(page, tmp_path / "book" / page.name)
+    if (ROOT / "node_modules").is_dir():
+        (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")
+    for step in plan("paper", environ=PAPER_ENV):
+        folder = tmp_path / "book" / "executed" / step.folder
+        folder.mkdir(parents=True)
+        _placeholder(folder / f"{step.notebook}.ipynb", step.folder, "a stand-in for the GPU run")
+    html = build_book(tmp_path, **PAPER_BOOK)
+    assert html == tmp_path / "_build" / "paper" / "_build" / "html"
+    assert "book/paper.html" in (html / "index.html").read_text()
+    page = (html / "book" / "paper.html").read_text()
+    assert "on GPUs" in page and "LLM cascades (Figure 3)" in page  # the root page and its navigation
+    assert (html / "book" / "executed" / "paper" / "llm_cascading" / "03_cascading.html").is_file()
+    assert not (tmp_path / "_build" / "html").exists()  # the CPU book's folder is left alone
