@@ -274,3 +274,59 @@ def test_extract_models_names_record_sets_and_refuses_bad_sources(tiny_timm, ima
         jobs.extract_models("timm", ["m"], tmp_path, data="")
     with pytest.raises(ValueError, match="task: transformers needs one of"):
         jobs.extract_models("transformers", ["m"], tmp_path, data="hf", task="")
+
+
+def test_paper_pipeline_in_miniature_on_cpu(tmp_path):
+    """The paper profile's ImageNet path with stand-ins: 01_extract (source timm, two random-weight
+    timm checkpoints on a class-folder tree) -> 02 -> 03 -> 04, all through papermill."""
+    papermill = pytest.importorskip("papermill")
+    from PIL import Image
+
+    from calcas.extract import vision
+    rng = np.random.default_rng(0)
+    tree = tmp_path / "val"
+    for c, name in enumerate(["ant", "bee", "cat"]):
+        (tree / name).mkdir(parents=True)
+        for k in range(40):  # brightness tells the classes apart, but not always: per-image shifts overlap
+            pixels = np.clip(rng.normal(100 + 28 * c + rng.normal(0, 25), 40, (20, 20, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(tree / name / f"{name}{k:02d}.png")
+    images, labels = [], []
+    for c, name in enumerate(["ant", "bee", "cat"]):
+        for k in range(40):
+            images.append(np.asarray(Image.open(tree / name / f"{name}{k:02d}.png"), dtype=np.float32) / 255)
+            labels.append(c)
+    checkpoints = []
+    for seed in (0, 1):  # two small timm models, trained for a few steps so their scores mean something
+        torch.manual_seed(seed)
+        model, config = vision.load_model("test_efficientnet", num_classes=3)
+        mean, std = (torch.tensor(config[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+        x = (torch.tensor(np.stack(images)).permute(0, 3, 1, 2) - mean) / std
+        y = torch.tensor(labels)
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        model.train()
+        for _ in range(15):
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimiser.step()
+        model.eval()
+        checkpoints.append(str(vision.save_checkpoint(model, tmp_path / f"net{seed}.pth", "test_efficientnet")))
+    root = Path(__file__).resolve().parents[1]
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    records = ["../01/records/net0.parquet", "../01/records/net1.parquet"]
+    steps = [("01", "01_extract", {"source": "timm", "models": checkpoints, "data": str(tree), "batch_size": 32}),
+             ("02", "02_calibration", {"records": records, "n_boot": 20, "n_bins": 6}),
+             ("03", "03_cascading", {"pairs": {"net0 → net1": records}, "K": 3, "n_bins": 6}),
+             ("04", "04_cleaning", {"experts": records, "K": 3, "n_bins": 6})]
+    for folder, notebook, params in steps:
+        (tmp_path / folder).mkdir()
+        papermill.execute_notebook(str(root / "notebooks" / f"{notebook}.ipynb"), str(tmp_path / folder / "out.ipynb"),
+                                   parameters={**params, "output_dir": "."}, cwd=str(tmp_path / folder),
+                                   kernel_name="python3", progress_bar=False)
+    extracted = json.loads((tmp_path / "01" / "results.json").read_text())
+    assert sorted(extracted["records"]) == ["net0", "net1"]
+    r = calcas.read_records(tmp_path / "01" / "records" / "net0.parquet")
+    assert r.n == 120 and r.logits.shape == (120, 3) and r.manifest["pretrained"] is False
+    cascade = json.loads((tmp_path / "03" / "results.json").read_text())["pairs"]["net0 → net1"]
+    assert cascade["n_test"] == 60 and len(cascade["gain_at_K"]) == 3
+    cleaning = json.loads((tmp_path / "04" / "results.json").read_text())
+    assert cleaning["n"] == 120 and "method 1" in cleaning["flags"]
