@@ -54,7 +54,7 @@ def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dic
          records: str | os.PathLike | None, manifest: dict, ctx: DistContext, progress: bool, shard_size: int) -> Path:
     """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges."""
     shards = Path(out) / "shards"
-    finished = done_ids(shards) if shards.exists() else set()
+    finished = done_ids(shards)  # empty for a new job
     mine = [i for i in rank_slice(all_ids, ctx.rank, ctx.world_size) if i not in finished]
     if mine:
         extract(make_batches(set(mine)), shards, manifest=manifest, shard_size=shard_size, rank=ctx.rank,

@@ -293,10 +293,7 @@ def mc_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, mode: str =
     """
     import torch
 
-    if mode not in MODES:
-        raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction: must be 'mean' or 'sum', got {reduction!r}")
+    _check_mc_options(mode, reduction)
     templated = uses_chat_template(tokenizer, use_chat_template)
     device = _device(model)
     pad = _pad_id(tokenizer)
@@ -304,11 +301,7 @@ def mc_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, mode: str =
     letter_ids: list[int] | None = None
     with torch.inference_mode():
         for batch in _batched(items, batch_size, skip_ids):
-            for item in batch:
-                k = _check_item(item, k)
-            prompts = [format_mc_prompt(it["question"], it["choices"], tokenizer, use_chat_template=use_chat_template)
-                       for it in batch]
-            prompt_ids = [_encode(tokenizer, p, templated) for p in prompts]
+            k, prompts, prompt_ids = _mc_prompts(batch, k, tokenizer, use_chat_template, templated)
             if mode == "first_token":
                 if letter_ids is None:
                     letter_ids, _ = option_token_ids(tokenizer, prompts[0], k, templated=templated)
@@ -317,11 +310,26 @@ def mc_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, mode: str =
                             logits_to_keep=1)
                 logits = out.logits[:, -1, letter_ids].float()
             else:
-                logits = _option_loglik(model, tokenizer, prompts, prompt_ids, [it["choices"] for it in batch],
-                                        pad, device, reduction)
-            z = logits.cpu().numpy().astype(np.float32)
-            yield {"id": [str(it["id"]) for it in batch], "pred": z.argmax(axis=1).astype(np.int64),
-                   "label": np.array([int(it["answer"]) for it in batch], dtype=np.int64), "logits": z}
+                logits = _option_loglik(model, prompt_ids, _option_ids(tokenizer, prompts, batch), pad, device,
+                                        reduction)
+            yield _mc_batch(batch, logits.cpu().numpy())
+
+
+def _check_mc_options(mode: str, reduction: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: must be 'mean' or 'sum', got {reduction!r}")
+
+
+def _mc_prompts(batch: list[dict], k: int | None, tokenizer: Any, use_chat_template: bool, templated: bool):
+    """Check a batch's items (one number of options k throughout) and build their prompts.
+    Returns ``(k, prompts, prompt_ids)``."""
+    for item in batch:
+        k = _check_item(item, k)
+    prompts = [format_mc_prompt(it["question"], it["choices"], tokenizer, use_chat_template=use_chat_template)
+               for it in batch]
+    return k, prompts, [_encode(tokenizer, p, templated) for p in prompts]
 
 
 def _continuation(prompt: str, option: str) -> str:
@@ -329,20 +337,36 @@ def _continuation(prompt: str, option: str) -> str:
     return text if prompt[-1:].isspace() else " " + text
 
 
-def _option_loglik(model, tokenizer, prompts, prompt_ids, choices, pad, device, reduction):
-    """(b, k) mean or summed log-probability of each option's tokens given its prompt.
+def _option_ids(tokenizer: Any, prompts: list[str], batch: list[dict]) -> list[list[list[int]]]:
+    """Token ids of each item's options as continuations of its prompt, ``[item][option]``."""
+    out = []
+    for prompt, item in zip(prompts, batch):
+        row = []
+        for option in item["choices"]:
+            ids = list(tokenizer(_continuation(prompt, option), add_special_tokens=False)["input_ids"])
+            if not ids:
+                raise ValueError(f"choices: option {option!r} has no tokens")
+            row.append(ids)
+        out.append(row)
+    return out
+
+
+def _mc_batch(batch: list[dict], logits: np.ndarray) -> dict:
+    """The shard batch of scored items: logits (b, k) as float32, pred = their argmax."""
+    z = np.asarray(logits).astype(np.float32)
+    return {"id": [str(it["id"]) for it in batch], "pred": z.argmax(axis=1).astype(np.int64),
+            "label": np.array([int(it["answer"]) for it in batch], dtype=np.int64), "logits": z}
+
+
+def _option_loglik(model, prompt_ids, option_ids, pad, device, reduction):
+    """(b, k) mean or summed log-probability of each option's tokens (:func:`_option_ids`)
+    given its prompt.
 
     The prompts run once (left-padded, KV cache kept); the cache is repeated k times and the
     k continuations of each prompt (right-padded, masked) run on top of it."""
     import torch
-    k = len(choices[0])
-    conts = []
-    for prompt, opts in zip(prompts, choices):
-        for option in opts:
-            c_ids = list(tokenizer(_continuation(prompt, option), add_special_tokens=False)["input_ids"])
-            if not c_ids:
-                raise ValueError(f"choices: option {option!r} has no tokens")
-            conts.append(c_ids)
+    k = len(option_ids[0])
+    conts = [ids for row in option_ids for ids in row]
     ids, mask, pos = _left_pad(prompt_ids, pad, device)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(k, dim=0)  # (b*k, V)
@@ -365,7 +389,7 @@ def _option_loglik(model, tokenizer, prompts, prompt_ids, choices, pad, device, 
         token_lp = torch.cat([token_lp, rest], dim=1)
     total = (token_lp * cmask).sum(-1)
     score = total / cmask.sum(-1) if reduction == "mean" else total
-    return score.reshape(len(prompts), k)
+    return score.reshape(len(prompt_ids), k)
 
 
 # --------------------------------------------------------------------------- generation
@@ -439,10 +463,7 @@ def generate_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, max_n
     dict
         ``{"id", "pred" (-1: free text has no class), "label" (-1), "verified", source}``.
     """
-    if source not in ("score", "confidence"):
-        raise ValueError(f"source: must be 'score' or 'confidence', got {source!r}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens: must be an int >= 1, got {max_new_tokens!r}")
+    _check_generation_options(source, max_new_tokens)
     import torch
     templated = uses_chat_template(tokenizer, use_chat_template)
     pad = _pad_id(tokenizer)
@@ -455,16 +476,31 @@ def generate_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, max_n
             n_tokens = alive.sum(axis=1)
             score = np.where(alive, logits, 0.0).sum(axis=1) / n_tokens
             loglik = np.where(alive, logps, 0.0).sum(axis=1)
-            completions = [tokenizer.decode(row[m].tolist(), skip_special_tokens=True) for row, m in zip(tokens, alive)]
-            verified = verify_batch(verifier, completions, batch)  # graded in parallel threads
-            b = len(batch)
-            out = {"id": [str(it["id"]) for it in batch], "pred": np.full(b, -1, dtype=np.int64),
-                   "label": np.full(b, -1, dtype=np.int64), "verified": verified,
-                   source: score if source == "score" else np.exp(loglik)}
-            if details:
-                out.update(completion=completions, score=score, log_likelihood=loglik, n_tokens=n_tokens,
-                           tokens=[row[m].tolist() for row, m in zip(tokens, alive)])
-            yield out
+            yield _generation_batch(batch, [row[m].tolist() for row, m in zip(tokens, alive)], tokenizer, verifier,
+                                    source=source, score=score, loglik=loglik, details=details)
+
+
+def _check_generation_options(source: str, max_new_tokens: Any) -> None:
+    if source not in ("score", "confidence"):
+        raise ValueError(f"source: must be 'score' or 'confidence', got {source!r}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens: must be an int >= 1, got {max_new_tokens!r}")
+
+
+def _generation_batch(batch: list[dict], tokens: list[list[int]], tokenizer: Any, verifier: Callable,
+                      *, source: str, score: np.ndarray, loglik: np.ndarray, details: bool) -> dict:
+    """Decode and grade a batch of generated token ids; the shard batch with ``source``
+    (mean token logit ``score``, or ``exp(loglik)``) and, with ``details``, what produced it."""
+    completions = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    verified = verify_batch(verifier, completions, batch)  # graded in parallel threads
+    b = len(batch)
+    out = {"id": [str(it["id"]) for it in batch], "pred": np.full(b, -1, dtype=np.int64),
+           "label": np.full(b, -1, dtype=np.int64), "verified": verified,
+           source: score if source == "score" else np.exp(loglik)}
+    if details:
+        out.update(completion=completions, score=score, log_likelihood=loglik,
+                   n_tokens=np.array([len(t) for t in tokens], dtype=np.int64), tokens=tokens)
+    return out
 
 
 # --------------------------------------------------------------------------- data
@@ -532,6 +568,23 @@ def mmlu_items(table: Any, n: int | None = None, seed: int = 0) -> list[dict]:
     return out
 
 
+def read_csv_text(path: str | os.PathLike):
+    """A benchmark CSV as a DataFrame of str: UTF-8 (or Mac-Roman, e.g. MMLU-Redux's
+    moral_scenarios file), separator ``,`` or ``;`` (whichever the header has more of),
+    empty cells kept as ``""``, column names stripped."""
+    import pandas as pd
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("mac_roman")
+    first = text.split("\n", 1)[0]
+    sep = ";" if first.count(";") > first.count(",") else ","
+    table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
 def read_mc_file(path: str | os.PathLike):
     """A local multiple-choice file as a DataFrame (for :func:`mmlu_items`).
 
@@ -546,15 +599,8 @@ def read_mc_file(path: str | os.PathLike):
     elif suffix in (".jsonl", ".json"):
         table = pd.read_json(path, lines=True, dtype=False)
     elif suffix == ".csv":
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("mac_roman")  # e.g. MMLU-Redux's moral_scenarios file
-        first = text.split("\n", 1)[0]
-        sep = ";" if first.count(";") > first.count(",") else ","
-        table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-        table.columns = [str(c).strip().lower() for c in table.columns]
+        table = read_csv_text(path)
+        table.columns = [c.lower() for c in table.columns]
     else:
         raise ValueError(f"{path}: unknown format {suffix!r} (csv, jsonl, parquet)")
     missing = {"question", "choices", "answer"} - set(table.columns)

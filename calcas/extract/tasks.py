@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import io
 import os
 import warnings
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .language import LETTERS, _parse_answer, _parse_choices, mmlu_items
+from .language import LETTERS, _parse_answer, _parse_choices, mmlu_items, read_csv_text
 from .verifiers import gsm8k_verify, verify_code
 
 __all__ = ["TASKS", "Task", "read_table", "task_items"]
@@ -122,16 +121,7 @@ def read_table(source: str | os.PathLike, *, split: str | None = None, config: s
                 raise
             return pd.read_json(path, dtype=False)  # a JSON array of objects
     if suffix == ".csv":
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("mac_roman")
-        first = text.split("\n", 1)[0]
-        sep = ";" if first.count(";") > first.count(",") else ","
-        table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-        table.columns = [str(c).strip() for c in table.columns]
-        return table
+        return read_csv_text(path)
     raise ValueError(f"{path}: unknown format {suffix!r} (csv, jsonl, json, parquet, or 'hf:<dataset>')")
 
 

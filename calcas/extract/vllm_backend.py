@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .language import (MODES, _batched, _check_item, _continuation, _encode, format_mc_prompt, format_prompt,
-                       option_token_ids, uses_chat_template)
-from .verifiers import verify_batch
+from .language import (_SHORT_DTYPES, _batched, _check_generation_options, _check_mc_options, _encode,
+                       _generation_batch, _mc_batch, _mc_prompts, _option_ids, format_prompt, option_token_ids,
+                       uses_chat_template)
 
 #: The ``logprobs_mode`` values this backend uses (vLLM also has ``processed_*`` modes, which
 #: would fold temperature and logit processors into the values: not what calcas stores).
@@ -47,7 +47,6 @@ LOGPROBS_MODES = ("raw_logprobs", "raw_logits")
 SOURCE_MODES = {"score": "raw_logits", "confidence": "raw_logprobs"}
 # A log-probability above this is not one (float32 log-softmax can give a hair above 0).
 _LOGPROB_TOLERANCE = 1e-3
-_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
 
 __all__ = ["LOGPROBS_MODES", "SOURCE_MODES", "load_vllm", "vllm_generate_batches", "vllm_mc_batches"]
 
@@ -64,7 +63,7 @@ def _import_vllm():
 
 def _vllm_dtype(dtype: Any) -> str:
     text = str(dtype).removeprefix("torch.")
-    return _DTYPES.get(text, text)
+    return _SHORT_DTYPES.get(text, text)
 
 
 def load_vllm(model: str, *, tensor_parallel_size: int = 1, dtype: str = "auto",
@@ -222,10 +221,7 @@ def vllm_mc_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, mode: st
         vLLM's output lacks a needed log-probability, or ``option_likelihood`` values are not
         log-probabilities (> 0: the engine returns logits).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction: must be 'mean' or 'sum', got {reduction!r}")
+    _check_mc_options(mode, reduction)
     if mode == "option_likelihood" and _engine_mode(llm) == "raw_logits":
         raise ValueError("logprobs_mode: option_likelihood needs log-probabilities, but the engine returns raw "
                          "logits; load it with load_vllm(..., logprobs_mode='raw_logprobs')")
@@ -235,25 +231,13 @@ def vllm_mc_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, mode: st
     k: int | None = None
     letter_ids: list[int] | None = None
     for batch in _batched(items, batch_size, skip_ids):
-        for item in batch:
-            k = _check_item(item, k)
-        prompts = [format_mc_prompt(it["question"], it["choices"], tokenizer, use_chat_template=use_chat_template)
-                   for it in batch]
-        prompt_ids = [_encode(tokenizer, p, templated) for p in prompts]
+        k, prompts, prompt_ids = _mc_prompts(batch, k, tokenizer, use_chat_template, templated)
         if mode == "first_token":
             if letter_ids is None:
                 letter_ids, _ = option_token_ids(tokenizer, prompts[0], k, templated=templated)
             conts = [[[t] for t in letter_ids] for _ in batch]
         else:
-            conts = []
-            for prompt, item in zip(prompts, batch):
-                row = []
-                for option in item["choices"]:
-                    c_ids = list(tokenizer(_continuation(prompt, option), add_special_tokens=False)["input_ids"])
-                    if not c_ids:
-                        raise ValueError(f"choices: option {option!r} has no tokens")
-                    row.append(c_ids)
-                conts.append(row)
+            conts = _option_ids(tokenizer, prompts, batch)
         sequences = [p + c for p, row in zip(prompt_ids, conts) for c in row]
         outputs = _run(llm, sequences, params)
         z = np.empty((len(batch), k), dtype=np.float64)
@@ -270,9 +254,7 @@ def vllm_mc_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, mode: st
                 raise RuntimeError(f"vllm: prompt log-probability {max(values):.4g} > 0 for item {batch[i]['id']!r}: "
                                    "the engine returns logits; load it with logprobs_mode='raw_logprobs'")
             z[i, j] = math.fsum(values) / (len(values) if reduction == "mean" else 1)  # first_token: 1 value
-        z32 = z.astype(np.float32)
-        yield {"id": [str(it["id"]) for it in batch], "pred": z32.argmax(axis=1).astype(np.int64),
-               "label": np.array([int(it["answer"]) for it in batch], dtype=np.int64), "logits": z32}
+        yield _mc_batch(batch, z)
 
 
 # --------------------------------------------------------------------------- generation
@@ -335,10 +317,7 @@ def vllm_generate_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, ma
     RuntimeError
         vLLM's output lacks the log-probabilities, or ``raw_logprobs`` values are > 0.
     """
-    if source not in SOURCE_MODES:
-        raise ValueError(f"source: must be 'score' or 'confidence', got {source!r}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens: must be an int >= 1, got {max_new_tokens!r}")
+    _check_generation_options(source, max_new_tokens)
     if logprobs_mode not in LOGPROBS_MODES:
         raise ValueError(f"logprobs_mode: must be one of {LOGPROBS_MODES}, got {logprobs_mode!r}")
     engine = _engine_mode(llm)
@@ -371,18 +350,10 @@ def vllm_generate_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, ma
                                    "engine returns logits; pass the logprobs_mode it was loaded with")
             tokens.append(ids)
             values.append(v)
-        n_tokens = np.array([len(t) for t in tokens], dtype=np.int64)
         nan = np.full(len(batch), np.nan)
         if logprobs_mode == "raw_logits":
             score, loglik = np.array([v.mean() for v in values]), nan
         else:
             score, loglik = nan, np.array([math.fsum(v) for v in values])
-        completions = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-        verified = verify_batch(verifier, completions, batch)  # graded in parallel threads
-        b = len(batch)
-        out = {"id": [str(it["id"]) for it in batch], "pred": np.full(b, -1, dtype=np.int64),
-               "label": np.full(b, -1, dtype=np.int64), "verified": verified,
-               source: score if source == "score" else np.exp(loglik)}
-        if details:
-            out.update(completion=completions, score=score, log_likelihood=loglik, n_tokens=n_tokens, tokens=tokens)
-        yield out
+        yield _generation_batch(batch, tokens, tokenizer, verifier, source=source, score=score, loglik=loglik,
+                                details=details)
