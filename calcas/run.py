@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results")
 
@@ -188,6 +189,38 @@ def paper_commands() -> list[str]:
     return lines
 
 
+def chapter_texts(root: str | os.PathLike = ".") -> dict[str, dict[str, str]]:
+    """Title and opening paragraph of each CPU-book chapter, by folder (``book/chapters.yml``)."""
+    import yaml
+    path = Path(root) / "book" / "chapters.yml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None) -> None:
+    """Give an executed notebook its chapter's title and opening, and drop the sections it has
+    nothing to show for.
+
+    The notebook's first cell is a Markdown cell starting with its generic ``# title``; a
+    chapter's title replaces that line and its opening paragraph follows it. Cells tagged
+    ``only-if:<key>`` are dropped when the section's ``results.json`` says
+    ``"shown": {"<key>": false}`` (no true labels, no class probabilities, ...).
+    """
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    if text and first.cell_type == "markdown" and first.source.startswith("# "):
+        rest = first.source.split("\n", 1)[1] if "\n" in first.source else ""
+        opening = f"\n\n{text['opening'].strip()}" if text.get("opening") else ""
+        first.source = f"# {text['title']}{opening}\n{rest}"
+    shown = (results or {}).get("shown", {})
+
+    def keep(cell: Any) -> bool:
+        keys = [t.split(":", 1)[1] for t in cell.metadata.get("tags", []) if t.startswith("only-if:")]
+        return all(shown.get(k, True) for k in keys)
+    nb.cells = [c for c in nb.cells if keep(c)]
+    nbformat.write(nb, path)
+
+
 def _placeholder(path: Path, title: str, message: str) -> None:
     """An executed-notebook stand-in for a chapter whose data is absent: one clear line."""
     import nbformat
@@ -216,6 +249,7 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         steps = [s for s in steps if s.folder in sections or s.notebook in sections]
     root = Path(root).resolve()
     have_public = data_root() is not None
+    texts = chapter_texts(root)
     # The notebook kernel must be this interpreter, whatever PATH says.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     times: dict[str, float] = {}
@@ -226,7 +260,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         start = time.perf_counter()
         if step.needs_public_data and not have_public:
             print(f"[{i}/{len(steps)}] {step.folder}: public data not found, writing a one-line chapter", flush=True)
-            title = step.folder.split("/")[-1].lstrip("0123456789_").replace("_", " ").capitalize()
+            title = texts.get(step.folder, {}).get("title") or \
+                step.folder.split("/")[-1].lstrip("0123456789_").replace("_", " ").capitalize()
             _placeholder(out, title, missing_data_message())
             continue
         params = {**step.params, "output_dir": "."}
@@ -238,6 +273,9 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         except PapermillExecutionError as err:
             raise SystemExit(f"{step.folder} failed: {err.ename}: {err.evalue}\n"
                              f"(the executed notebook with the traceback: {out})")
+        results = folder / "results.json"
+        finish_chapter(out, texts.get(step.folder) if profile != "paper" else None,
+                       json.loads(results.read_text()) if results.exists() else None)
         times[step.folder] = time.perf_counter() - start
         print(f"      done in {times[step.folder]:.1f} s", flush=True)
     if book:

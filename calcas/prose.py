@@ -1,0 +1,300 @@
+"""The chapters' sentences, written from a section's ``results.json`` dict.
+
+Each function takes the dict a report's ``to_dict()`` wrote (read back from the file) and
+returns Markdown. Every number in the text is one of the dict's numbers, formatted; every
+claim of the paper comes from :func:`calcas.report.paper_reference`. Where a run disagrees
+with the paper, the text says so and gives the likely reason. ``tests/test_report.py``
+regenerates the prose of every built chapter from its ``results.json`` and compares.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .report import paper_reference
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _ci(v: list[float], digits: int = 3) -> str:
+    """"0.123 [0.110, 0.135]" from [value, low, high]."""
+    return f"{_f(v[0], digits)} [{_f(v[1], digits)}, {_f(v[2], digits)}]"
+
+
+def _signed_ci(v: list[float], digits: int = 4) -> str:
+    return f"{v[0]:+.{digits}f} [{v[1]:+.{digits}f}, {v[2]:+.{digits}f}]"
+
+
+def _reference_key(dataset: str | None) -> str | None:
+    d = (dataset or "").lower()
+    return next((k for k in ("imagenet", "mmlu") if k in d), None)
+
+
+# ---------------------------------------------------------------------------- calibration
+
+def _calibration_model(name: str, m: dict[str, Any], n_bins: int) -> list[str]:
+    t, c = m["test"], m["cal"]
+    fitted = f"T = {_f(m['temperature'], 2)}" if m.get("temperature") is not None else \
+        f"a = {_f(m.get('platt_a'), 2)}, b = {_f(m.get('platt_b'), 2)}"
+    before, after = t["ece_before"], t["ece_after"]
+    out = [f"**{name}** ({m['method']} scaling, {fitted}; {t['n']:,} test rows): test ECE "
+           f"{_ci(before)} before and {_ci(after)} after calibration."]
+    if after[0] < before[0]:
+        out.append("Calibration lowers it, as in the paper.")
+    else:
+        out.append("Calibration does **not** lower it, unlike the paper's Table 1, where it falls for both models.")
+        tl = m.get("true_labels")
+        if tl and tl["ece_temperature_true_labels"] < tl["ece_uncalibrated"]:
+            out.append(f"The labels are the likely reason: against the true labels, a temperature fitted on them "
+                       f"takes this model's ECE from {_f(tl['ece_uncalibrated'])} to "
+                       f"{_f(tl['ece_temperature_true_labels'])}. Against labels with flips, accuracy is capped "
+                       "at every confidence, and one temperature cannot follow a curve that rises and then stalls.")
+        elif before[1] <= after[0] <= before[2]:
+            out.append("The change lies within the interval of the uncalibrated ECE: within noise.")
+        else:
+            out.append("A single calibrator fitted by likelihood trades bins against each other; it can lower the "
+                       "likelihood and still raise the binned ECE.")
+    gap = abs(after[0] - c["ece_after"][0])
+    out.append(f"After calibration, cal and test ECE are {_f(c['ece_after'][0])} and {_f(after[0])}"
+               + (" (calibration carries over to held-out data, the paper's second observation)." if gap <= 0.02
+                  else f", {_f(gap)} apart: less stable than the paper's 0.0271 / 0.0296."))
+    mono = t["monotonicity_before"]
+    if mono is not None and math.isfinite(mono):
+        out.append(f"Higher confidence goes with higher accuracy: the Spearman correlation of bin accuracy with bin "
+                   f"confidence is {_f(mono, 2)} before calibration"
+                   + ("." if mono >= 0.8 else ", weaker than the paper's first observation suggests."))
+    if t["n_bins_effective"] < n_bins:
+        out.append(f"Only {t['n_bins_effective']} of the {n_bins} bins exist on the test half: "
+                   f"{_pct(m['tie_share'])} of the confidences equal {_f(m['tie_value'], 4)}, and equal-count bins "
+                   "never split tied values.")
+    if t["overconfident_bins_before"] == t["n_bins_effective"] and t["n_bins_effective"] > 1:
+        out.append(f"Before calibration every bin is over-confident, so the ECE equals the overall gap, mean "
+                   f"confidence minus accuracy = {_f(t['gap_before'])}, whatever the number of bins: "
+                   "a flat ECE under the bin slider is expected here, not a fault.")
+    return out
+
+
+def calibration_prose(res: dict[str, Any]) -> str:
+    """"Beside the paper" for the calibration chapter."""
+    n_bins = res["parameters"]["n_bins"]
+    paras = [" ".join(_calibration_model(name, m, n_bins)) for name, m in res["models"].items()]
+    ref = paper_reference()["table1"]
+    keys = {_reference_key(m.get("dataset")) for m in res["models"].values()} - {None}
+    for key in sorted(keys):
+        r = ref[key]
+        ours = {n: m for n, m in res["models"].items() if _reference_key(m.get("dataset")) == key}
+        best = min(ours, key=lambda n: ours[n]["test"]["ece_after"][0])
+        paras.append(f"The paper's {r['model']} on {r['dataset']} goes from {_f(r['test']['ece_before'], 4)} to "
+                     f"{_f(r['test']['ece_after'], 4)} on its test half. Here the lowest ECE after calibration is "
+                     f"{best}'s {_f(ours[best]['test']['ece_after'][0])}: other models, the same shape.")
+    if not keys:
+        paras.append("The paper's Table 1 (EVA02-L on ImageNet, 0.2624 → 0.0296; LLaMA-3-8B on MMLU, 0.1830 → "
+                     "0.0901) is on other data: compare the shape, not the values.")
+    return "\n\n".join(paras)
+
+
+# ---------------------------------------------------------------------------- cascades
+
+def _verdict(gain: list[float]) -> str:
+    if gain[1] > 0:
+        return "the cascade beats both models"
+    if gain[2] < 0:
+        return "the cascade loses to the better model"
+    return "the difference is within noise"
+
+
+def _cascade_pair(pair: str, r: dict[str, Any], n_bins: int) -> list[str]:
+    out = [f"**{pair}** ({r['n_test']:,} test rows): {r['first']} {_ci(r['accuracy_first'])} and {r['second']} "
+           f"{_ci(r['accuracy_second'])} alone."]
+    n_eff, k, kc = r["n_bins_effective"], r["K_used"], r["K_cal"]
+    if n_eff < n_bins:
+        out.append(f"Only {n_eff} distinct bins exist on cal ({_pct(r['tie_share'])} of the first model's "
+                   f"calibrated confidences equal {_f(r['tie_value'], 4)}; tied values are never split), so the "
+                   f"slider offers K = 0…{n_eff}" + (f" and the fixed K = {r['K']} becomes {k}." if k < r["K"] else "."))
+    p_k = r["at_K"]["CC"]["p_small"] if "CC" in r["at_K"] else float("nan")
+    if k == n_eff:
+        out.append(f"At K = {k} the first model answers everything, so the fixed K says nothing about routing; "
+                   f"the K chosen on cal is the comparison to read.")
+    else:
+        out.append(f"At the fixed K = {k}, CC gives {_pct(p_k)} of the rows to {r['first']} and reaches "
+                   f"{_ci(r['cc_at_K'])}; its paired gain over {r['better']} (the better model on cal) is "
+                   f"{_signed_ci(r['gain_at_K'])}: {_verdict(r['gain_at_K'])}.")
+    out.append(f"At the K that is best on cal (K = {kc}), CC reaches {_ci(r['cc_at_K_cal'])}, a gain of "
+               f"{_signed_ci(r['gain_at_K_cal'])}: {_verdict(r['gain_at_K_cal'])}.")
+    out.append(f"The best K on test (K = {r['best_cc_K']}, {_f(r['best_cc_accuracy'], 4)}) is optimistic and "
+               "decides nothing here.")
+    if r["share_cc_at_least_uc"] is not None:
+        share, diff = r["share_cc_at_least_uc"], r["mean_cc_minus_uc"]
+        half = r["noise_half_width"]
+        text = (f"CC is at least as accurate as UC at {_pct(share)} of the operating points between the two "
+                f"models alone (mean difference {diff:+.4f})")
+        if share >= 0.5:
+            out.append(text + ", as the paper finds (CC ≥ UC).")
+        elif abs(diff) < half:
+            out.append(text + f"; the paper finds CC ≥ UC. The difference is smaller than the ±{_f(half)} interval "
+                       "of one accuracy here: within noise, not a reversal.")
+        else:
+            out.append(text + ": **below UC**, unlike the paper (CC ≥ UC). The likely reason: each model is "
+                       "calibrated by one global map, fitted over all its samples, while the router compares the "
+                       "second model's mean confidence within the first model's bins, where the second model can "
+                       "remain miscalibrated; raw confidences that are miscalibrated alike compare better.")
+    if r["share_cc_above_rc"] is not None and r["share_cc_above_rc"] < 1:
+        out.append(f"CC is above random routing at {_pct(r['share_cc_above_rc'])} of the operating points; the "
+                   "paper finds CC > RC at every p. Where the first model's confidence barely tells where the "
+                   "second model does better (a flat advantage), routing is no better than chance.")
+    cc = r["at_K"].get("CC", {})
+    if cc.get("compute_saved") is not None:
+        saved = cc["compute_saved"]
+        out.append(f"Compute saved at K = {k} against the second model alone: {saved:+.3f}"
+                   + (" (negative: the first model costs more than the second-model calls it saves)."
+                      if saved < 0 else "."))
+    return out
+
+
+def cascade_prose(res: dict[str, Any]) -> str:
+    """"Beside the paper" for a cascade chapter."""
+    n_bins = res["parameters"]["n_bins"]
+    paras = [" ".join(_cascade_pair(pair, r, n_bins)) for pair, r in res["pairs"].items()]
+    ll = paper_reference()["cascades"]["large_large"]
+    paras.append(f"The paper finds CC ≥ UC > RC at every p, and its large–large pair ({ll['pair']}) reaching "
+                 f"{100 * ll['accuracy']:.3f}% on {ll['dataset']}, above both models. Verdicts above use the K "
+                 "fixed in advance or chosen on cal, with paired intervals.")
+    return "\n\n".join(paras)
+
+
+# ---------------------------------------------------------------------------- cleaning
+
+def cleaning_prose(res: dict[str, Any]) -> str:
+    """"Beside the paper" for a cleaning chapter."""
+    flags, truth, K = res["flags"], res["truth"], res["K_used"]
+    m1, m2 = flags["method_1"], flags["method_2"]
+    paras = []
+    if truth is None:
+        paras.append(f"These record sets carry no ground truth of label errors, so only counts are shown: method 1 "
+                     f"flags {m1['flagged']:,} labels and method 2 at K = {K} flags {m2['flagged']:,}.")
+        return "\n\n".join(paras)
+    source = ("the labels flipped with a seed in this data set, known exactly" if truth == "is_noisy" else
+              f"every acceptable label of each sample; {res['n'] - res['n_rated']:,} samples carry none and are "
+              "left out of precision")
+    paras.append(f"Ground truth: {source} ({_pct(res['noise_rate'])} of the rated labels are wrong). Method 2 at "
+                 f"K = {K} flags {m2['flagged']:,} labels with precision {_ci([m2['precision'], m2['precision_low'], m2['precision_high']])}; "
+                 f"method 1 flags {m1['flagged']:,} with precision "
+                 f"{_ci([m1['precision'], m1['precision_low'], m1['precision_high']])}.")
+    trend = res.get("precision_vs_detection")
+    if trend is not None:
+        paras.append(f"Along the sweep over K, precision and detection rate have a Spearman correlation of "
+                     f"{_f(trend, 2)}: " + ("precision falls as more is flagged, as in the paper's Fig. 4." if trend < 0
+                                             else "precision does **not** fall as more is flagged, unlike the paper's "
+                                                  "Fig. 4; the lowest-confidence bins still hold mostly true errors here."))
+    cl = flags.get("confident_learning")
+    if cl is None:
+        paras.append("Method 3 and Confident Learning need every class's probability (logits); these record sets "
+                     "carry only the top-1 confidence, so the paper's Table 3 comparison cannot be made here.")
+    else:
+        at = res.get("ours_at_cl_rate")
+        if at is not None:
+            paras.append(f"Confident Learning flags {cl['flagged']:,} labels at precision {_f(cl['precision'])}; at the "
+                         f"same detection rate method 2's curve has precision {_f(at)}"
+                         + (": above CL, as in the paper." if at >= cl["precision"] else
+                            ": **below** CL, unlike the paper's Fig. 4."))
+        t3, ref = res["table3"], paper_reference()["table3"]
+        ours, theirs = t3["ours_only"], t3["cl_only"]
+        text = (f"Table 3: {ours['n_flagged']:,} labels flagged by method 2 only (precision {_f(ours['precision'])}), "
+                f"{theirs['n_flagged']:,} by CL only ({_f(theirs['precision'])}), {t3['both']['n_flagged']:,} by both. "
+                f"The paper: {ref['ours_only']['n_flagged']:,} ours only ({_f(ref['ours_only']['precision'])}), "
+                f"{ref['cl_only']['n_flagged']:,} CL only ({_f(ref['cl_only']['precision'])}), "
+                f"{ref['both']['n_flagged']:,} both.")
+        if ours["n_flagged"] < theirs["n_flagged"]:
+            text += (f" The overlap is **reversed** here: at K = {K} method 2 flags {m2['flagged']:,} labels against "
+                     f"CL's {cl['flagged']:,}, so it is the stricter rule and has few labels of its own (the paper "
+                     "does not state its K); a larger K moves it toward CL's detection rate.")
+        paras.append(text)
+    t2 = res["table2"]
+    gains = {n: v["gain"] for n, v in t2["models"].items()}
+    paras.append(f"Table 2's shape: measured against cleaned labels ({t2['mode']} the flagged ones), every expert's "
+                 "test accuracy " + ("rises" if all(g > 0 for g in gains.values()) else "does not always rise")
+                 + " (" + ", ".join(f"{n} {d:+.4f}" for n, d in gains.items()) + "); the paper's large–large "
+                 f"cascade goes from {100 * paper_reference()['cascades']['large_large']['accuracy']:.3f}% to "
+                 f"{100 * paper_reference()['cascades']['large_large']['accuracy_cleaned']:.3f}%.")
+    return "\n\n".join(paras)
+
+
+# ---------------------------------------------------------------------------- the summaries
+
+def cascade_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per cascade pair of several chapters: the gain at the fixed K and at the
+    cal-chosen K with their verdicts, and CC against UC and RC."""
+    rows = []
+    for chapter, res in results.items():
+        for pair, r in (res or {}).get("pairs", {}).items():
+            rows.append({"chapter": chapter, "pair": pair, "n_test": r["n_test"],
+                         "gain_at_K": r["gain_at_K"], "K_used": r["K_used"], "verdict_at_K": _verdict(r["gain_at_K"]),
+                         "gain_at_K_cal": r["gain_at_K_cal"], "K_cal": r["K_cal"],
+                         "verdict_at_K_cal": _verdict(r["gain_at_K_cal"]),
+                         "share_cc_at_least_uc": r["share_cc_at_least_uc"],
+                         "share_cc_above_rc": r["share_cc_above_rc"]})
+    return rows
+
+
+def _cascade_summary(claims: list[dict[str, Any]]) -> str:
+    n = len(claims)
+    beats_k = [c["pair"] for c in claims if c["verdict_at_K"] == "the cascade beats both models"]
+    beats_cal = [c["pair"] for c in claims if c["verdict_at_K_cal"] == "the cascade beats both models"]
+    loses_cal = [c["pair"] for c in claims if c["verdict_at_K_cal"] == "the cascade loses to the better model"]
+    below_uc = [c["pair"] for c in claims if c["share_cc_at_least_uc"] is not None and c["share_cc_at_least_uc"] < 0.5]
+    not_rc = [c["pair"] for c in claims if c["share_cc_above_rc"] is not None and c["share_cc_above_rc"] < 1]
+    return (f"Of {n} cascade pairs, CC beats both of its models (the paired 95% interval of the gain over the "
+            f"better model above zero) for {len(beats_k)} at the fixed K and for {len(beats_cal)} at the K chosen "
+            f"on cal" + (f" ({', '.join(beats_cal)})" if beats_cal else "") + "; it loses to the better model at "
+            f"the cal-chosen K for {len(loses_cal)}" + (f" ({', '.join(loses_cal)})" if loses_cal else "")
+            + "; the rest are within noise. The paper finds a large–large cascade above both models. "
+            f"CC is below UC at most operating points for {len(below_uc)} pairs"
+            + (f" ({', '.join(below_uc)})" if below_uc else "") + f" and not above RC everywhere for {len(not_rc)}"
+            + (f" ({', '.join(not_rc)})" if not_rc else "")
+            + "; the paper finds CC ≥ UC > RC at every p. Each cascade chapter gives the likely reason, pair by pair.")
+
+
+def summary_prose(res: dict[str, Any]) -> str:
+    """What agrees with the paper across chapters, from a summary's ``results.json``
+    (:func:`calcas.report.summary_report`)."""
+    paras = []
+    ours = [r for r in res["table1"] if r["source"] != "paper"]
+    if ours:
+        lowered = [r["model"] for r in ours if r["ECE after"] < r["ECE before"]]
+        raised = [r["model"] for r in ours if r["ECE after"] >= r["ECE before"]]
+        paras.append(f"Calibration lowers the test ECE for {len(lowered)} of {len(ours)} models, as the paper's "
+                     "Table 1 does for both of its models" + (f"; it does not for {', '.join(raised)}, and the "
+                                                              "calibration chapter says why" if raised else "") + ".")
+    if res["cascades"]:
+        paras.append(_cascade_summary(res["cascades"]))
+    else:
+        paras.append("No cascade chapter has results on this machine.")
+    groups = {r["group"]: r for r in res["table3"] if r["source"] != "paper"}
+    if groups:
+        ours_only, cl_only = groups["method 2 only"]["flagged"], groups["Confident Learning only"]["flagged"]
+        paras.append(f"Table 3: method 2 alone flags {ours_only:,} labels and Confident Learning alone {cl_only:,}; "
+                     "in the paper method 2 has far more of its own (994 against 82)"
+                     + ("; here the overlap is reversed (the cleaning chapter says why)." if ours_only < cl_only
+                        else ", and so it has here."))
+    return "\n\n".join(paras)
+
+
+def redux_prose(res: dict[str, Any]) -> str:
+    """The MMLU-Redux chapter's sentences: method 1 (every expert disagrees) and the highlighted k."""
+    any_p = res["sweeps"]["any_problem"]
+    wrong = res["sweeps"]["wrong_truth"]
+    m, k = len(res["experts"]), res["k"]
+    i, j = any_p["k"].index(m), any_p["k"].index(k)
+    found = res["found_at_k"].get("wrong_groundtruth", {"flagged": 0, "questions": 0})
+    return (f"When all {m} experts disagree with the given answer (method 1), {any_p['n_flagged'][i]:,} of "
+            f"{res['n']:,} questions are flagged; {_f(any_p['precision'][i])} of them have an annotated problem and "
+            f"{_f(wrong['precision'][i])} a wrong ground truth. At k = {k}, {any_p['n_flagged'][j]:,} are flagged, "
+            f"including {found['flagged']:,} of the {found['questions']:,} questions whose ground truth is wrong "
+            f"(recall {_f(wrong['recall'][j])}). The paper cleans MMLU without a human check of its flags; "
+            "MMLU-Redux's audit is that check, for the answers-only version of the method.")
