@@ -45,6 +45,9 @@ def _calibration_model(name: str, m: dict[str, Any], n_bins: int) -> list[str]:
     before, after = t["ece_before"], t["ece_after"]
     out = [f"**{name}** ({m['method']} scaling, {fitted}; {t['n']:,} test rows): test ECE "
            f"{_ci(before)} before and {_ci(after)} after calibration."]
+    if after[1] > after[0]:
+        out.append("(The bootstrap interval after calibration lies above the estimate: ECE is biased upward, more "
+                   "so on resamples, and a well-calibrated model shows it most.)")
     if after[0] < before[0]:
         out.append("Calibration lowers it, as in the paper.")
     else:
@@ -125,8 +128,14 @@ def _cascade_pair(pair: str, r: dict[str, Any], n_bins: int) -> list[str]:
         out.append(f"At the fixed K = {k}, CC gives {_pct(p_k)} of the rows to {r['first']} and reaches "
                    f"{_ci(r['cc_at_K'])}; its paired gain over {r['better']} (the better model on cal) is "
                    f"{_signed_ci(r['gain_at_K'])}: {_verdict(r['gain_at_K'])}.")
-    out.append(f"At the K that is best on cal (K = {kc}), CC reaches {_ci(r['cc_at_K_cal'])}, a gain of "
-               f"{_signed_ci(r['gain_at_K_cal'])}: {_verdict(r['gain_at_K_cal'])}.")
+    if kc == 0:
+        out.append(f"On the cal rows no K beats {r['second']} alone (K = 0 is best there): calibrated routing "
+                   "finds nothing to gain for this pair.")
+    elif kc == n_eff:
+        out.append(f"On the cal rows the first model alone (K = {kc}) is best: the second model adds nothing there.")
+    else:
+        out.append(f"At the K that is best on cal (K = {kc}), CC reaches {_ci(r['cc_at_K_cal'])}, a gain of "
+                   f"{_signed_ci(r['gain_at_K_cal'])}: {_verdict(r['gain_at_K_cal'])}.")
     out.append(f"The best K on test (K = {r['best_cc_K']}, {_f(r['best_cc_accuracy'], 4)}) is optimistic and "
                "decides nothing here.")
     if r["share_cc_at_least_uc"] is not None:

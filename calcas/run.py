@@ -167,13 +167,12 @@ def plan(profile: str = "cpu", *, environ: dict[str, str] | None = None) -> list
     return steps + list(PUBLIC_STEPS)
 
 
-def paper_commands() -> list[str]:
-    """The papermill command of every paper step, as a user types it (shell variables for
-    :data:`PAPER_ENV`), each after a comment saying what it reproduces."""
+def _commands(steps: list[Step], targets: dict[str, str]) -> list[str]:
+    """The papermill command of each step, as a user types it from the repository root, each
+    after a comment saying what it gives."""
     import shlex
-    placeholders = {k: f"${{{k}}}" for k in PAPER_ENV}
     lines = []
-    for step in _paper_steps({**placeholders, "CALCAS_TENSOR_PARALLEL": "8"}):
+    for step in steps:
         folder = f"book/executed/{step.folder}"
         args = []
         for key, value in step.params.items():
@@ -183,10 +182,25 @@ def paper_commands() -> list[str]:
                 args.append(f"-p {key} {shlex.quote(str(value))}")
             else:
                 args.append(f"-y {shlex.quote(json.dumps({key: value}, ensure_ascii=False))}")
-        lines.append(f"# {step.folder}: {PAPER_TARGETS[step.folder]}")
-        lines.append(f"mkdir -p {folder} && papermill notebooks/{step.notebook}.ipynb {folder}/{step.notebook}.ipynb "
-                     f"--cwd {folder} -p output_dir . " + " ".join(args))
+        lines.append(f"# {step.folder}: {targets[step.folder]}")
+        lines.append((f"mkdir -p {folder} && papermill notebooks/{step.notebook}.ipynb "
+                      f"{folder}/{step.notebook}.ipynb --cwd {folder} -p output_dir . " + " ".join(args)).rstrip())
     return lines
+
+
+def paper_commands() -> list[str]:
+    """The papermill command of every paper step, as a user types it (shell variables for
+    :data:`PAPER_ENV`), each after a comment saying what it reproduces."""
+    placeholders = {k: f"${{{k}}}" for k in PAPER_ENV}
+    return _commands(_paper_steps({**placeholders, "CALCAS_TENSOR_PARALLEL": "8"}), PAPER_TARGETS)
+
+
+def public_commands(root: str | os.PathLike = ".") -> list[str]:
+    """The papermill command of every public-data chapter (after ``public/00_public_data``
+    has written the record sets), each after a comment naming the chapter."""
+    texts = chapter_texts(root)
+    return _commands(list(PUBLIC_STEPS), {s.folder: texts.get(s.folder, {}).get("title", s.folder)
+                                          for s in PUBLIC_STEPS})
 
 
 def chapter_texts(root: str | os.PathLike = ".") -> dict[str, dict[str, str]]:

@@ -295,3 +295,10 @@ def test_built_chapters_prose_is_what_their_results_say():
         assert_prose_numbers_from(shown[0], res, report.paper_reference())
         checked += 1
     assert checked
+
+
+def test_reproduce_page_gives_every_public_command_exactly():
+    from calcas.run import public_commands
+    page = (ROOT / "book" / "reproduce.md").read_text()
+    for line in public_commands(ROOT):
+        assert line in page, line
