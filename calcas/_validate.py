@@ -99,3 +99,20 @@ def check_k(K: Any, n_bins: int) -> int:
     if not 0 <= K <= n_bins:
         raise ValueError(f"K: must be in [0, {n_bins}] (the number of bins), got {K}")
     return int(K)
+
+
+def check_binning(binning: Any, choices: tuple[str, ...]) -> str:
+    """binning must be one of ``choices``."""
+    if binning not in choices:
+        raise ValueError(f"binning: expected one of {choices}, got {binning!r}")
+    return binning
+
+
+def check_edges(edges: Any) -> np.ndarray:
+    """Bin edges: a 1-D float array of at least 2 entries, non-decreasing, free of NaN."""
+    e = np.asarray(to_numpy(edges), dtype=np.float64)
+    if e.ndim != 1 or len(e) < 2:
+        raise ValueError(f"edges: expected a 1-D array of at least 2 edges, got shape {e.shape}")
+    if np.isnan(e).any() or np.any(np.diff(e) < 0):
+        raise ValueError("edges: must be non-decreasing and free of NaN")
+    return e

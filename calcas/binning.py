@@ -1,9 +1,16 @@
 """Binning (paper §2.1, SPEC §2): equal-count (the default) and equal-width bins.
 
 Edges are computed once (on cal) and reused on new data with :func:`assign_bins`, so cal
-and test samples fall in the same bins. ``edges`` always has ``n_bins + 1`` entries; bin i
+and test samples fall in the same bins. ``edges`` has ``m + 1`` entries for m bins; bin i
 holds values ``edges[i] <= c < edges[i + 1]``; the outer edges are open, so every value
 lands in some bin (values below edges[1] in bin 0, values >= edges[-2] in the last bin).
+Equal-width binning always gives ``m = n_bins``; equal-count binning never splits a run of
+equal values, so with ties it can give fewer bins (``1 <= m <= n_bins``), all non-empty on
+the values they were fitted on: ``len(edges) - 1`` is the number of bins that exist.
+
+The public functions check their inputs; the underscore functions below them are the
+unchecked kernels the metrics, cascade and cleaning modules share once their own entry
+points have checked everything.
 """
 from __future__ import annotations
 
@@ -11,49 +18,113 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import check_n_bins, confidence_array, float_array
+from ._validate import check_binning, check_edges, check_n_bins, confidence_array, float_array
 
 BINNINGS = ("equal_count", "equal_width")
 
 
-def equal_count_edges(confidence: Any, n_bins: int) -> np.ndarray:
-    """Edges that split the sorted confidences into ``n_bins`` groups of near-equal size.
+# ---------------------------------------------------------------- unchecked kernels
 
-    Sizes differ by at most one (the first ``n % n_bins`` groups get the extra sample); each
-    interior edge is the midpoint between the last value of one group and the first of the
-    next. Tied values that straddle a boundary all go to the upper bin, so bin sizes on the
-    fitting data are not guaranteed equal when there are ties: report them, do not assume.
+
+def _equal_count_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-count edges of a finite float 1-D array, ``1 <= n_bins <= len(values)`` (unchecked).
+
+    The ideal group starts are the positions of ``np.array_split`` on the sorted values; a
+    start inside a run of equal values moves to the nearer end of the run (the lower end
+    when both are as near), a start that lands on another's position or on an end of the
+    array is dropped. Edges are midpoints between the last value of a group and the first of
+    the next, as in :func:`equal_count_edges`.
+    """
+    s = np.sort(values)
+    n = len(s)
+    base, extra = divmod(n, n_bins)
+    # index of the first value of groups 1..n_bins-1 (the first n % n_bins groups get one more)
+    starts = np.arange(1, n_bins) * base + np.minimum(np.arange(1, n_bins), extra)
+    lo, hi = s[starts - 1], s[starts]
+    tied = lo == hi
+    if tied.any():  # starts inside a run of ties: move them to the nearer end of the run
+        j = starts[tied]
+        run_lo = np.searchsorted(s, hi[tied], side="left")   # first index of the run
+        run_hi = np.searchsorted(s, hi[tied], side="right")  # one past its last index
+        down_ok, up_ok = run_lo > 0, run_hi < n
+        go_down = down_ok & (~up_ok | (j - run_lo <= run_hi - j))
+        moved = np.where(go_down, run_lo, run_hi)
+        keep = down_ok | up_ok  # neither: every value is equal, the start is dropped
+        starts = starts.copy()
+        starts[tied] = np.where(keep, moved, 0)
+        starts = np.unique(starts[starts > 0])  # moved starts can coincide; sorted again
+        lo, hi = s[starts - 1], s[starts]
+    interior = lo / 2.0 + hi / 2.0  # halves first: no overflow to inf for huge scores
+    interior = np.where(interior > lo, interior, hi)  # adjacent floats: midpoint rounds to lo
+    return np.concatenate(([-np.inf], interior, [np.inf]))
+
+
+def _edges(values: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
+    """Edges for a checked ``binning``, ``n_bins`` and array of values (unchecked)."""
+    if binning == "equal_count":
+        return _equal_count_edges(values, n_bins)
+    return np.linspace(0.0, 1.0, int(n_bins) + 1)
+
+
+def _assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of every value for checked edges (unchecked); see :func:`assign_bins`."""
+    return np.searchsorted(edges[1:-1], values, side="right")
+
+
+def _bin_sums(bins: np.ndarray, m: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Count per bin, then the sum of each ``values`` array per bin, all of shape (m,) (unchecked)."""
+    count = np.bincount(bins, minlength=m)
+    return (count, *(np.bincount(bins, weights=v, minlength=m) for v in values))
+
+
+def _bin_stats(bins: np.ndarray, m: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Count per bin, then the mean of each ``values`` array per bin (NaN where empty; unchecked)."""
+    count, *sums = _bin_sums(bins, m, *values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (count, *(s / count for s in sums))
+
+
+def _rank_bins(primary: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Bin indices by ascending ``primary``, ties by descending ``tiebreak``, NaN (empty bins) last.
+
+    The ordering shared by the cascade (primary = advantage, tiebreak = mean confidence) and
+    cleaning (primary = -accuracy, tiebreak = mean confidence).
+    """
+    # lexsort sorts by the last key first; NaN sorts last.
+    return np.lexsort((-np.nan_to_num(tiebreak, nan=-np.inf), primary))
+
+
+# ---------------------------------------------------------------- public
+
+
+def equal_count_edges(confidence: Any, n_bins: int) -> np.ndarray:
+    """Edges that split the sorted values into at most ``n_bins`` groups of near-equal size,
+    never splitting a run of equal values.
+
+    Without ties the groups are those of ``np.array_split`` on the sorted values: sizes
+    differ by at most one (the first ``n % n_bins`` groups get the extra sample). With ties,
+    a group boundary that would fall inside a run of equal values moves to the nearer end of
+    the run (the lower end when both are as near, so the run joins the upper group), and
+    boundaries that then coincide, or that would leave a group empty, are dropped. So the
+    result has ``m + 1`` edges for ``1 <= m <= n_bins`` bins, each non-empty on ``confidence``
+    (all values equal: one bin). Each interior edge is the midpoint between the last value of
+    one group and the first of the next (the upper value where the two are adjacent floats).
 
     Parameters
     ----------
     confidence : array, shape (n,)
-        Scores to bin (any real values: probabilities, or raw scores).
+        Scores to bin (any finite real values: probabilities, or raw scores).
     n_bins : int
-        1 <= n_bins <= n.
+        Number of bins asked for, 1 <= n_bins <= n.
 
     Returns
     -------
-    edges : ndarray, shape (n_bins + 1,); ``edges[0] = -inf`` and ``edges[-1] = +inf``.
-
-    Raises
-    ------
-    ValueError
-        If all values are equal and ``n_bins > 1`` (the bins would collapse into one).
+    edges : ndarray, shape (m + 1,) with 1 <= m <= n_bins
+        ``edges[0] = -inf``, ``edges[-1] = +inf``, strictly increasing; ``m = len(edges) - 1``
+        is the number of bins formed (``n_bins`` unless ties forced fewer).
     """
     c = float_array(confidence, "confidence", ndim=1)
-    n_bins = check_n_bins(n_bins, len(c))
-    s = np.sort(c)
-    if n_bins > 1 and s[0] == s[-1]:
-        raise ValueError(
-            f"confidence: all {len(c)} values equal {s[0]:.6g}, so {n_bins} equal-count bins "
-            "would collapse into one; use n_bins=1 or check the confidences")
-    sizes = np.full(n_bins, len(s) // n_bins)
-    sizes[: len(s) % n_bins] += 1
-    starts = np.cumsum(sizes)[:-1]  # index of the first value of groups 1..n_bins-1
-    lo, hi = s[starts - 1], s[starts]
-    interior = lo / 2.0 + hi / 2.0  # halves first: no overflow to inf for huge scores
-    interior = np.where(interior > lo, interior, hi)  # adjacent floats: midpoint rounds to lo
-    return np.concatenate(([-np.inf], interior, [np.inf]))
+    return _equal_count_edges(c, check_n_bins(n_bins, len(c)))
 
 
 def equal_width_edges(n_bins: int) -> np.ndarray:
@@ -67,14 +138,18 @@ def equal_width_edges(n_bins: int) -> np.ndarray:
 
 
 def bin_edges(confidence: Any, n_bins: int, binning: str = "equal_count") -> np.ndarray:
-    """Edges for ``binning`` in {"equal_count", "equal_width"} (see the two functions above)."""
+    """Edges for ``binning`` in {"equal_count", "equal_width"} (see the two functions above).
+
+    ``confidence`` (shape (n,)) is any finite scores for "equal_count" and probabilities in
+    [0, 1] for "equal_width"; the result has ``m + 1`` entries, ``m <= n_bins`` (``m < n_bins``
+    only for "equal_count" with ties).
+    """
+    check_binning(binning, BINNINGS)
     if binning == "equal_count":
-        return equal_count_edges(confidence, n_bins)
-    if binning == "equal_width":
+        c = float_array(confidence, "confidence", ndim=1)
+    else:
         c = confidence_array(confidence)
-        check_n_bins(n_bins, len(c))
-        return equal_width_edges(n_bins)
-    raise ValueError(f"binning: expected one of {BINNINGS}, got {binning!r}")
+    return _edges(c, check_n_bins(n_bins, len(c)), binning)
 
 
 def assign_bins(confidence: Any, edges: Any) -> np.ndarray:
@@ -86,24 +161,19 @@ def assign_bins(confidence: Any, edges: Any) -> np.ndarray:
     Parameters
     ----------
     confidence : array, shape (n,)
-    edges : array, shape (n_bins + 1,), non-decreasing.
+    edges : array, shape (m + 1,), non-decreasing.
 
     Returns
     -------
     bins : int ndarray, shape (n,)
     """
     c = float_array(confidence, "confidence", ndim=1)
-    e = np.asarray(edges, dtype=np.float64)
-    if e.ndim != 1 or len(e) < 2:
-        raise ValueError(f"edges: expected a 1-D array of at least 2 edges, got shape {e.shape}")
-    if np.any(np.diff(e) < 0) or np.isnan(e).any():
-        raise ValueError("edges: must be non-decreasing and free of NaN")
-    return np.searchsorted(e[1:-1], c, side="right")
+    return _assign_bins(c, check_edges(edges))
 
 
 def bin_counts(bins: np.ndarray, n_bins: int) -> np.ndarray:
-    """Number of samples in each of ``n_bins`` bins."""
-    return np.bincount(bins, minlength=n_bins)
+    """Number of samples in each of ``n_bins`` bins (``bins``: int array, shape (n,))."""
+    return _bin_sums(np.asarray(bins), n_bins)[0]
 
 
 def bin_means(bins: np.ndarray, n_bins: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -120,8 +190,4 @@ def bin_means(bins: np.ndarray, n_bins: int, *values: np.ndarray) -> tuple[np.nd
     -------
     (count, mean_1, mean_2, ...) : ndarrays of shape (n_bins,)
     """
-    count = np.bincount(bins, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = tuple(np.bincount(bins, weights=v, minlength=n_bins) / count for v in values)
-    return (count, *means)
-
+    return _bin_stats(np.asarray(bins), n_bins, *values)

@@ -13,7 +13,24 @@ import numpy as np
 import pandas as pd
 
 from ._validate import check_k, check_n_bins, confidence_array, correct_array, same_length
-from .binning import assign_bins, bin_means, equal_count_edges
+from .binning import _assign_bins, _bin_stats, _bin_sums, _equal_count_edges, _rank_bins
+
+
+def _checked_cal(conf_first: Any, conf_second: Any, n_bins: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """The entry checks of a router fit: both models' cal confidences, same length, and n_bins."""
+    cs = confidence_array(conf_first, "conf_first")
+    cl = confidence_array(conf_second, "conf_second")
+    same_length(conf_first=cs, conf_second=cl)
+    return cs, cl, check_n_bins(n_bins, len(cs))
+
+
+def _advantage_bins(cs: np.ndarray, cl: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
+    """:func:`advantage_bins` on checked inputs (unchecked kernel)."""
+    edges = _equal_count_edges(cs, n_bins)
+    count, mean_first, mean_second = _bin_stats(_assign_bins(cs, edges), len(edges) - 1, cs, cl)
+    advantage = mean_second - mean_first
+    return {"edges": edges, "count": count, "mean_first": mean_first,
+            "mean_second": mean_second, "advantage": advantage, "order": _rank_bins(advantage, mean_first)}
 
 
 def advantage_bins(conf_first: Any, conf_second: Any, n_bins: int = 15) -> dict[str, np.ndarray]:
@@ -26,27 +43,17 @@ def advantage_bins(conf_first: Any, conf_second: Any, n_bins: int = 15) -> dict[
         Each model's (calibrated) confidence in its own answer, probabilities in [0, 1],
         rows aligned sample by sample.
     n_bins : int
-        Number of equal-count bins on ``conf_first``.
+        Number of equal-count bins asked for on ``conf_first``; tied confidences are never
+        split, so m <= n_bins bins are formed (see :func:`calcas.equal_count_edges`).
 
     Returns
     -------
-    dict with ``edges`` (n_bins + 1,), ``count``, ``mean_first``, ``mean_second``,
-    ``advantage`` = mean_second - mean_first (n_bins,; NaN for empty bins) and ``order``
-    (n_bins,): bin indices by ascending advantage, ties broken by higher ``mean_first``
-    first; empty bins last.
+    dict with ``edges`` (m + 1,), ``count``, ``mean_first``, ``mean_second``,
+    ``advantage`` = mean_second - mean_first (m,; every bin is non-empty on cal) and
+    ``order`` (m,): bin indices by ascending advantage, ties broken by higher
+    ``mean_first`` first.
     """
-    cs = confidence_array(conf_first, "conf_first")
-    cl = confidence_array(conf_second, "conf_second")
-    same_length(conf_first=cs, conf_second=cl)
-    n_bins = check_n_bins(n_bins, len(cs))
-    edges = equal_count_edges(cs, n_bins)
-    b = assign_bins(cs, edges)
-    count, mean_first, mean_second = bin_means(b, n_bins, cs, cl)
-    advantage = mean_second - mean_first
-    # lexsort sorts by the last key first; NaN (empty bins) sorts last.
-    order = np.lexsort((-np.nan_to_num(mean_first, nan=-np.inf), advantage))
-    return {"edges": edges, "count": count, "mean_first": mean_first,
-            "mean_second": mean_second, "advantage": advantage, "order": order}
+    return _advantage_bins(*_checked_cal(conf_first, conf_second, n_bins))
 
 
 class AdvantageRouter:
@@ -55,11 +62,15 @@ class AdvantageRouter:
     Parameters
     ----------
     n_bins : int
-        Number of equal-count bins on the first model's confidence (paper: 15).
+        Number of equal-count bins asked for on the first model's confidence (paper: 15).
 
     Attributes
     ----------
-    edges_, advantage_, mean_first_, mean_second_, count_, order_ : ndarray
+    n_bins_ : int
+        Number of bins formed on cal, ``1 <= n_bins_ <= n_bins`` (fewer than ``n_bins`` when
+        tied confidences would have been split; see :func:`calcas.equal_count_edges`).
+    edges_ : ndarray, shape (n_bins_ + 1,)
+    advantage_, mean_first_, mean_second_, count_, order_ : ndarray, shape (n_bins_,)
         See :func:`advantage_bins`.
     """
 
@@ -68,25 +79,45 @@ class AdvantageRouter:
 
     def fit(self, conf_first: Any, conf_second: Any) -> "AdvantageRouter":
         """Fit on cal: calibrated confidences (n,) of both models, rows aligned; returns self."""
-        fitted = advantage_bins(conf_first, conf_second, self.n_bins)
-        for key, value in fitted.items():
+        for key, value in advantage_bins(conf_first, conf_second, self.n_bins).items():
             setattr(self, key + "_", value)
+        self.n_bins_ = len(self.order_)
         return self
 
     def kept_bins(self, K: int) -> np.ndarray:
-        """Indices of the K bins the first model keeps."""
+        """Indices of the bins the first model keeps: the first ``min(K, n_bins_)`` of ``order_``.
+
+        ``K`` is a count of bins asked for, ``0 <= K <= n_bins``; a K beyond ``n_bins_`` (the
+        bins that exist) keeps them all.
+        """
         if not hasattr(self, "order_"):
             raise RuntimeError("AdvantageRouter is not fitted; call fit(conf_first, conf_second) first")
-        return self.order_[: check_k(K, self.n_bins)]
+        return self.order_[: min(check_k(K, self.n_bins), self.n_bins_)]
 
     def route(self, conf_first: Any, K: int) -> np.ndarray:
         """True where the first model answers (its confidence falls in a kept bin), shape (n,).
 
-        Only the first model's confidence is needed: the second model runs only where False.
+        ``conf_first`` (shape (n,)) is the first model's confidence, a probability; ``K`` as in
+        :meth:`kept_bins`. Only the first model's confidence is needed: the second model runs
+        only where False.
         """
-        kept = np.zeros(self.n_bins, dtype=bool)
-        kept[self.kept_bins(K)] = True
-        return kept[assign_bins(confidence_array(conf_first, "conf_first"), self.edges_)]
+        keep = self.kept_bins(K)
+        kept = np.zeros(self.n_bins_, dtype=bool)
+        kept[keep] = True
+        return kept[_assign_bins(confidence_array(conf_first, "conf_first"), self.edges_)]
+
+
+def _oracle_accuracy(vs: np.ndarray, vl: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:func:`oracle_accuracy` on checked inputs (unchecked kernel)."""
+    n = len(vs)
+    # Sort the per-sample change in accuracy from handing a sample to the first model, best first.
+    best_first = np.concatenate(([0.0], np.cumsum(np.sort(vs - vl)[::-1])))
+    m = p * n
+    lo = np.floor(m).astype(int)
+    hi = np.minimum(lo + 1, n)
+    frac = m - lo
+    change = best_first[lo] * (1 - frac) + best_first[hi] * frac  # linear between integer budgets
+    return (vl.sum() + change) / n
 
 
 def oracle_accuracy(correct_first: Any, correct_second: Any, p: Any) -> np.ndarray:
@@ -108,25 +139,48 @@ def oracle_accuracy(correct_first: Any, correct_second: Any, p: Any) -> np.ndarr
     """
     vs = correct_array(correct_first, "correct_first")
     vl = correct_array(correct_second, "correct_second")
-    n = same_length(correct_first=vs, correct_second=vl)
-    gain = vs - vl
+    same_length(correct_first=vs, correct_second=vl)
     p_arr = np.asarray(p, dtype=np.float64)
     if np.any((p_arr < 0) | (p_arr > 1)):
         raise ValueError("p: shares must be in [0, 1]")
-    # Sort the per-sample change in accuracy from handing a sample to the first model, best first.
-    best_first = np.concatenate(([0.0], np.cumsum(np.sort(gain)[::-1])))
-    m = p_arr * n
-    lo = np.floor(m).astype(int)
-    hi = np.minimum(lo + 1, n)
-    frac = m - lo
-    change = best_first[lo] * (1 - frac) + best_first[hi] * frac  # linear between integer budgets
-    return (vl.sum() + change) / n
+    return _oracle_accuracy(vs, vl, p_arr)
+
+
+def _check_costs(cost_first: float | None, cost_second: float | None) -> None:
+    if cost_first is not None and cost_second is not None and (cost_first < 0 or cost_second <= 0):
+        raise ValueError("cost_first, cost_second: costs must be >= 0 and > 0")
+
+
+def _checked_test(conf_first_test: Any, correct_first_test: Any, correct_second_test: Any,
+                  names: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cs = confidence_array(conf_first_test, names[0])
+    vs = correct_array(correct_first_test, names[1])
+    vl = correct_array(correct_second_test, names[2])
+    same_length(**dict(zip(names, (cs, vs, vl))))
+    return cs, vs, vl
+
+
+def _cascade_curve(cs_cal: np.ndarray, cl_cal: np.ndarray, cs: np.ndarray, vs: np.ndarray, vl: np.ndarray,
+                   n_bins: int, cost_first: float | None, cost_second: float | None) -> pd.DataFrame:
+    """:func:`cascade_curve` on checked inputs (unchecked kernel)."""
+    fitted = _advantage_bins(cs_cal, cl_cal, n_bins)
+    order = fitted["order"]
+    m = len(order)
+    n = len(cs)
+    count, gain = _bin_sums(_assign_bins(cs, fitted["edges"]), m, vs - vl)
+    kept = np.concatenate(([0], np.cumsum(count[order])))
+    accuracy = (vl.sum() + np.concatenate(([0.0], np.cumsum(gain[order])))) / n
+    curve = pd.DataFrame({"K": np.arange(m + 1), "p_small": kept / n, "accuracy": accuracy,
+                          "large_calls_saved": kept})
+    if cost_first is not None and cost_second is not None:
+        curve["compute_saved"] = curve["p_small"] - cost_first / cost_second
+    return curve
 
 
 def cascade_curve(conf_first_cal: Any, conf_second_cal: Any, conf_first_test: Any,
                   correct_first_test: Any, correct_second_test: Any, *, n_bins: int = 15,
                   cost_first: float | None = None, cost_second: float | None = None) -> pd.DataFrame:
-    """Cascade accuracy on test for every K = 0..N, with the router fitted on cal.
+    """Cascade accuracy on test for every distinct K = 0..m, with the router fitted on cal.
 
     Parameters
     ----------
@@ -136,33 +190,27 @@ def cascade_curve(conf_first_cal: Any, conf_second_cal: Any, conf_first_test: An
         The first model's confidence on test (the router needs nothing else).
     correct_first_test, correct_second_test : array, shape (n_test,)
         0/1 verifier scores of each model's answer on test.
+    n_bins : int
+        Equal-count bins asked for on ``conf_first_cal``; m <= n_bins are formed
+        (``AdvantageRouter(n_bins).fit(...).n_bins_``: fewer when ties would be split).
     cost_first, cost_second : float, optional
         Cost per sample (FLOPs, latency) of each model; adds ``compute_saved`` =
         1 - (cost_first + (1 - p) cost_second) / cost_second (the first model always runs).
 
     Returns
     -------
-    DataFrame, one row per K: ``K, p_small`` (share answered by the first model),
+    DataFrame, one row per K = 0..m (m + 1 rows, one per operating point; a K > m would
+    repeat the row K = m): ``K, p_small`` (share answered by the first model),
     ``accuracy``, ``large_calls_saved`` (number of second-model calls avoided), and
-    ``compute_saved`` when costs are given. K=0 is the second model alone, K=N the first.
+    ``compute_saved`` when costs are given. K=0 is the second model alone, K=m the first.
+    Every bin is non-empty on cal, so on cal the rows' ``p_small`` strictly increase; on
+    test a bin can be empty, and two rows then share a ``p_small``.
     """
-    router = AdvantageRouter(n_bins).fit(conf_first_cal, conf_second_cal)
-    cs = confidence_array(conf_first_test, "conf_first_test")
-    vs = correct_array(correct_first_test, "correct_first_test")
-    vl = correct_array(correct_second_test, "correct_second_test")
-    n = same_length(conf_first_test=cs, correct_first_test=vs, correct_second_test=vl)
-    b = assign_bins(cs, router.edges_)
-    count = np.bincount(b, minlength=n_bins)[router.order_]
-    gain = np.bincount(b, weights=vs - vl, minlength=n_bins)[router.order_]
-    kept = np.concatenate(([0], np.cumsum(count)))
-    accuracy = (vl.sum() + np.concatenate(([0.0], np.cumsum(gain)))) / n
-    curve = pd.DataFrame({"K": np.arange(n_bins + 1), "p_small": kept / n, "accuracy": accuracy,
-                          "large_calls_saved": kept})
-    if cost_first is not None and cost_second is not None:
-        if cost_first < 0 or cost_second <= 0:
-            raise ValueError("cost_first, cost_second: costs must be >= 0 and > 0")
-        curve["compute_saved"] = curve["p_small"] - cost_first / cost_second
-    return curve
+    cs_cal, cl_cal, n_bins = _checked_cal(conf_first_cal, conf_second_cal, n_bins)
+    test = _checked_test(conf_first_test, correct_first_test, correct_second_test,
+                         ("conf_first_test", "correct_first_test", "correct_second_test"))
+    _check_costs(cost_first, cost_second)
+    return _cascade_curve(cs_cal, cl_cal, *test, n_bins, cost_first, cost_second)
 
 
 def cascade_curves(cal: dict[str, Any], test: dict[str, Any], *, n_bins: int = 15,
@@ -175,25 +223,36 @@ def cascade_curves(cal: dict[str, Any], test: dict[str, Any], *, n_bins: int = 1
         Keys: ``raw_first``, ``raw_second`` (uncalibrated confidences, for UC),
         ``calibrated_first``, ``calibrated_second`` (for CC), and in ``test`` also
         ``correct_first``, ``correct_second``. Confidences are probabilities in [0, 1].
+    n_bins, cost_first, cost_second
+        As in :func:`cascade_curve`.
 
     Returns
     -------
     DataFrame with columns ``method`` (RC / UC / CC / oracle), ``K, p_small, accuracy,
-    large_calls_saved`` (and ``compute_saved``). UC and CC are measured on test; RC is the
-    line p·acc_first + (1 - p)·acc_second and the oracle the best router, both taken at
-    CC's shares p.
+    large_calls_saved`` (and ``compute_saved``). UC and CC are measured on test, each with
+    one row per K = 0..m of its own router (m can differ between the two: each has its own
+    ties); RC is the line p·acc_first + (1 - p)·acc_second and the oracle the best router,
+    both taken at CC's rows (CC's K and shares p).
     """
-    vs, vl = test["correct_first"], test["correct_second"]
-    costs = {"cost_first": cost_first, "cost_second": cost_second}
+    conf = {f"{split}['{key}_{model}']": confidence_array(d[f"{key}_{model}"], f"{split}['{key}_{model}']")
+            for split, d in (("cal", cal), ("test", test)) for key in ("raw", "calibrated")
+            for model in ("first", "second")}
+    vs = correct_array(test["correct_first"], "test['correct_first']")
+    vl = correct_array(test["correct_second"], "test['correct_second']")
+    same_length(**{k: v for k, v in conf.items() if k.startswith("cal")})
+    same_length(**{k: v for k, v in conf.items() if k.startswith("test")},
+                **{"test['correct_first']": vs, "test['correct_second']": vl})
+    n_bins = check_n_bins(n_bins, len(conf["cal['raw_first']"]))
+    _check_costs(cost_first, cost_second)
     curves = []
     for method, key in (("UC", "raw"), ("CC", "calibrated")):
-        curve = cascade_curve(cal[f"{key}_first"], cal[f"{key}_second"], test[f"{key}_first"],
-                              vs, vl, n_bins=n_bins, **costs)
+        curve = _cascade_curve(conf[f"cal['{key}_first']"], conf[f"cal['{key}_second']"],
+                               conf[f"test['{key}_first']"], vs, vl, n_bins, cost_first, cost_second)
         curves.append(curve.assign(method=method))
     cc = curves[-1]
     p = cc["p_small"].to_numpy()
     acc_first, acc_second = float(np.mean(vs)), float(np.mean(vl))
     curves.append(cc.assign(method="RC", accuracy=p * acc_first + (1 - p) * acc_second))
-    curves.append(cc.assign(method="oracle", accuracy=oracle_accuracy(vs, vl, p)))
+    curves.append(cc.assign(method="oracle", accuracy=_oracle_accuracy(vs, vl, p)))
     out = pd.concat(curves, ignore_index=True)
     return out[["method"] + [c for c in out.columns if c != "method"]]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ._validate import (check_k, check_n_bins, confidence_array, correct_array, float_array, label_array,
                         same_length, to_numpy)
-from .binning import assign_bins, bin_means, equal_count_edges
+from .binning import _assign_bins, _bin_stats, _bin_sums, _equal_count_edges, _rank_bins
 
 
 def _experts(preds: Any, labels: Any, name: str = "preds") -> tuple[np.ndarray, np.ndarray]:
@@ -56,10 +56,22 @@ def flag_top1_disagreement(preds: Any, labels: Any) -> np.ndarray:
     return np.all(p != y[None, :], axis=0)
 
 
+def _accuracy_bin_ranks(c: np.ndarray, v: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`accuracy_bin_ranks` on checked inputs (unchecked kernel)."""
+    edges = _equal_count_edges(c, n_bins)
+    m = len(edges) - 1
+    _, accuracy, mean_conf = _bin_stats(_assign_bins(c, edges), m, v, c)
+    rank = np.empty(m, dtype=np.int64)
+    rank[_rank_bins(-accuracy, mean_conf)] = np.arange(m)  # most accurate first
+    return edges, rank
+
+
 def accuracy_bin_ranks(confidence: Any, correct: Any, n_bins: int = 15) -> tuple[np.ndarray, np.ndarray]:
     """Equal-count bins of one expert on cal, ranked by accuracy (rank 0 = most accurate).
 
-    Ties in accuracy go to the bin with the higher mean confidence; empty bins rank last.
+    Ties in accuracy go to the bin with the higher mean confidence. Tied confidences are
+    never split between bins, so m <= n_bins bins are formed, all non-empty (see
+    :func:`calcas.equal_count_edges`).
 
     Parameters
     ----------
@@ -67,23 +79,47 @@ def accuracy_bin_ranks(confidence: Any, correct: Any, n_bins: int = 15) -> tuple
         The expert's calibrated confidence in its own answer (probabilities).
     correct : array, shape (n,)
         Whether that answer equals the given label (0/1).
+    n_bins : int
+        Number of bins asked for, 1 <= n_bins <= n.
 
     Returns
     -------
-    edges : ndarray, shape (n_bins + 1,)
-    rank : int ndarray, shape (n_bins,); ``rank[b]`` is bin b's place by accuracy.
+    edges : ndarray, shape (m + 1,)
+    rank : int ndarray, shape (m,); ``rank[b]`` is bin b's place by accuracy.
     """
     c = confidence_array(confidence)
     v = correct_array(correct)
     same_length(confidence=c, correct=v)
-    edges = equal_count_edges(c, check_n_bins(n_bins, len(c)))
-    b = assign_bins(c, edges)
-    _, accuracy, mean_conf = bin_means(b, n_bins, v, c)
-    # Most accurate first; NaN (empty) last because lexsort puts NaN at the end.
-    order = np.lexsort((-np.nan_to_num(mean_conf, nan=-np.inf), -accuracy))
-    rank = np.empty(n_bins, dtype=np.int64)
-    rank[order] = np.arange(n_bins)
-    return edges, rank
+    return _accuracy_bin_ranks(c, v, check_n_bins(n_bins, len(c)))
+
+
+def _checked_method2(preds: Any, confidences: Any, labels: Any, n_bins: Any,
+                     fit_mask: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The entry checks of method 2: experts' answers and confidences, labels, fit rows, n_bins."""
+    p, y = _experts(preds, labels)
+    conf = float_array(confidences, "confidences", low=0.0, high=1.0)
+    conf = conf[None, :] if conf.ndim == 1 else conf
+    if conf.shape != p.shape:
+        raise ValueError(f"confidences: expected shape {p.shape} (same as preds), got {conf.shape}")
+    fit = np.ones(len(y), dtype=bool) if fit_mask is None else to_numpy(fit_mask).astype(bool)
+    if fit.shape != y.shape:
+        raise ValueError(f"fit_mask: expected shape {y.shape}, got {fit.shape}")
+    if not fit.any():
+        raise ValueError("fit_mask: selects no rows; the bins are fitted on the rows it selects")
+    return p, conf, y, fit, check_n_bins(n_bins, int(fit.sum()))
+
+
+def _levels(p: np.ndarray, conf: np.ndarray, y: np.ndarray, fit: np.ndarray,
+            n_bins: int) -> tuple[np.ndarray, int]:
+    """Method-2 level of every sample and the largest number of bins any expert formed (unchecked)."""
+    worst_rank = np.zeros(len(y), dtype=np.int64)
+    most_bins = 1
+    for pj, cj in zip(p, conf):
+        edges, rank = _accuracy_bin_ranks(cj[fit], (pj[fit] == y[fit]).astype(np.float64), n_bins)
+        np.maximum(worst_rank, rank[_assign_bins(cj, edges)], out=worst_rank)
+        most_bins = max(most_bins, len(rank))
+    disagree = np.all(p != y[None, :], axis=0)
+    return np.where(disagree, worst_rank + 1, n_bins + 1), most_bins
 
 
 def confident_disagreement_level(preds: Any, confidences: Any, labels: Any, *, n_bins: int = 15,
@@ -93,7 +129,8 @@ def confident_disagreement_level(preds: Any, confidences: Any, labels: Any, *, n
     A sample is flagged at K when every expert disagrees with its label and each expert's
     confidence falls in that expert's K most accurate bins (fitted on the ``fit_mask`` rows).
     So the level is 1 + the worst (largest) accuracy rank among the experts' bins, and
-    ``n_bins + 1`` (never flagged) where some expert agrees with the label.
+    ``n_bins + 1`` (never flagged) where some expert agrees with the label. An expert whose
+    tied confidences formed only m_j < n_bins bins keeps all of them at every K >= m_j.
 
     Parameters
     ----------
@@ -103,35 +140,30 @@ def confident_disagreement_level(preds: Any, confidences: Any, labels: Any, *, n
         Each expert's calibrated confidence in its top-1 class (probabilities).
     labels : int array, shape (n,)
     n_bins : int
+        Equal-count bins asked for per expert (1 <= n_bins <= number of fit rows).
     fit_mask : bool array, shape (n,), optional
         Rows whose given labels fit the bins and their accuracy ranks (the cal split);
         all rows when omitted.
 
     Returns
     -------
-    level : int ndarray, shape (n,), values in [1, n_bins + 1].
+    level : int ndarray, shape (n,), values in [1, n_bins + 1] (flagged samples' levels are
+    at most the largest number of bins an expert formed).
     """
-    p, y = _experts(preds, labels)
-    conf = float_array(confidences, "confidences", low=0.0, high=1.0)
-    conf = conf[None, :] if conf.ndim == 1 else conf
-    if conf.shape != p.shape:
-        raise ValueError(f"confidences: expected shape {p.shape} (same as preds), got {conf.shape}")
-    fit = np.ones(len(y), dtype=bool) if fit_mask is None else to_numpy(fit_mask).astype(bool)
-    if fit.shape != y.shape:
-        raise ValueError(f"fit_mask: expected shape {y.shape}, got {fit.shape}")
-    worst_rank = np.zeros(len(y), dtype=np.int64)
-    for pj, cj in zip(p, conf):
-        edges, rank = accuracy_bin_ranks(cj[fit], pj[fit] == y[fit], n_bins)
-        np.maximum(worst_rank, rank[assign_bins(cj, edges)], out=worst_rank)
-    disagree = np.all(p != y[None, :], axis=0)
-    return np.where(disagree, worst_rank + 1, n_bins + 1)
+    return _levels(*_checked_method2(preds, confidences, labels, n_bins, fit_mask))[0]
 
 
 def flag_confident_disagreement(preds: Any, confidences: Any, labels: Any, K: int, *,
                                 n_bins: int = 15, fit_mask: Any | None = None) -> np.ndarray:
-    """Method 2 at one K: bool flags, shape (n,). See :func:`confident_disagreement_level`."""
-    level = confident_disagreement_level(preds, confidences, labels, n_bins=n_bins, fit_mask=fit_mask)
-    return level <= check_k(K, n_bins)
+    """Method 2 at one K: bool flags, shape (n,). See :func:`confident_disagreement_level`.
+
+    ``K`` is the number of most accurate bins each expert keeps, ``0 <= K <= n_bins`` (an
+    expert with fewer bins keeps all of its bins); inputs as there (confidences are
+    probabilities, shape (m, n)).
+    """
+    checked = _checked_method2(preds, confidences, labels, n_bins, fit_mask)
+    K = check_k(K, checked[-1])
+    return _levels(*checked)[0] <= K
 
 
 def flag_class_threshold(probabilities: Any, labels: Any) -> np.ndarray:
@@ -223,13 +255,16 @@ def _truth(is_error: Any | None, n: int) -> np.ndarray:
     return t
 
 
+def _precision(f: np.ndarray, t: np.ndarray) -> float:
+    known = f & ~np.isnan(t)
+    return float(t[known].mean()) if known.any() else float("nan")
+
+
 def precision(flags: Any, is_error: Any) -> float:
     """Share of flagged samples whose label is truly wrong, over flagged samples with known
     ground truth (``is_error`` NaN = unknown); NaN when none is flagged."""
     f = to_numpy(flags).astype(bool)
-    t = _truth(is_error, len(f))
-    known = f & ~np.isnan(t)
-    return float(t[known].mean()) if known.any() else float("nan")
+    return _precision(f, _truth(is_error, len(f)))
 
 
 def precision_interval(flags: Any, is_error: Any, *, level: float = 0.95) -> tuple[float, float, float]:
@@ -244,36 +279,41 @@ def precision_interval(flags: Any, is_error: Any, *, level: float = 0.95) -> tup
     t = _truth(is_error, len(f))
     known = f & ~np.isnan(t)
     low, high = proportion_interval(int(t[known].sum()), int(known.sum()), level=level)
-    return precision(f, t), low, high
+    return _precision(f, t), low, high
 
 
 def cleaning_sweep(preds: Any, confidences: Any, labels: Any, *, n_bins: int = 15,
                    fit_mask: Any | None = None, is_error: Any | None = None) -> pd.DataFrame:
-    """Method 2 for K = N..1: detection rate and precision at every K (the paper's Fig. 4).
+    """Method 2 for K = M..1: detection rate and precision at every K (the paper's Fig. 4).
 
     Parameters
     ----------
     preds, confidences, labels, n_bins, fit_mask
-        As in :func:`confident_disagreement_level`.
+        As in :func:`confident_disagreement_level` (confidences are probabilities, shape
+        (m, n)).
     is_error : array, shape (n,), optional
         Ground truth of label errors (bool, or floats with NaN = unknown, as returned by
         :func:`label_errors`). Without it, precision is NaN.
 
     Returns
     -------
-    DataFrame, one row per K from N down to 1: ``K, n_flagged, detection_rate``
-    (flagged / n), ``n_rated`` (flagged with known ground truth), ``precision``.
+    DataFrame, one row per K from M down to 1, where M <= n_bins is the largest number of
+    bins any expert formed on the fit rows (tied confidences are never split, so an expert
+    can form fewer than ``n_bins``; at K >= M every expert keeps all its bins, which is
+    method 1): ``K, n_flagged, detection_rate`` (flagged / n), ``n_rated`` (flagged with
+    known ground truth), ``precision``.
     """
-    level = confident_disagreement_level(preds, confidences, labels, n_bins=n_bins, fit_mask=fit_mask)
-    n = len(level)
+    p, conf, y, fit, n_bins = _checked_method2(preds, confidences, labels, n_bins, fit_mask)
+    n = len(y)
     truth = _truth(is_error, n)
+    level, most = _levels(p, conf, y, fit, n_bins)
+    level = np.minimum(level, most + 1)  # most + 1: never flagged at any K <= most
     known = ~np.isnan(truth)
-    flagged = np.cumsum(np.bincount(level, minlength=n_bins + 2)[1: n_bins + 1])
-    rated = np.cumsum(np.bincount(level[known], minlength=n_bins + 2)[1: n_bins + 1])
-    wrong = np.cumsum(np.bincount(level[known], weights=truth[known], minlength=n_bins + 2)[1: n_bins + 1])
+    flagged = np.cumsum(_bin_sums(level, most + 2)[0][1:-1])
+    rated, wrong = (np.cumsum(s[1:-1]) for s in _bin_sums(level[known], most + 2, truth[known]))
     with np.errstate(invalid="ignore", divide="ignore"):
         prec = np.where(rated > 0, wrong / np.maximum(rated, 1), np.nan)
-    sweep = pd.DataFrame({"K": np.arange(1, n_bins + 1), "n_flagged": flagged,
+    sweep = pd.DataFrame({"K": np.arange(1, most + 1), "n_flagged": flagged,
                           "detection_rate": flagged / n, "n_rated": rated, "precision": prec})
     return sweep.iloc[::-1].reset_index(drop=True)
 
@@ -295,7 +335,7 @@ def overlap_summary(flags_a: Any, flags_b: Any, *, is_error: Any | None = None,
     groups = {names[0]: a, names[1]: b, f"{names[0]} only": a & ~b, f"{names[1]} only": b & ~a,
               "both": a & b}
     return pd.DataFrame({"n_flagged": [int(g.sum()) for g in groups.values()],
-                         "precision": [precision(g, t) for g in groups.values()]},
+                         "precision": [_precision(g, t) for g in groups.values()]},
                         index=list(groups))
 
 

@@ -13,21 +13,34 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr
 
-from ._validate import confidence_array, correct_array, float_array, label_array, same_length
-from .binning import assign_bins, bin_edges
+from ._validate import (check_binning, check_edges, check_n_bins, confidence_array, correct_array,
+                        float_array, label_array, same_length)
+from .binning import BINNINGS, _assign_bins, _bin_sums, _edges
 
 
-def _binned(confidence: Any, correct: Any, n_bins: int, binning: str, edges: Any | None):
+def _checked(confidence: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The entry checks of every binned metric: confidences and verifier scores, same length."""
     c = confidence_array(confidence)
     v = correct_array(correct)
     same_length(confidence=c, correct=v)
-    e = bin_edges(c, n_bins, binning) if edges is None else np.asarray(edges, dtype=np.float64)
-    k = len(e) - 1
-    b = assign_bins(c, e)
-    count = np.bincount(b, minlength=k)
-    sum_c = np.bincount(b, weights=c, minlength=k)
-    sum_v = np.bincount(b, weights=v, minlength=k)
-    return e, count, sum_c, sum_v
+    return c, v
+
+
+def _checked_edges(c: np.ndarray, n_bins: int, binning: str, edges: Any | None) -> np.ndarray:
+    """Edges given (checked) or fitted on the checked confidences ``c``."""
+    if edges is not None:
+        return check_edges(edges)
+    check_binning(binning, BINNINGS)
+    return _edges(c, check_n_bins(n_bins, len(c)), binning)
+
+
+def _binned(c: np.ndarray, v: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin count, sum of confidence and sum of verifier score (unchecked)."""
+    return _bin_sums(_assign_bins(c, e), len(e) - 1, c, v)
+
+
+def _ece(count: np.ndarray, sum_c: np.ndarray, sum_v: np.ndarray) -> float:
+    return float(np.abs(sum_c - sum_v).sum() / count.sum())
 
 
 def reliability_table(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
@@ -41,18 +54,24 @@ def reliability_table(confidence: Any, correct: Any, n_bins: int = 15, binning: 
     correct : array, shape (n,)
         Verifier score of that answer (bool, 0/1, or in [0, 1]).
     n_bins : int
-        Number of bins (ignored when ``edges`` is given).
+        Number of bins asked for (ignored when ``edges`` is given).
     binning : {"equal_count", "equal_width"}
-    edges : array, shape (n_bins + 1,), optional
+        "equal_count" never splits a run of tied confidences, so it can form fewer than
+        ``n_bins`` bins (see :func:`calcas.equal_count_edges`).
+    edges : array, shape (m + 1,), optional
         Edges fitted elsewhere (e.g. on cal) to reuse; see :mod:`calcas.binning`.
 
     Returns
     -------
-    DataFrame with one row per bin: ``bin, count, mean_confidence, accuracy, gap, lower,
-    upper``; empty bins have count 0 and NaN means. ``lower``/``upper`` are the bin's edges
-    clipped to [0, 1].
+    DataFrame with one row per bin (m rows: ``n_bins`` for "equal_width", the number of
+    bins formed for "equal_count", ``len(edges) - 1`` for given edges): ``bin, count,
+    mean_confidence, accuracy, gap, lower, upper``; empty bins (possible only with given
+    edges or "equal_width") have count 0 and NaN means. ``lower``/``upper`` are the bin's
+    edges clipped to [0, 1].
     """
-    e, count, sum_c, sum_v = _binned(confidence, correct, n_bins, binning, edges)
+    c, v = _checked(confidence, correct)
+    e = _checked_edges(c, n_bins, binning, edges)
+    count, sum_c, sum_v = _binned(c, v, e)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_c = np.where(count > 0, sum_c / np.maximum(count, 1), np.nan)
         acc = np.where(count > 0, sum_v / np.maximum(count, 1), np.nan)
@@ -68,16 +87,21 @@ def ece(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_c
     """Expected calibration error ``sum_i |B_i|/n * |mean_conf_i - accuracy_i|``.
 
     Empty bins contribute 0. Inputs as in :func:`reliability_table` (confidence is a
-    probability in [0, 1], not a logit).
+    probability in [0, 1], not a logit); with "equal_count" binning the sum runs over the
+    bins formed (all confidences equal: one bin, ``|confidence - accuracy|``).
     """
-    _, count, sum_c, sum_v = _binned(confidence, correct, n_bins, binning, edges)
-    return float(np.abs(sum_c - sum_v).sum() / count.sum())
+    c, v = _checked(confidence, correct)
+    return _ece(*_binned(c, v, _checked_edges(c, n_bins, binning, edges)))
 
 
 def mce(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
         *, edges: Any | None = None) -> float:
-    """Maximum calibration error: the largest ``|mean_conf_i - accuracy_i|`` over non-empty bins."""
-    _, count, sum_c, sum_v = _binned(confidence, correct, n_bins, binning, edges)
+    """Maximum calibration error: the largest ``|mean_conf_i - accuracy_i|`` over non-empty bins.
+
+    Inputs as in :func:`reliability_table` (confidence: probabilities in [0, 1], shape (n,)).
+    """
+    c, v = _checked(confidence, correct)
+    count, sum_c, sum_v = _binned(c, v, _checked_edges(c, n_bins, binning, edges))
     full = count > 0
     return float(np.max(np.abs(sum_c[full] - sum_v[full]) / count[full]))
 
@@ -128,34 +152,42 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     """ECE with a percentile bootstrap confidence interval.
 
     Each replicate resamples the n samples with replacement and recomputes the whole
-    statistic, bins included (equal-count edges are re-fitted on every resample).
+    statistic, bins included (equal-count edges are re-fitted on every resample; a resample
+    repeats samples, and its bins never split a run of repeated values, so a replicate can
+    have fewer bins than ``n_bins``).
 
     ECE is biased upward (sampling noise in a bin's accuracy only adds to |conf - acc|), and
     more so on resamples, which repeat samples: for a well-calibrated model the percentile
     interval can lie wholly above the point estimate. Read it as the spread of the statistic,
     not as an interval around the true calibration error.
 
+    Parameters
+    ----------
+    confidence, correct, n_bins, binning
+        As in :func:`reliability_table` (confidence: probabilities in [0, 1], shape (n,)).
+    n_boot : int, default 1000
+    level : float, default 0.95
+    seed : int, default 0
+
     Returns
     -------
     (ece, low, high) : the ECE on the data and the ``level`` interval's bounds.
     """
-    c = confidence_array(confidence)
-    v = correct_array(correct)
-    n = same_length(confidence=c, correct=v)
+    c, v = _checked(confidence, correct)
+    n = len(c)
     if not 0 < level < 1:
         raise ValueError(f"level: must be in (0, 1), got {level}")
     if n_boot < 1:
         raise ValueError(f"n_boot: must be >= 1, got {n_boot}")
-    point = ece(c, v, n_bins, binning)
+    e = _checked_edges(c, n_bins, binning, None)
+    point = _ece(*_binned(c, v, e))
     rng = np.random.default_rng(seed)
     reps = np.empty(n_boot)
+    refit = binning == "equal_count"
     for r in range(n_boot):
         idx = rng.integers(0, n, n)
         ci, vi = c[idx], v[idx]
-        if binning == "equal_count" and n_bins > 1 and ci.min() == ci.max():
-            reps[r] = abs(ci[0] - vi.mean())  # a resample of one repeated value is one bin
-        else:
-            reps[r] = ece(ci, vi, n_bins, binning)
+        reps[r] = _ece(*_binned(ci, vi, _edges(ci, n_bins, binning) if refit else e))
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(reps, [alpha, 1.0 - alpha])
     return point, float(low), float(high)
@@ -240,7 +272,9 @@ def monotonicity(confidence: Any, correct: Any, n_bins: int = 15, binning: str =
     """Spearman correlation of bin accuracy against bin mean confidence (non-empty bins).
 
     1.0 means "higher confidence, higher accuracy" holds bin by bin (paper §2.1); NaN when
-    fewer than two bins are non-empty or accuracy is constant across bins.
+    fewer than two bins are non-empty (e.g. tied "equal_count" confidences forming one bin)
+    or accuracy is constant across bins. Inputs as in :func:`reliability_table`
+    (confidence: probabilities in [0, 1], shape (n,)).
     """
     table = reliability_table(confidence, correct, n_bins, binning, edges=edges)
     table = table[table["count"] > 0]

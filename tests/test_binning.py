@@ -50,12 +50,60 @@ def test_equal_count_hand_example():
                                   [0, 1, 1, 2, 2])
 
 
-def test_equal_count_ties_straddling_a_boundary_go_up():
-    # documented: tied values at a group boundary all go to the upper bin
+def test_equal_count_run_straddling_a_boundary_is_not_split():
+    # sorted 0.1 0.2 | 0.5 0.5 0.5 0.9: the array_split boundary (index 3) falls inside the run
+    # of 0.5 (indices 2..4); its lower end (2) is nearer than its upper end (5)
     c = np.array([0.1, 0.2, 0.5, 0.5, 0.5, 0.9])
-    edges = calcas.equal_count_edges(c, 2)  # groups [0.1 0.2 0.5] [0.5 0.5 0.9], midpoint 0.5
-    assert edges[1] == 0.5
-    np.testing.assert_array_equal(np.bincount(calcas.assign_bins(c, edges), minlength=2), [2, 4])
+    edges = calcas.equal_count_edges(c, 2)
+    np.testing.assert_allclose(edges[1:-1], [0.35], rtol=1e-15)
+    np.testing.assert_array_equal(np.bincount(calcas.assign_bins(c, edges)), [2, 4])
+    # the run nearer its upper end: 0.1 0.5 0.5 0.5 | 0.8 0.9 (boundary 3 -> 4)
+    c = np.array([0.9, 0.5, 0.1, 0.5, 0.8, 0.5])
+    edges = calcas.equal_count_edges(c, 2)
+    np.testing.assert_allclose(edges[1:-1], [0.65], rtol=1e-15)
+    np.testing.assert_array_equal(calcas.assign_bins(c, edges), [1, 0, 0, 0, 1, 0])
+    # both ends as near (boundary 2, run 1..2): the lower end, the run joins the upper bin
+    edges = calcas.equal_count_edges(np.array([0.1, 0.5, 0.5, 0.9]), 2)
+    np.testing.assert_allclose(edges[1:-1], [0.3], rtol=1e-15)
+
+
+def test_equal_count_many_ties_hand_example():
+    # sorted: 0 0 0 | 0.2 | 0.4 0.6 | 1 1 1 1; array_split starts 2, 4, 6, 8:
+    #   2 is inside the run of 0 (0..2), whose lower end is the array's start -> 3
+    #   4 and 6 are between distinct values -> kept
+    #   8 is inside the run of 1 (6..9), whose upper end is the array's end -> 6 (duplicate)
+    c = np.array([1.0, 0.0, 0.6, 1.0, 0.0, 0.2, 1.0, 0.4, 0.0, 1.0])
+    edges = calcas.equal_count_edges(c, 5)
+    assert len(edges) - 1 == 4
+    np.testing.assert_allclose(edges[1:-1], [0.1, 0.3, 0.8], rtol=1e-15)
+    np.testing.assert_array_equal(calcas.assign_bins(c, edges), [3, 0, 2, 3, 0, 1, 3, 2, 0, 3])
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 9])
+def test_equal_count_all_ties_but_one(k):
+    # one value below a run of 9: every boundary moves to the run's lower end, two bins
+    c = np.r_[0.3, np.full(9, 0.7)]
+    edges = calcas.equal_count_edges(c, k)
+    np.testing.assert_allclose(edges, [-np.inf, 0.5, np.inf], rtol=1e-15)
+    np.testing.assert_array_equal(calcas.assign_bins(c, edges), [0] + [1] * 9)
+    # the odd value above the run: the run's upper end, two bins again
+    c = np.r_[np.full(9, 0.7), 0.9]
+    np.testing.assert_array_equal(np.bincount(calcas.assign_bins(c, calcas.equal_count_edges(c, k))), [9, 1])
+
+
+def test_equal_count_exact_zeros_and_ones_among_other_values():
+    # 30 exact 0.0, 40 distinct values in between, 30 exact 1.0, 10 bins of 10 asked for:
+    # the boundaries at 10, 20 and 30 move to 30 (the end of the zeros), those at 70, 80, 90
+    # to 70 (the start of the ones); 40, 50, 60 stay
+    inner = np.linspace(0.01, 0.99, 40)
+    c = np.random.default_rng(0).permutation(np.r_[np.zeros(30), inner, np.ones(30)])
+    edges = calcas.equal_count_edges(c, 10)
+    s = np.sort(c)
+    expected = [(s[j - 1] + s[j]) / 2 for j in (30, 40, 50, 60, 70)]
+    np.testing.assert_allclose(edges[1:-1], expected, rtol=1e-15)
+    np.testing.assert_array_equal(np.bincount(calcas.assign_bins(c, edges)), [30, 10, 10, 10, 10, 30])
+    assert calcas.assign_bins(np.array([0.0]), edges)[0] == 0
+    assert calcas.assign_bins(np.array([1.0]), edges)[0] == len(edges) - 2
 
 
 def test_equal_count_edges_adjacent_floats():
@@ -99,6 +147,72 @@ def test_equal_count_sizes_for_arbitrary_real_scores(values, data):
     k = data.draw(st.integers(1, len(c)))
     counts = np.bincount(calcas.assign_bins(c, calcas.equal_count_edges(c, k)), minlength=k)
     np.testing.assert_array_equal(counts, _sizes(len(c), k))
+
+
+def ref_tie_group_sizes(values, k):
+    """Slow reference of the tie rule: sizes of the groups of the sorted values. Each
+    np.array_split boundary that falls between two equal values moves to the nearest index j
+    with s[j - 1] < s[j] (the lower one when two are as near); repeated boundaries count once."""
+    s = sorted(values)
+    n = len(s)
+    changes = [j for j in range(1, n) if s[j - 1] < s[j]]
+    cuts = set()
+    for boundary in np.cumsum(_sizes(n, k))[:-1]:
+        if changes:
+            cuts.add(min(changes, key=lambda j: (abs(j - boundary), j)))
+    bounds = [0, *sorted(cuts), n]
+    return [b - a for a, b in zip(bounds, bounds[1:])]
+
+
+def old_midpoint_edges(values, k):
+    """The edges before the tie rule: midpoints of np.array_split groups (upper value where
+    the midpoint of adjacent floats rounds down), as the rule must still give without ties."""
+    groups = np.array_split(np.sort(values), k)
+    interior = []
+    for lower, upper in zip(groups, groups[1:]):
+        mid = lower[-1] / 2 + upper[0] / 2
+        interior.append(mid if mid > lower[-1] else upper[0])
+    return np.array([-np.inf, *interior, np.inf])
+
+
+TIED = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.5 + 2 ** -53, 1.0]), st.floats(0.0, 1.0, allow_nan=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(TIED, min_size=1, max_size=120), data=st.data())
+def test_equal_count_never_splits_a_run_of_ties(values, data):
+    c = np.array(values)
+    k = data.draw(st.integers(1, len(c)))
+    edges = calcas.equal_count_edges(c, k)
+    m = len(edges) - 1
+    assert 1 <= m <= k
+    assert edges[0] == -np.inf and edges[-1] == np.inf
+    assert np.all(np.diff(edges) > 0)
+    bins = calcas.assign_bins(c, edges)
+    for value in np.unique(c):  # every run of equal values lies in one bin
+        assert len(set(bins[c == value])) == 1
+    counts = np.bincount(bins, minlength=m)
+    assert counts.min() > 0 and len(counts) == m  # every bin formed is non-empty
+    np.testing.assert_array_equal(counts, ref_tie_group_sizes(values, k))
+    if len(np.unique(c)) == len(c):  # no ties: exactly the edges of before
+        assert m == k
+        np.testing.assert_array_equal(edges, old_midpoint_edges(c, k))
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.floats(-1e300, 1e300, allow_nan=False), min_size=1, max_size=80, unique=True),
+       data=st.data())
+def test_equal_count_edges_unchanged_without_ties(values, data):
+    c = np.array(values)
+    k = data.draw(st.integers(1, len(c)))
+    np.testing.assert_array_equal(calcas.equal_count_edges(c, k), old_midpoint_edges(c, k))
+
+
+def test_equal_count_ties_of_huge_scores_do_not_overflow():
+    c = np.array([-1e308, 1.6e308, 1.6e308, 1.6e308, 1.7e308, 1.75e308])
+    edges = calcas.equal_count_edges(c, 3)  # boundary 2 inside the run 1..3 -> 1; 4 stays
+    assert np.isfinite(edges[1:-1]).all()
+    np.testing.assert_array_equal(calcas.assign_bins(c, edges), [0, 1, 1, 1, 2, 2])
 
 
 # ---------------------------------------------------------------- equal width
@@ -180,12 +294,15 @@ def test_equal_width_edges_bad_n_bins(n_bins):
         calcas.equal_width_edges(n_bins)
 
 
-def test_equal_count_collapse_when_all_values_equal():
-    with pytest.raises(ValueError, match=r"^confidence: all 8 values equal 0\.7.*collapse"):
-        calcas.equal_count_edges(np.full(8, 0.7), 3)
-    # one bin is fine
-    edges = calcas.equal_count_edges(np.full(8, 0.7), 1)
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_equal_count_all_values_equal_is_one_bin(k):
+    # not an error any more: a run is never split, so all-equal values form one bin
+    edges = calcas.equal_count_edges(np.full(8, 0.7), k)
+    np.testing.assert_array_equal(edges, [-np.inf, np.inf])
     np.testing.assert_array_equal(calcas.assign_bins(np.full(8, 0.7), edges), np.zeros(8))
+    np.testing.assert_array_equal(calcas.bin_edges(np.full(8, 0.7), k), [-np.inf, np.inf])
+    # equal-width bins do not depend on the data
+    assert len(calcas.bin_edges(np.full(8, 0.7), k, "equal_width")) == k + 1
 
 
 def test_unknown_binning():

@@ -20,11 +20,20 @@ from calcas import AdvantageRouter, advantage_bins, cascade_curve, cascade_curve
 # ----------------------------------------------------------------------------------------
 
 def ref_edges(values, n_bins):
-    """Equal-count bins: sort, np.array_split the sorted values, midpoints between groups."""
+    """Equal-count bins: sort, np.array_split the sorted values; a split point between two
+    equal values walks outwards, one index at a time, to the first index j (trying lower
+    first) where s[j - 1] < s[j]; repeated split points count once; midpoints between groups."""
     s = np.sort(np.asarray(values, dtype=float))
-    groups = np.array_split(s, n_bins)
-    interior = [(groups[i][-1] + groups[i + 1][0]) / 2.0 for i in range(n_bins - 1)]
-    return interior
+    n = len(s)
+    splits = []
+    for j in np.cumsum([len(g) for g in np.array_split(s, n_bins)])[:-1]:
+        for step in range(n):
+            found = [i for i in (j - step, j + step) if 0 < i < n and s[i - 1] < s[i]]
+            if found:
+                if found[0] not in splits:
+                    splits.append(found[0])
+                break
+    return [(s[i - 1] + s[i]) / 2.0 for i in sorted(splits)]
 
 
 def ref_bin_of(value, interior):
@@ -39,6 +48,7 @@ def ref_bin_of(value, interior):
 def ref_fit(conf_first_cal, conf_second_cal, n_bins):
     """Steps 1-3: edges, per-bin advantage, and the bin order (ties: higher mean first)."""
     interior = ref_edges(conf_first_cal, n_bins)
+    n_bins = len(interior) + 1  # the bins formed
     members = [[] for _ in range(n_bins)]
     for i, c in enumerate(conf_first_cal):
         members[ref_bin_of(c, interior)].append(i)
@@ -65,7 +75,7 @@ def ref_fit(conf_first_cal, conf_second_cal, n_bins):
 
 
 def ref_route(conf_first_test, interior, order, K):
-    kept = set(order[:K])
+    kept = set(order[:K])  # K beyond the bins formed keeps them all
     return np.array([ref_bin_of(c, interior) in kept for c in conf_first_test])
 
 
@@ -158,8 +168,9 @@ def test_reference_agreement_on_uniform_random_confidences():
         assert curve["large_calls_saved"].iloc[K] == route.sum()
 
 
-def test_reference_agreement_with_tied_confidences_and_empty_bins():
-    # confidences on a coarse grid: ties straddle group boundaries, some bins end up empty
+def test_reference_agreement_with_tied_confidences():
+    # confidences on a coarse grid: runs of ties straddle array_split boundaries; they are
+    # not split, so fewer bins than asked for are formed, none empty
     rng = np.random.default_rng(12)
     cf_cal = rng.integers(0, 5, 200) / 4
     cs_cal = rng.integers(0, 9, 200) / 8
@@ -167,15 +178,104 @@ def test_reference_agreement_with_tied_confidences_and_empty_bins():
     vf, vs = rng.integers(0, 2, 150).astype(float), rng.integers(0, 2, 150).astype(float)
     n_bins = 8
     router = AdvantageRouter(n_bins).fit(cf_cal, cs_cal)
-    assert (router.count_ == 0).any()           # the case this test is about
-    assert router.count_.sum() == 200
-    interior, order, _, _ = ref_fit(cf_cal, cs_cal, n_bins)
-    curve = cascade_curve(cf_cal, cs_cal, cf_test, vf, vs, n_bins=n_bins)
+    interior, order, advantage, _ = ref_fit(cf_cal, cs_cal, n_bins)
+    assert router.n_bins_ == len(interior) + 1 == 5    # one bin per grid value here
+    assert len(router.edges_) == router.n_bins_ + 1
+    for attr in ("count_", "mean_first_", "mean_second_", "advantage_", "order_"):
+        assert len(getattr(router, attr)) == router.n_bins_
+    assert (router.count_ > 0).all() and router.count_.sum() == 200
+    np.testing.assert_allclose(router.edges_[1:-1], interior, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(router.advantage_, advantage, rtol=0, atol=1e-12)
     assert list(router.order_) == order
-    for K in range(n_bins + 1):
+    curve = cascade_curve(cf_cal, cs_cal, cf_test, vf, vs, n_bins=n_bins)
+    assert list(curve["K"]) == list(range(router.n_bins_ + 1))
+    for K in range(n_bins + 1):   # K up to the n_bins asked for is accepted
         route = ref_route(cf_test, interior, order, K)
         np.testing.assert_array_equal(router.route(cf_test, K), route)
-        assert curve["accuracy"].iloc[K] == pytest.approx(ref_cascade_accuracy(route, vf, vs), abs=1e-12)
+        assert len(router.kept_bins(K)) == min(K, router.n_bins_)
+        row = curve.iloc[min(K, router.n_bins_)]
+        assert row["accuracy"] == pytest.approx(ref_cascade_accuracy(route, vf, vs), abs=1e-12)
+        assert row["large_calls_saved"] == route.sum()
+    with pytest.raises(ValueError, match=r"^K: must be in \[0, 8\] \(the number of bins\), got 9"):
+        router.route(cf_test, 9)
+
+
+def llm_like_pair(n, seed):
+    """First-model confidences 58% exactly 1.0, the rest continuous; a second model with fewer ties."""
+    rng = np.random.default_rng(seed)
+    cf = np.where(rng.random(n) < 0.58, 1.0, rng.beta(5, 2, n) * 0.999)
+    cs = np.where(rng.random(n) < 0.2, 1.0, rng.random(n))
+    vf = (rng.random(n) < np.where(cf == 1.0, 0.85, cf * 0.8)).astype(float)
+    vs = (rng.random(n) < 0.8).astype(float)
+    return cf, cs, vf, vs
+
+
+def test_curve_rows_are_distinct_operating_points_under_heavy_ties():
+    cf, cs, vf, vs = llm_like_pair(3000, seed=31)
+    n_bins = 15
+    router = AdvantageRouter(n_bins).fit(cf, cs)
+    assert router.n_bins_ < n_bins
+    # array_split boundaries at 200, 400, ... among the values below 1.0 stay; the others fall
+    # in the run of 1.0 and all move to its start, which becomes one boundary
+    boundaries = np.arange(1, n_bins) * 200
+    below = int((cf < 1).sum())
+    assert router.n_bins_ == 1 + np.sum(boundaries < below) + 1
+    # on the fitting rows every bin is non-empty: each K adds samples, p_small strictly rises
+    on_cal = cascade_curve(cf, cs, cf, vf, vs, n_bins=n_bins)
+    assert len(on_cal) == router.n_bins_ + 1
+    assert np.all(np.diff(on_cal["p_small"].to_numpy()) > 0)
+    # on a fresh test set from the same distribution too (every bin is wide enough to be hit)
+    tf, ts, tvf, tvs = llm_like_pair(3000, seed=32)
+    curve = cascade_curve(cf, cs, tf, tvf, tvs, n_bins=n_bins)
+    assert list(curve["K"]) == list(range(router.n_bins_ + 1))
+    assert np.all(np.diff(curve["p_small"].to_numpy()) > 0)
+    interior, order, _, _ = ref_fit(cf, cs, n_bins)
+    for K in range(router.n_bins_ + 1):
+        route = ref_route(tf, interior, order, K)
+        assert curve["accuracy"][K] == pytest.approx(ref_cascade_accuracy(route, tvf, tvs), abs=1e-12)
+    # the run of 1.0 is one bin: routed together at every K
+    for K in range(n_bins + 1):
+        assert len(set(router.route(tf[tf == 1.0], K))) == 1
+
+
+def test_all_equal_first_confidences_give_one_bin_and_two_rows():
+    rng = np.random.default_rng(5)
+    cs_cal, vf, vs = rng.random(40), rng.integers(0, 2, 40).astype(float), rng.integers(0, 2, 40).astype(float)
+    router = AdvantageRouter(6).fit(np.full(40, 1.0), cs_cal)
+    assert router.n_bins_ == 1 and list(router.edges_) == [-np.inf, np.inf]
+    curve = cascade_curve(np.full(40, 1.0), cs_cal, rng.random(40), vf, vs, n_bins=6)
+    np.testing.assert_allclose(curve["p_small"], [0.0, 1.0])
+    np.testing.assert_allclose(curve["accuracy"], [vs.mean(), vf.mean()])
+    np.testing.assert_array_equal(router.route(np.array([0.0, 0.5, 1.0]), 6), [True] * 3)
+    assert not router.route(np.array([0.5]), 0).any()
+
+
+def test_cascade_curves_uc_and_cc_can_have_different_rows():
+    cf, cs, vf, vs = llm_like_pair(4000, seed=41)
+    rng = np.random.default_rng(42)
+    # "calibrated": confidences without ties (the run of 1.0 spread over [0.95, 0.99)), so CC
+    # has all n_bins bins while UC, on the raw confidences, has fewer
+    cal_f = np.where(cf == 1.0, 0.95 + 0.04 * rng.random(len(cf)), cf * 0.95)
+    cal = np.zeros(len(cf), dtype=bool)
+    cal[rng.permutation(len(cf))[:2000]] = True
+    n_bins = 12
+    curves = cascade_curves(
+        {"raw_first": cf[cal], "raw_second": cs[cal], "calibrated_first": cal_f[cal], "calibrated_second": cs[cal]},
+        {"raw_first": cf[~cal], "raw_second": cs[~cal], "calibrated_first": cal_f[~cal],
+         "calibrated_second": cs[~cal], "correct_first": vf[~cal], "correct_second": vs[~cal]}, n_bins=n_bins)
+    rows = curves["method"].value_counts()
+    m_uc = AdvantageRouter(n_bins).fit(cf[cal], cs[cal]).n_bins_
+    m_cc = AdvantageRouter(n_bins).fit(cal_f[cal], cs[cal]).n_bins_
+    assert m_uc < m_cc == n_bins
+    assert rows["UC"] == m_uc + 1 and rows["CC"] == rows["RC"] == rows["oracle"] == m_cc + 1
+    cc = curves[curves["method"] == "CC"].reset_index(drop=True)
+    for method in ("RC", "oracle"):
+        other = curves[curves["method"] == method].reset_index(drop=True)
+        np.testing.assert_array_equal(other["K"], cc["K"])
+        np.testing.assert_array_equal(other["p_small"], cc["p_small"])
+    uc = curves[curves["method"] == "UC"].reset_index(drop=True)
+    np.testing.assert_allclose(uc["accuracy"], cascade_curve(cf[cal], cs[cal], cf[~cal], vf[~cal], vs[~cal],
+                                                             n_bins=n_bins)["accuracy"], rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------------------
@@ -383,6 +483,26 @@ def test_bad_inputs_name_the_argument():
         AdvantageRouter(4).fit(c, c).route(c, 5)
     with pytest.raises(RuntimeError, match="not fitted"):
         AdvantageRouter(4).route(c, 1)
+    with pytest.raises(ValueError, match=r"length mismatch: conf_first_test has 20, correct_first_test has 19"):
+        cascade_curve(c, c, c, c[:-1], c, n_bins=2)
+    with pytest.raises(ValueError, match=r"^correct_second_test: values must be <= 1"):
+        cascade_curve(c, c, c, c, c * 2, n_bins=2)
+
+
+def test_cascade_curves_bad_inputs_name_the_key():
+    c = np.random.default_rng(1).random(20)
+    cal = {"raw_first": c, "raw_second": c, "calibrated_first": c, "calibrated_second": c}
+    test = {**cal, "correct_first": c, "correct_second": c}
+    with pytest.raises(ValueError, match=r"^test\['calibrated_first'\]: values must be <= 1"):
+        cascade_curves(cal, {**test, "calibrated_first": c * 2})
+    with pytest.raises(ValueError, match=r"length mismatch: .*cal\['raw_second'\] has 10"):
+        cascade_curves({**cal, "raw_second": c[:10]}, test)
+    with pytest.raises(ValueError, match=r"^test\['correct_second'\]: contains 1 NaN"):
+        cascade_curves(cal, {**test, "correct_second": np.r_[c[:-1], np.nan]})
+    with pytest.raises(ValueError, match=r"^n_bins: 21 bins need at least as many samples, got 20"):
+        cascade_curves(cal, test, n_bins=21)
+    with pytest.raises(ValueError, match="cost"):
+        cascade_curves(cal, test, n_bins=2, cost_first=-1.0, cost_second=2.0)
 
 
 # ----------------------------------------------------------------------------------------

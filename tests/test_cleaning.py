@@ -14,6 +14,7 @@ import calcas
 from calcas import (cleaned_accuracy, cleaning_sweep, confident_disagreement_level,
                     confident_learning_flags, flag_class_threshold, flag_confident_disagreement,
                     flag_top1_disagreement, label_errors, overlap_summary, precision)
+from calcas.cleaning import accuracy_bin_ranks
 
 
 # ----------------------------------------------------------------------------------------
@@ -61,10 +62,19 @@ def test_method1_bad_input():
 # ----------------------------------------------------------------------------------------
 
 def ref_expert_bins(conf_fit, correct_fit, n_bins):
-    """Equal-count bins on the fit rows; bins ranked by accuracy (desc), ties by mean conf (desc)."""
+    """Equal-count bins on the fit rows; bins ranked by accuracy (desc), ties by mean conf (desc).
+
+    Bins are made of whole runs of equal confidences: the possible cuts are the ends of the
+    runs (cumulative counts of the distinct values); each np.array_split cut is replaced by
+    the nearest of them (the smaller on a tie), repeated cuts count once.
+    """
+    values, run_lengths = np.unique(conf_fit, return_counts=True)
+    run_ends = list(np.cumsum(run_lengths)[:-1])
+    ideal = np.cumsum([len(g) for g in np.array_split(np.arange(len(conf_fit)), n_bins)])[:-1]
+    cuts = sorted({min(run_ends, key=lambda e: (abs(e - j), e)) for j in ideal} if run_ends else set())
     s = np.sort(conf_fit)
-    groups = np.array_split(s, n_bins)
-    interior = [(groups[i][-1] + groups[i + 1][0]) / 2.0 for i in range(n_bins - 1)]
+    interior = [(s[j - 1] + s[j]) / 2.0 for j in cuts]
+    n_bins = len(cuts) + 1
 
     def bin_of(c):
         return sum(1 for e in interior if c >= e)
@@ -155,18 +165,79 @@ def test_method2_without_fit_mask_uses_all_rows(experts):
                                       ref_method2_flags(preds, confs, labels, K, 6, all_rows))
 
 
-def test_method2_reference_with_tied_confidences_and_empty_bins():
+def test_method2_reference_with_tied_confidences():
     rng = np.random.default_rng(4)
     n, n_bins = 300, 9
     labels = rng.integers(0, 3, n)
     preds = np.stack([np.where(rng.random(n) < 0.6, labels, rng.integers(0, 3, n)) for _ in range(2)])
-    confs = rng.integers(1, 6, (2, n)) / 5          # coarse grid: ties and empty bins
+    confs = rng.integers(1, 6, (2, n)) / 5          # coarse grid: runs of ties, fewer bins formed
     fit_mask = rng.random(n) < 0.5
     level = confident_disagreement_level(preds, confs, labels, n_bins=n_bins, fit_mask=fit_mask)
+    assert level.min() >= 1 and level.max() <= n_bins + 1
+    assert level[level <= n_bins].max() <= 5      # at most 5 bins (5 grid values) per expert
     for K in range(1, n_bins + 1):
         expected = ref_method2_flags(preds, confs, labels, K, n_bins, fit_mask)
         np.testing.assert_array_equal(level <= K, expected)
+        np.testing.assert_array_equal(
+            flag_confident_disagreement(preds, confs, labels, K, n_bins=n_bins, fit_mask=fit_mask), expected)
     assert (level <= n_bins).any()
+
+
+def test_accuracy_bin_ranks_under_ties():
+    # sorted: 0.2 0.2 0.2 0.2 | 0.6 | 0.9 0.9 0.9; 4 bins asked for (cuts 2, 4, 6):
+    # 2 -> 4 (run 0..3: upper end 4 nearer than 0, which is the array's start), 4 stays,
+    # 6 -> 5 (run 5..7, upper end is the array's end): 3 bins
+    conf = np.array([0.9, 0.2, 0.6, 0.2, 0.9, 0.2, 0.2, 0.9])
+    correct = np.array([1, 0, 1, 1, 0, 0, 1, 1])
+    edges, rank = accuracy_bin_ranks(conf, correct, 4)
+    np.testing.assert_allclose(edges, [-np.inf, 0.4, 0.75, np.inf], rtol=1e-15)
+    # accuracy: bin 0 = 2/4, bin 1 = 1/1, bin 2 = 2/3 -> ranks 2, 0, 1
+    np.testing.assert_array_equal(rank, [2, 0, 1])
+    edges, rank = accuracy_bin_ranks(np.full(8, 0.5), correct, 4)  # one run: one bin
+    np.testing.assert_array_equal(edges, [-np.inf, np.inf])
+    np.testing.assert_array_equal(rank, [0])
+
+
+def test_cleaning_sweep_k_range_under_ties():
+    rng = np.random.default_rng(8)
+    n, n_bins = 400, 10
+    labels = rng.integers(0, 4, n)
+    preds = np.stack([np.where(rng.random(n) < 0.5, labels, rng.integers(0, 4, n)) for _ in range(3)])
+    confs = np.stack([rng.integers(1, 5, n) / 4,                  # 4 distinct values: <= 4 bins
+                      np.where(rng.random(n) < 0.6, 1.0, rng.random(n)),  # a run of 1.0
+                      rng.random(n)])                             # no ties: 10 bins
+    fit_mask = rng.random(n) < 0.5
+    is_error = rng.random(n) < 0.3
+    own_bins = [len(accuracy_bin_ranks(c[fit_mask], p[fit_mask] == labels[fit_mask], n_bins)[1])
+                for p, c in zip(preds, confs)]
+    assert own_bins[0] <= 4 and own_bins[1] < n_bins and own_bins[2] == n_bins
+    for experts in ([0], [1], [0, 1], [0, 1, 2]):
+        sweep = cleaning_sweep(preds[experts], confs[experts], labels, n_bins=n_bins, fit_mask=fit_mask,
+                               is_error=is_error)
+        most = max(own_bins[j] for j in experts)
+        assert list(sweep["K"]) == list(range(most, 0, -1))
+        for _, row in sweep.iterrows():
+            flags = ref_method2_flags(preds[experts], confs[experts], labels, int(row["K"]), n_bins, fit_mask)
+            assert row["n_flagged"] == flags.sum()
+            assert row["n_rated"] == flags.sum()
+        # K = M is method 1 (every expert keeps all its bins); a larger K flags the same
+        method1 = flag_top1_disagreement(preds[experts], labels)
+        assert sweep["n_flagged"].iloc[0] == method1.sum()
+        for K in range(most, n_bins + 1):
+            np.testing.assert_array_equal(
+                flag_confident_disagreement(preds[experts], confs[experts], labels, K, n_bins=n_bins,
+                                            fit_mask=fit_mask), method1)
+
+
+def test_method2_bad_k_and_fit_mask():
+    conf = np.linspace(0.1, 0.9, 8)
+    pred, label = np.zeros(8, int), np.ones(8, int)
+    with pytest.raises(ValueError, match=r"^K: must be in \[0, 3\] \(the number of bins\), got 4"):
+        flag_confident_disagreement(pred, conf, label, 4, n_bins=3)
+    with pytest.raises(ValueError, match=r"^fit_mask: selects no rows"):
+        confident_disagreement_level(pred, conf, label, n_bins=3, fit_mask=np.zeros(8, bool))
+    with pytest.raises(ValueError, match=r"^n_bins: 5 bins need at least as many samples, got 4"):
+        cleaning_sweep(pred, conf, label, n_bins=5, fit_mask=np.arange(8) < 4)
 
 
 def test_method2_accuracy_tie_goes_to_higher_confidence():

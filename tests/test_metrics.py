@@ -170,6 +170,43 @@ def test_perfectly_calibrated_bins_give_zero_ece():
     assert calcas.mce(c, v, 4) == pytest.approx(0.0, abs=1e-15)
 
 
+def test_equal_count_table_and_ece_with_ties_by_hand():
+    # sorted confidences 0 0 0 | 0.2 | 0.4 0.6 | 1 1 1 1: 5 bins asked for, 4 formed (runs
+    # of 0 and of 1 are not split; see test_binning)
+    c = np.array([1.0, 0.0, 0.6, 1.0, 0.0, 0.2, 1.0, 0.4, 0.0, 1.0])
+    v = np.array([1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0])
+    t = calcas.reliability_table(c, v, 5)
+    np.testing.assert_array_equal(t["bin"], [0, 1, 2, 3])
+    np.testing.assert_array_equal(t["count"], [3, 1, 2, 4])
+    np.testing.assert_allclose(t["mean_confidence"], [0.0, 0.2, 0.5, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(t["accuracy"], [1 / 3, 0.0, 1.0, 0.75], rtol=1e-15)
+    np.testing.assert_allclose(t["lower"], [0.0, 0.1, 0.3, 0.8], rtol=1e-15)
+    np.testing.assert_allclose(t["upper"], [0.1, 0.3, 0.8, 1.0], rtol=1e-15)
+    # ECE = (3 |0 - 1/3| + 1 |0.2 - 0| + 2 |0.5 - 1| + 4 |1 - 0.75|) / 10 = 3.2 / 10
+    assert calcas.ece(c, v, 5) == pytest.approx(0.32, rel=1e-13)
+    assert calcas.mce(c, v, 5) == pytest.approx(0.5, rel=1e-13)
+    # equal-width binning is unchanged by ties: always n_bins rows
+    assert len(calcas.reliability_table(c, v, 5, "equal_width")) == 5
+
+
+def test_equal_count_metrics_with_a_large_run_at_one():
+    # like an LLM's confidences: 58% exactly 1.0; the run is one bin, the rest split as before
+    rng = np.random.default_rng(21)
+    n = 1000
+    c = np.where(np.arange(n) < 580, 1.0, rng.random(n) * 0.99)
+    v = (rng.random(n) < np.where(c == 1.0, 0.9, c)).astype(float)
+    t = calcas.reliability_table(c, v, 15)
+    # 1000 = 10 groups of 67 + 5 of 66: boundaries at 67, 134, ..., 402 fall among the 420
+    # distinct values and stay; those at 469, ..., 934 fall in the run and move to its start
+    assert len(t) == 8
+    np.testing.assert_array_equal(t["count"], [67] * 6 + [18, 580])
+    order = np.argsort(c, kind="stable")
+    groups = np.split(order, [67, 134, 201, 268, 335, 402, 420])
+    assert calcas.ece(c, v, 15) == pytest.approx(
+        hand_ece(np.array([len(g) for g in groups]), np.array([c[g].mean() for g in groups]),
+                 np.array([v[g].mean() for g in groups])), rel=1e-12)
+
+
 # ================================================================ NLL and Brier
 
 
@@ -316,9 +353,16 @@ def test_metric_bad_n_bins(binning):
         calcas.reliability_table(c, v, 11, binning)
 
 
-def test_metric_collapsed_equal_count_bins_and_unknown_binning():
-    with pytest.raises(ValueError, match=r"^confidence: all 20 values equal 0\.9.*collapse into one"):
-        calcas.ece(np.full(20, 0.9), np.ones(20), 5)
+def test_metric_all_equal_confidences_form_one_bin_and_unknown_binning():
+    # all 20 confidences equal: equal-count binning forms one bin (it used to be an error)
+    c, v = np.full(20, 0.9), np.r_[np.ones(15), np.zeros(5)]
+    t = calcas.reliability_table(c, v, 5)
+    assert len(t) == 1 and t["count"].tolist() == [20]
+    assert calcas.ece(c, v, 5) == pytest.approx(0.15, rel=1e-13)
+    assert calcas.mce(c, v, 5) == pytest.approx(0.15, rel=1e-13)
+    assert math.isnan(calcas.monotonicity(c, v, 5))
+    point, low, high = calcas.ece_bootstrap(c, v, 5, n_boot=50)
+    assert point == pytest.approx(0.15, rel=1e-13) and 0 <= low <= high <= 0.9
     with pytest.raises(ValueError, match=r"^binning: expected one of"):
         calcas.ece(*make_binary(n=20), 5, "uniform")
 
