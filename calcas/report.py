@@ -85,6 +85,7 @@ class CalibrationReport:
     cal: dict[str, np.ndarray] = dataclasses.field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
         return {"section": "02_calibration", "parameters": self.parameters, "models": self.models,
                 "featured": self.featured, "n_cal": {n: m["n_cal"] for n, m in self.models.items()},
                 "shown": {"true_labels": any(m.get("true_labels") for m in self.models.values())}}
@@ -116,6 +117,7 @@ class CalibrationReport:
                              for n, m in self.models.items()}).T.dropna(axis=1, how="all")
 
     def true_label_table(self) -> pd.DataFrame | None:
+        """ECE against the true labels, where the record sets carry them (else None)."""
         rows = {n: m["true_labels"] for n, m in self.models.items() if m.get("true_labels")}
         if not rows:
             return None
@@ -222,6 +224,7 @@ class CascadeReport:
     curves: dict[str, pd.DataFrame] = dataclasses.field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
         return {"section": "03_cascading", "parameters": self.parameters, "pairs": self.pairs}
 
     def table(self) -> pd.DataFrame:
@@ -367,9 +370,11 @@ class CleaningReport:
     sweeps: dict[str, pd.DataFrame] = dataclasses.field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
         return {"section": "04_cleaning", "parameters": self.parameters, **self.results}
 
     def flags_table(self) -> pd.DataFrame:
+        """Per method: flagged, detection rate and, with ground truth, precision and its interval."""
         rows = {f["label"]: {"flagged": f["flagged"], "detection rate": f["detection_rate"],
                              "rated": f["n_rated"], "precision": f["precision"], "95% low": f["precision_low"],
                              "95% high": f["precision_high"]}
@@ -380,6 +385,7 @@ class CleaningReport:
         return table
 
     def overlap_table(self) -> pd.DataFrame | None:
+        """Table 3: method 2 against Confident Learning, alone and together (None without CL)."""
         t3 = self.results["table3"]
         if t3 is None:
             return None
@@ -387,6 +393,7 @@ class CleaningReport:
                              for g in t3.values()}).T
 
     def cleaned_table(self) -> pd.DataFrame:
+        """Table 2: each expert's test accuracy on given and on cleaned labels."""
         t2 = self.results["table2"]
         return pd.DataFrame({m: {"given labels": v["given"], f"method 2 flags cleaned ({t2['mode']})": v["cleaned"],
                                  **({"every label cleaned": v["all_cleaned"]} if v.get("all_cleaned") is not None
@@ -563,6 +570,7 @@ class SummaryReport:
     table3: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
+        """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
         return {"section": "summary", "table1": self.table1, "cascades": self.cascades, "cleaning": self.cleaning,
                 "table3": self.table3}
 
