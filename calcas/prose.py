@@ -48,19 +48,21 @@ def _calibration_model(name: str, m: dict[str, Any], n_bins: int) -> list[str]:
     if after[1] > after[0]:
         out.append("(The bootstrap interval after calibration lies above the estimate: ECE is biased upward, more "
                    "so on resamples, and a well-calibrated model shows it most.)")
-    if after[0] < before[0]:
+    if after[0] < before[1]:
         out.append("Calibration lowers it, as in the paper.")
+    elif after[0] < before[0]:
+        out.append("Calibration lowers it, but only within the interval of the uncalibrated ECE: little to fix.")
     else:
         out.append("Calibration does **not** lower it, unlike the paper's Table 1, where it falls for both models.")
         tl = m.get("true_labels")
+        if before[1] <= after[0] <= before[2]:
+            out.append("The change lies within the interval of the uncalibrated ECE: within noise.")
         if tl and tl["ece_temperature_true_labels"] < tl["ece_uncalibrated"]:
             out.append(f"The labels are the likely reason: against the true labels, a temperature fitted on them "
                        f"takes this model's ECE from {_f(tl['ece_uncalibrated'])} to "
                        f"{_f(tl['ece_temperature_true_labels'])}. Against labels with flips, accuracy is capped "
                        "at every confidence, and one temperature cannot follow a curve that rises and then stalls.")
-        elif before[1] <= after[0] <= before[2]:
-            out.append("The change lies within the interval of the uncalibrated ECE: within noise.")
-        else:
+        elif not before[1] <= after[0] <= before[2]:
             out.append("A single calibrator fitted by likelihood trades bins against each other; it can lower the "
                        "likelihood and still raise the binned ECE.")
     gap = abs(after[0] - c["ece_after"][0])
@@ -105,6 +107,8 @@ def calibration_prose(res: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- cascades
 
 def _verdict(gain: list[float]) -> str:
+    if gain[1] == gain[2] == 0:
+        return "the same answers as the better model on every test row"
     if gain[1] > 0:
         return "the cascade beats both models"
     if gain[2] < 0:

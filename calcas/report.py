@@ -413,10 +413,10 @@ class CleaningReport:
 
 
 def _truth(r: Records) -> tuple[np.ndarray | None, str | None]:
+    if r.is_noisy is not None:  # flips made on purpose: known exactly for every sample
+        return label_errors(r.label, is_noisy=r.is_noisy), "is_noisy"
     if r.valid_labels is not None:
         return label_errors(r.label, valid_labels=r.valid_labels), "valid_labels"
-    if r.is_noisy is not None:
-        return label_errors(r.label, is_noisy=r.is_noisy), "is_noisy"
     return None, None
 
 
