@@ -237,8 +237,9 @@ def test_summary_counts_verdicts_at_fixed_and_cal_K_not_best_on_test():
                "verdict_at_K_cal": "the difference is within noise", "share_cc_at_least_uc": 0.9,
                "share_cc_above_rc": 0.5}]
     text = prose.summary_prose({"table1": [], "cascades": claims, "table3": []})
-    assert "for 0 at the fixed K and for 1 at the K chosen on cal (a)" in text
-    assert "below UC at most operating points for 1 pairs (a)" in text
+    assert "for 0 at the fixed K and for 1 (a) at the K chosen on cal" in text
+    assert "loses to the better model for 1 at the fixed K" in text
+    assert "below UC at most operating points for 1 (a)" in text
 
 
 # ---------------------------------------------------------------------------- the runner
