@@ -18,11 +18,18 @@ Each explorer returns an :class:`Explorer`. Displayed in a notebook it offers
 
 Outside a built book the HTML entry has no scripts to load and says so; in a live session,
 display ``explorer.chart`` to draw the same chart with altair's renderer.
+
+In the book a chart takes the width of its column, at any width down to a phone's (the axes
+included), its legend sits under the plot, and its read-out lines are short enough for a
+phone. Colours, dashes and point shapes are those of :mod:`calcas.plots` (Okabe–Ito).
+Sliders offer exactly the values present in the tables they are given (tied confidences can
+leave a cascade or a cleaning sweep with fewer K values than bins).
 """
 from __future__ import annotations
 
 import html
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -32,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import ece, reliability_table
+from .plots import SERIES_COLOURS, series_style
 
 __all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer",
            "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME"]
@@ -43,12 +51,33 @@ VEGALITE_MIME = "application/vnd.vegalite.v6+json"
 #: Loaded in this order (vega-lite needs vega; vega-embed needs both).
 VENDOR_SCRIPTS = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 
-PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac")
-METHOD_STYLE = {  # cascade curves: colour and dash of each method
-    "RC": ("#8c8c8c", [4, 3]), "UC": ("#f58518", [1, 0]),
-    "CC": ("#4c78a8", [1, 0]), "oracle": ("#54a24b", [6, 3]),
-}
-WIDTH, HEIGHT, TEXT_ROW = 460, 320, 20
+#: Colours, dashes and point shapes: those of :mod:`calcas.plots` (Okabe–Ito), so the static
+#: figures and the explorers agree. Uncalibrated / UC: vermillion, dashed, squares;
+#: calibrated / CC: blue, solid, circles; RC grey dash-dot; oracle green dotted.
+PALETTE = SERIES_COLOURS
+_DASH = {"-": [1, 0], "--": [6, 3], "-.": [7, 3, 1.5, 3], ":": [1.5, 3]}
+_SHAPE = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down",
+          "P": "cross", "X": "cross", "*": "diamond", None: "circle"}
+#: The width the mimebundle spec (live front ends) draws at. In the book, every chart takes
+#: its column's width instead (between FIT_MIN and FIT_MAX px of plot), see :meth:`Explorer.to_html`.
+WIDTH, HEIGHT, LINE = 460, 320, 17
+FIT_MIN, FIT_MAX = 200, 640
+#: Read-out lines are wrapped at this many characters, so they fit a 390 px phone screen.
+READOUT_CHARS = 44
+
+
+#: An axis over [0, 1]: ticks every 0.1, labelled with one decimal.
+_UNIT_AXIS = alt.Axis(values=[i / 10 for i in range(11)], format=".1f")
+
+
+def _style(name: str, index: int) -> dict[str, Any]:
+    st = series_style(name, index)
+    return {"colour": st["color"], "dash": _DASH.get(st["ls"], [1, 0]), "shape": _SHAPE.get(st["marker"], "circle")}
+
+
+def _styles(names: list[str]) -> dict[str, dict[str, Any]]:
+    return {name: _style(name, i) for i, name in enumerate(names)}
+
 
 # The loader shared by every explorer on a page: the scripts are loaded once (one promise on
 # window), each explorer then embeds its own spec. RequireJS pages (classic notebooks) would
@@ -91,8 +120,47 @@ function calcasLoadVega() {
 }
 """.replace("__SCRIPTS__", json.dumps(list(VENDOR_SCRIPTS))).replace("__VENDOR__", json.dumps(VENDOR_PATH))
 
+# Fitting a chart to its column. Vega-Lite sizes a view to its container only in single and
+# layered views, not in the explorers' vconcat (plot over read-out): there `width: "container"`
+# gives each view the container's whole width, and the axes then stick out. So the compiled
+# Vega spec is patched: the width signal becomes "container width less calcas_extra" (the
+# room the axis, its labels and the padding take, measured once the chart is drawn), within
+# FIT_MIN..FIT_MAX, recomputed when the window or the container resizes; the plot's height
+# follows its width. The sliders stay the same elements throughout (nothing is re-embedded).
+_FIT = """
+function calcasFit(vg) {
+  var signals = vg.signals || [];
+  var width = signals.filter(function (s) { return s.name === "width"; })[0];
+  if (!width) return vg;
+  var cw = "(isFinite(containerSize()[0]) && containerSize()[0] > 0 ? containerSize()[0] : __WIDTH__ + 70)";
+  var fit = "clamp(floor(" + cw + " - calcas_extra), __MIN__, __MAX__)";
+  delete width.init; delete width.value;
+  width.update = fit;
+  width.on = (width.on || [{events: "window:resize"}]).map(function (h) { return {events: h.events, update: fit}; });
+  signals.forEach(function (s) {
+    if (s.name === "concat_0_height" && s.value !== undefined) {
+      s.update = "clamp(round(width * __RATIO__), __HMIN__, " + s.value + ")"; delete s.value;
+    }
+  });
+  signals.unshift({name: "calcas_extra", value: 70});
+  return vg;
+}
+function calcasRefit(result) {
+  var view = result.view, svg = view.container() && view.container().querySelector("svg");
+  if (!svg) return result;
+  var extra = Math.ceil(svg.getBoundingClientRect().width - view.signal("width")) + 2;
+  if (!isFinite(extra) || Math.abs(extra - view.signal("calcas_extra")) < 1) return result;
+  return view.signal("calcas_extra", extra).runAsync().then(function () { return result; });
+}
+"""
+
 _EMBED_OPTIONS = {"mode": "vega-lite", "renderer": "svg",
                   "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+
+
+def _fit_js() -> str:
+    return (_FIT.replace("__WIDTH__", str(WIDTH)).replace("__MIN__", str(FIT_MIN))
+            .replace("__MAX__", str(FIT_MAX)).replace("__RATIO__", "0.72").replace("__HMIN__", "220"))
 
 
 class Explorer:
@@ -123,20 +191,28 @@ class Explorer:
         """A ``<div>`` and a ``<script>`` that draw the chart with the book's vendored Vega.
 
         The spec carries no ``$schema`` URL (vega-embed is told the mode instead), so the
-        snippet names no outside address at all.
+        snippet names no outside address at all. Its views take the width of the column
+        (``width: "container"``, fitted by ``calcasFit``: the whole chart, axes included,
+        fits the column at any width down to a phone's), where the mimebundle's spec keeps
+        the fixed :data:`WIDTH`.
         """
         spec = {k: v for k, v in self.to_dict().items() if k != "$schema"}
+        for view in spec.get("vconcat", []):
+            if "width" in view:
+                view["width"] = "container"
         div = f"calcas-explorer-{uuid.uuid4().hex[:12]}"
         payload = json.dumps(spec, separators=(",", ":"), allow_nan=False)
         # keep the JSON inert inside <script>: no "</script>", no JS line separators
         payload = payload.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         return (
-            f'<div class="calcas-explorer" id="{div}" aria-label="{html.escape(self.name)}"></div>\n'
-            f"<script>\n(function () {{\n{_LOADER}"
+            f'<div class="calcas-explorer" id="{div}" aria-label="{html.escape(self.name)}" '
+            f'style="display: block; width: 100%; max-width: 100%;"></div>\n'
+            f"<script>\n(function () {{\n{_LOADER}{_fit_js()}"
             f'var el = document.getElementById("{div}");\n'
             f"var spec = {payload};\n"
-            f"calcasLoadVega().then(function (embed) {{ return embed(el, spec, "
-            f"{json.dumps(_EMBED_OPTIONS)}); }})\n"
+            f"var options = {json.dumps(_EMBED_OPTIONS)};\noptions.patch = calcasFit;\n"
+            f"calcasLoadVega().then(function (embed) {{ return embed(el, spec, options); }})\n"
+            f"  .then(calcasRefit)\n"
             f'  .catch(function (err) {{ el.textContent = "[interactive chart: " + err.message + "]"; }});\n'
             f"}})();\n</script>\n"
         )
@@ -163,6 +239,14 @@ def _grid(n_bins: Iterable[int], default: int) -> list[int]:
     return grid
 
 
+def _start(values: list[int], default: int | None) -> int:
+    """The slider's starting value: the middle of ``values`` when ``default`` is None, else
+    the offered value nearest to ``default`` (the smaller of two equally near)."""
+    if default is None:
+        return values[len(values) // 2]
+    return min(values, key=lambda v: (abs(v - int(default)), v))
+
+
 def _slider(name: str, label: str, values: list[int], value: int) -> alt.Parameter:
     """A parameter bound to a range slider (an evenly spaced grid) or else a drop-down."""
     steps = set(np.diff(values).tolist()) or {1}
@@ -182,32 +266,86 @@ def _named(values: Any, names: list[str], what: str) -> dict[str, Any]:
     return {n: values for n in names}
 
 
-def _colours(names: list[str]) -> dict[str, str]:
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+def _scales(names: list[str]) -> tuple[alt.Scale, alt.Scale, alt.Scale]:
+    """The colour, dash and shape scales of the series ``names``."""
+    styles = _styles(names)
+    return tuple(alt.Scale(domain=names, range=[styles[n][key] for n in names])
+                 for key in ("colour", "dash", "shape"))
 
 
-def _colour(names: list[str], orient: str = "bottom-right") -> alt.Color:
-    scale = alt.Scale(domain=names, range=list(_colours(names).values()))
-    return alt.Color("series:N", scale=scale, title=None,
-                     legend=alt.Legend(orient=orient, symbolOpacity=1) if len(names) > 1 else None)
+def _encodings(names: list[str], *, title: str | None = None, columns: int | None = None):
+    """Colour, dash and shape of each series; one legend (of colour, dash and shape together)
+    under the plot, outside the data."""
+    colours, dashes, shapes = _scales(names)
+    # colour and dash share one legend (same field, title and properties: Vega-Lite merges
+    # them), whose symbols are short strokes in the series' colour and dash pattern
+    legend = alt.Legend(orient="bottom", direction="horizontal", title=title, symbolType="stroke",
+                        symbolStrokeWidth=2.5, symbolSize=420, labelLimit=260, columns=columns or len(names),
+                        symbolOpacity=1) if len(names) > 1 else None
+    colour = alt.Color("series:N", title=title, legend=legend, scale=colours)
+    dash = alt.StrokeDash("series:N", title=title, legend=legend, scale=dashes)
+    # point shapes from a copy of the series column: a channel of "series" without a legend
+    # would clash with the merged legend ("Conflicting legend property disable")
+    shape = alt.Shape("marker:N", legend=None, scale=shapes)
+    return colour, dash, shape
 
 
-def _text_panel(text: pd.DataFrame, param: alt.Parameter, field: str, rows: int) -> alt.Chart:
-    """The read-out under a chart: one line per series (coloured as its series, from the
+def _legend_columns(names: list[str]) -> int:
+    """Entries per legend row: all on one row when the names are short, else two."""
+    return len(names) if sum(len(n) + 4 for n in names) <= 40 else 2
+
+
+def _wrap(text: str, width: int = READOUT_CHARS) -> list[str]:
+    """Split a read-out into lines of at most ``width`` characters where it can: after ", "
+    and ": ", and before " (". Never inside "name = value"."""
+    parts = [p for p in re.split(r"(?<=, )|(?<=: )|(?= \()", text) if p]
+    lines = [""]
+    for part in parts:
+        if lines[-1] and len(lines[-1]) + len(part.rstrip()) > width:
+            lines.append(part.lstrip())
+        else:
+            lines[-1] += part
+    return [line.rstrip() for line in lines]
+
+
+def _readout(rows: list[dict[str, Any]], field: str, order: list[str]) -> tuple[pd.DataFrame, int]:
+    """The read-out rows, one per line: each record of ``rows`` (``series``, ``field``,
+    ``text``, ``colour``, ...) wrapped into lines placed ``y`` px down the panel. Series keep
+    their own band (as tall as their longest read-out), in the order of ``order``. Returns
+    the table and the number of lines of the panel."""
+    table = pd.DataFrame(rows)
+    table["lines"] = table["text"].map(_wrap)
+    band = {s: int(table.loc[table["series"] == s, "lines"].map(len).max()) for s in order
+            if (table["series"] == s).any()}
+    top, offset = 0, {}
+    for s in order:
+        if s in band:
+            offset[s], top = top, top + band[s]
+    out = table.explode("lines").rename(columns={"lines": "line"})
+    out["y"] = out.groupby([field, "series"], sort=False).cumcount() + out["series"].map(offset)
+    out["y"] = (out["y"] * LINE).astype(int)
+    return out.reset_index(drop=True), top
+
+
+def _text_panel(text: pd.DataFrame, lines: int, param: alt.Parameter, field: str) -> alt.Chart:
+    """The read-out under a chart: the lines of each series (coloured as its series, from the
     ``colour`` column), filtered by the slider."""
-    return (alt.Chart(text, width=WIDTH, height=TEXT_ROW * rows)
-            .mark_text(align="left", baseline="middle", fontSize=12.5)
-            .encode(x=alt.value(0), y=alt.Y("row:O", axis=None), text="text:N",
+    return (alt.Chart(text, width=WIDTH, height=LINE * lines + 4)
+            .mark_text(align="left", baseline="top", fontSize=12.5)
+            .encode(x=alt.value(0), y=alt.Y("y:Q", scale=None, axis=None), text="line:N",
                     color=alt.Color("colour:N", scale=None, legend=None))
             .transform_filter(alt.datum[field] == param))
 
 
 def _finish(chart: alt.VConcatChart, title: str) -> alt.VConcatChart:
-    # independent legends keep each legend inside its plot (a shared one floats above the concat)
-    chart = chart.resolve_legend(color="independent")
+    # independent legends keep each legend with its plot (a shared one floats above the concat)
+    chart = chart.resolve_legend(color="independent", strokeDash="independent")
     if title:
-        chart = chart.properties(title=alt.TitleParams(title, anchor="start", fontSize=15))
-    return chart.configure_view(stroke=None).configure_axis(grid=True, gridOpacity=0.4)
+        text = _wrap(title, 40) if len(title) > 40 else title  # a list: one line each
+        chart = chart.properties(title=alt.TitleParams(text, anchor="start", fontSize=15))
+    # labels never overlap, whatever width the chart is given: Vega drops every other one
+    return chart.configure_view(stroke=None).configure_axis(grid=True, gridOpacity=0.4, labelOverlap="greedy",
+                                                             labelSeparation=6)
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,7 +360,8 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     ----------
     confidence : array, shape (n,), or dict name -> array
         Confidences (probabilities in [0, 1]) of each sample's answer. A dict draws one
-        series per name (e.g. ``{"uncalibrated": raw, "temperature-scaled": cal}``).
+        series per name (e.g. ``{"uncalibrated": raw, "calibrated": cal}``; those two names
+        have their own styles, see :data:`calcas.plots.SERIES_STYLE`).
     correct : array, shape (n,), or dict name -> array
         Verifier score (0/1) of each answer: one array shared by every series, or one per name.
     n_bins : iterable of int
@@ -239,7 +378,10 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     -------
     Explorer
         Accuracy against mean confidence per bin, the diagonal of perfect calibration, the
-        gap of each bin, and the read-out "ECE = 0.0xyz with N bins" for each series.
+        gap of each bin, and the read-out "ECE = 0.0xyz with N = n bins" for each series.
+        Where tied confidences leave fewer distinct equal-count bins than N (the rows of
+        the reliability table with samples in them), it says so: "ECE = 0.0123 with N = 30
+        (12 distinct bins: tied confidences)"; with equal-width bins, "(12 non-empty bins)".
     """
     conf = dict(confidence) if isinstance(confidence, Mapping) else {label: confidence}
     names = [str(n) for n in conf]
@@ -248,51 +390,64 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     # equal-count binning needs a sample per bin: a small test half offers fewer bin counts
     n_min = min(len(np.asarray(c)) for c in conf.values())
     grid = _grid([n for n in n_bins if int(n) <= n_min], default)
+    styles = _styles(names)
     bins, text = [], []
-    for row, name in enumerate(names):
+    for name in names:
         for n in grid:
             table = reliability_table(conf[name], corr[name], n_bins=n, binning=binning)
-            bins.append(table[table["count"] > 0].assign(series=name, N=n))
+            full = table[table["count"] > 0]
+            bins.append(full.assign(series=name, marker=name, N=n))
             e = ece(conf[name], corr[name], n_bins=n, binning=binning)
             prefix = f"{name}: " if len(names) > 1 else ""
-            text.append({"series": name, "N": n, "ece": e, "row": row, "colour": _colours(names)[name],
-                         "text": f"{prefix}ECE = {e:.4f} with {n} bins"})
+            distinct = len(full)
+            if distinct == n:
+                line = f"{prefix}ECE = {e:.4f} with N = {n} bins"
+            elif binning == "equal_count":
+                line = f"{prefix}ECE = {e:.4f} with N = {n} ({distinct} distinct bins: tied confidences)"
+            else:
+                line = f"{prefix}ECE = {e:.4f} with N = {n} ({distinct} non-empty bins)"
+            text.append({"series": name, "N": n, "ece": e, "distinct_bins": distinct,
+                         "colour": styles[name]["colour"], "text": line})
     bins = pd.concat(bins, ignore_index=True)[
-        ["series", "N", "bin", "count", "mean_confidence", "accuracy", "lower", "upper"]]
+        ["series", "marker", "N", "bin", "count", "mean_confidence", "accuracy", "lower", "upper"]]
     # drawn, not reported: 6 decimals keep the page small (the ECE read-out is exact)
     bins = bins.round({"mean_confidence": 6, "accuracy": 6, "lower": 6, "upper": 6})
-    text = pd.DataFrame(text)
+    text, lines = _readout(text, "N", names)
 
     n_param = _slider("N", "number of bins N ", grid, default)
-    axis = dict(scale=alt.Scale(domain=[0, 1]))
+    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=_UNIT_AXIS)
     x = alt.X("mean_confidence:Q", title="mean confidence in bin", **axis)
     y = alt.Y("accuracy:Q", title="accuracy in bin", **axis)
-    colour = _colour(names)
+    colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     tooltip = [alt.Tooltip("series:N"), alt.Tooltip("bin:Q"), alt.Tooltip("count:Q"),
                alt.Tooltip("mean_confidence:Q", format=".4f"), alt.Tooltip("accuracy:Q", format=".4f"),
                alt.Tooltip("lower:Q", format=".4f"), alt.Tooltip("upper:Q", format=".4f")]
     diagonal = (alt.Chart(pd.DataFrame({"mean_confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}))
                 .mark_line(color="#999999", strokeDash=[5, 4], strokeWidth=1).encode(x=x, y=y))
     base = alt.Chart(bins).transform_filter(alt.datum.N == n_param)
-    gap = base.mark_rule(strokeWidth=3, opacity=0.35).encode(
+    gap = base.mark_rule(strokeWidth=3, opacity=0.3).encode(
         x=x, y=alt.Y("mean_confidence:Q", **axis), y2="accuracy:Q", color=colour)
-    line = base.mark_line(point=alt.OverlayMarkDef(size=45, filled=True)).encode(
-        x=x, y=y, color=colour, detail="series:N", tooltip=tooltip)
+    line = base.mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=45, filled=True)).encode(
+        x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
     plot = alt.layer(diagonal, gap, line).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, n_param, "N", len(names)), spacing=8)
+    chart = alt.vconcat(plot, _text_panel(text, lines, n_param, "N"), spacing=8)
     return Explorer(_finish(chart.add_params(n_param), title),
                     f"calcas reliability explorer: {', '.join(names)}; N = {grid[0]}..{grid[-1]}")
 
 
-def cascade_explorer(curves: pd.DataFrame, *, title: str = "") -> Explorer:
+def cascade_explorer(curves: pd.DataFrame, *, title: str = "", default: int | None = None) -> Explorer:
     """Cascade curves (accuracy against the share answered by the small model) with a slider for K.
 
     Parameters
     ----------
     curves : DataFrame
         The long table of :func:`calcas.cascade_curves`: ``method`` (RC / UC / CC / oracle),
-        ``K, p_small, accuracy, large_calls_saved``.
+        ``K, p_small, accuracy, large_calls_saved``. The slider offers exactly the K values
+        of the table (with tied confidences a curve may have fewer than n_bins + 1).
     title : str
+    default : int, optional
+        The slider's starting K: the K the page's tables report. None starts in the middle
+        of the offered K values; a K the table lacks starts at the nearest one it has.
 
     Returns
     -------
@@ -305,47 +460,43 @@ def cascade_explorer(curves: pd.DataFrame, *, title: str = "") -> Explorer:
     if not set(need) <= set(curves.columns):
         raise ValueError(f"curves: missing columns {sorted(set(need) - set(curves.columns))}")
     data = curves[need].copy()
-    methods = [m for m in METHOD_STYLE if m in set(data["method"])] + \
-        sorted(set(data["method"]) - set(METHOD_STYLE))
+    order = ("RC", "UC", "CC", "oracle")
+    methods = [m for m in order if m in set(data["method"])] + sorted(set(data["method"]) - set(order))
     ks = sorted(int(k) for k in data["K"].unique())
     marked = [m for m in ("CC", "UC") if m in methods] or methods[:1]
-    colours = {m: METHOD_STYLE.get(m, (PALETTE[i % len(PALETTE)], None))[0] for i, m in enumerate(methods)}
+    styles = _styles(methods)
     text = []
-    for row, method in enumerate(marked):
+    for method in marked:
         for r in data[data["method"] == method].itertuples():
-            text.append({"series": method, "K": int(r.K), "row": row, "colour": colours[method],
+            text.append({"series": method, "K": int(r.K), "colour": styles[method]["colour"],
                          "text": f"{method} at K = {int(r.K)}: p_small = {r.p_small:.3f}, accuracy = "
                                  f"{r.accuracy:.4f}, large calls saved = {int(r.large_calls_saved):,}"})
-    text = pd.DataFrame(text)
-    data = data.rename(columns={"method": "series"})
+    text, lines = _readout(text, "K", marked)
+    data = data.rename(columns={"method": "series"}).assign(marker=lambda d: d["series"])
 
-    k_param = _slider("K", "bins kept by the small model K ", ks, ks[len(ks) // 2])
-    scale = alt.Scale(domain=methods, range=[colours[m] for m in methods])
-    legend = alt.Legend(orient="bottom-left", symbolType="stroke", symbolStrokeWidth=2.5)
-    colour = alt.Color("series:N", title="method", legend=legend, scale=scale)
-    dash = alt.StrokeDash("series:N", legend=None, scale=alt.Scale(
-        domain=methods, range=[METHOD_STYLE.get(m, (None, [1, 0]))[1] for m in methods]))
-    x = alt.X("p_small:Q", title="share answered by the small model (p)", scale=alt.Scale(domain=[0, 1]))
+    k_param = _slider("K", "bins kept by the small model K ", ks, _start(ks, default))
+    colour, dash, shape = _encodings(methods, title="method")
+    x = alt.X("p_small:Q", title="share answered by the small model (p)", scale=alt.Scale(domain=[0, 1]),
+              axis=_UNIT_AXIS)
     y = alt.Y("accuracy:Q", title="cascade accuracy", scale=alt.Scale(zero=False))
     tooltip = [alt.Tooltip("series:N", title="method"), "K:Q", alt.Tooltip("p_small:Q", format=".3f"),
                alt.Tooltip("accuracy:Q", format=".4f"), alt.Tooltip("large_calls_saved:Q", format=",")]
-    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=x, y=y, color=colour, strokeDash=dash, tooltip=tooltip)
+    lines_ = alt.Chart(data).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=22)).encode(
+        x=x, y=y, color=colour, strokeDash=dash, shape=shape, tooltip=tooltip)
     current = alt.Chart(data).transform_filter(alt.datum.K == k_param).transform_filter(
         alt.FieldOneOfPredicate(field="series", oneOf=marked))
     rule = current.transform_filter(alt.datum.series == marked[0]).mark_rule(
         color="#bbbbbb", strokeDash=[2, 2]).encode(x=x)
     points = current.mark_point(size=160, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(
-        x=x, y=y, color=colour, tooltip=tooltip)
-    plot = alt.layer(lines, rule, points).properties(width=WIDTH, height=HEIGHT)
-    panel = _text_panel(text, k_param, "K", len(marked))
-    chart = alt.vconcat(plot, panel, spacing=8)
+        x=x, y=y, color=colour, shape=shape, tooltip=tooltip)
+    plot = alt.layer(lines_, rule, points).properties(width=WIDTH, height=HEIGHT)
+    chart = alt.vconcat(plot, _text_panel(text, lines, k_param, "K"), spacing=8)
     return Explorer(_finish(chart.add_params(k_param), title),
                     f"calcas cascade explorer: {', '.join(methods)}; K = {ks[0]}..{ks[-1]}")
 
 
 def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title: str = "",
-                      label: str = "method 2") -> Explorer:
+                      label: str = "method 2", default: int | None = None) -> Explorer:
     """Precision against detection rate of label cleaning (method 2), with a slider for K.
 
     Parameters
@@ -353,44 +504,52 @@ def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
     sweep : DataFrame, or dict name -> DataFrame
         The table of :func:`calcas.cleaning_sweep`: ``K, n_flagged, detection_rate, n_rated,
         precision`` (precision NaN where there is no ground truth). A dict draws one curve per
-        name (e.g. one per mixture of experts).
+        name (e.g. one per mixture of experts). The slider offers exactly the K values of
+        the tables.
     title : str
     label : str
         Name of the curve when ``sweep`` is a single table.
+    default : int, optional
+        The slider's starting K: the K the page's tables report. None starts in the middle
+        of the offered K values; a K the tables lack starts at the nearest one they have.
 
     Returns
     -------
     Explorer
         The precision / detection-rate curve, the point at the chosen K (each expert's K most
         accurate bins) highlighted, and the read-out "K = k: n flagged, detection rate,
-        precision".
+        precision". Precision reads "n/a (nothing flagged)" where K flags nothing and "n/a
+        (no ground truth)" where the flagged samples have none.
     """
     sweeps = dict(sweep) if isinstance(sweep, Mapping) else {label: sweep}
     names = [str(n) for n in sweeps]
+    styles = _styles(names)
     need = ["K", "n_flagged", "detection_rate", "n_rated", "precision"]
     frames, text = [], []
-    for row, (name, table) in enumerate(zip(names, sweeps.values())):
+    for name, table in zip(names, sweeps.values()):
         if not set(need) <= set(table.columns):
             raise ValueError(f"sweep: {name!r} lacks columns {sorted(set(need) - set(table.columns))}")
-        table = table[need].assign(series=name)
+        table = table[need].assign(series=name, marker=name)
         frames.append(table)
         prefix = f"{name}: " if len(names) > 1 else ""
         for r in table.itertuples():
-            if not np.isfinite(r.precision):
+            if int(r.n_flagged) == 0:
+                prec = "precision = n/a (nothing flagged)"
+            elif not np.isfinite(r.precision):
                 prec = "precision = n/a (no ground truth)"
             elif r.n_rated < r.n_flagged:  # ground truth for only some of the flagged samples
                 prec = f"precision = {r.precision:.3f} ({int(r.n_rated):,} rated)"
             else:
                 prec = f"precision = {r.precision:.3f}"
-            text.append({"series": name, "K": int(r.K), "row": row, "colour": _colours(names)[name],
+            text.append({"series": name, "K": int(r.K), "colour": styles[name]["colour"],
                          "text": f"{prefix}K = {int(r.K)}: {int(r.n_flagged):,} flagged, "
                                  f"detection rate = {r.detection_rate:.4f}, {prec}"})
     data = pd.concat(frames, ignore_index=True)
-    text = pd.DataFrame(text)
+    text, lines = _readout(text, "K", names)
     ks = sorted(int(k) for k in data["K"].unique())
 
-    k_param = _slider("K", "most accurate bins K ", ks, ks[len(ks) // 2])
-    colour = _colour(names)
+    k_param = _slider("K", "most accurate bins K ", ks, _start(ks, default))
+    colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     if data["precision"].notna().any():
         x = alt.X("detection_rate:Q", title="detection rate (flagged / dataset size)")
         y = alt.Y("precision:Q", title="precision (truly mislabeled among flagged)", scale=alt.Scale(domain=[0, 1]))
@@ -401,12 +560,12 @@ def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
         valid = alt.Chart(data)
     tooltip = [alt.Tooltip("series:N"), "K:Q", alt.Tooltip("n_flagged:Q", format=","),
                alt.Tooltip("detection_rate:Q", format=".4f"), alt.Tooltip("precision:Q", format=".3f")]
-    line = valid.mark_line(point=alt.OverlayMarkDef(size=30, filled=True)).encode(
-        x=x, y=y, color=colour, detail="series:N", tooltip=tooltip)
+    line = valid.mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=30, filled=True)).encode(
+        x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
     point = valid.transform_filter(alt.datum.K == k_param).mark_point(
         size=170, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(
-        x=x, y=y, color=colour, tooltip=tooltip)
+        x=x, y=y, color=colour, shape=shape, tooltip=tooltip)
     plot = alt.layer(line, point).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, k_param, "K", len(names)), spacing=8)
+    chart = alt.vconcat(plot, _text_panel(text, lines, k_param, "K"), spacing=8)
     return Explorer(_finish(chart.add_params(k_param), title),
                     f"calcas cleaning explorer: {', '.join(names)}; K = {ks[0]}..{ks[-1]}")

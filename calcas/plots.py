@@ -1,23 +1,122 @@
-"""Static figures (seaborn / matplotlib) for the book: the paper's Fig. 1 (reliability
-diagrams), Fig. 2/3 (cascade curves) and Fig. 4 (precision against detection rate).
+"""Static figures (seaborn / matplotlib) and table formatting for the book: the paper's
+Fig. 1 (reliability diagrams), Fig. 2/3 (cascade curves) and Fig. 4 (precision against
+detection rate), and :func:`styled` for the tables the chapters print.
 
-Each function draws tables computed by calcas onto a matplotlib Axes and returns it; no
-number is computed here.
+The single-panel functions draw tables computed by calcas onto a matplotlib Axes and return
+it; the grids (:func:`cascade_grid`, :func:`reliability_grid`) make a whole Figure sized for
+the book's text column. No number is computed here.
+
+Colours are the Okabe–Ito colour-blind-safe palette, and each series that matters also has
+its own line style and marker, so nothing is told apart by hue alone: uncalibrated
+confidence (and UC, the cascade that routes on it) is vermillion, dashed, with squares;
+calibrated confidence (and CC) is blue, solid, with circles. :mod:`calcas.interactive` uses
+the same styles (:data:`SERIES_STYLE`).
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-_CASCADE_STYLE = {"RC": dict(ls="--", color="0.5"), "UC": dict(color="tab:orange"),
-                  "CC": dict(color="tab:blue", lw=2.2), "oracle": dict(ls=":", color="tab:green")}
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.transforms import offset_copy
+
+__all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
+           "reliability_diagram", "reliability_grid", "cascade_plot", "cascade_grid", "cleaning_plot",
+           "styled"]
+
+#: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+#: Colours for series without a style of their own, in order (yellow, faint on white, last).
+SERIES_COLOURS = tuple(OKABE_ITO[c] for c in ("blue", "vermillion", "bluish green", "reddish purple",
+                                              "orange", "sky blue", "black", "yellow"))
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_DASHES = ("-", "--", "-.", ":")
+#: Named series: colour, matplotlib line style, marker, line width. RC (random routing) is a
+#: grey baseline; the oracle a dotted green bound.
+SERIES_STYLE = {
+    "uncalibrated": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.6),
+    "calibrated": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.0),
+    "UC": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.6),
+    "CC": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.2),
+    "RC": dict(color="#7a7a7a", ls="-.", marker=None, lw=1.3),
+    "oracle": dict(color=OKABE_ITO["bluish green"], ls=":", marker=None, lw=1.8),
+}
+#: The PNG resolution of matplotlib-inline (matplotlib's ``figure.dpi``, 100), which myst-nb
+#: shows at one image pixel per CSS pixel.
+INLINE_DPI = 100
+#: The book's text column (sphinx-book-theme at 1280 px) is about 688 px: 6.8 inches at
+#: :data:`INLINE_DPI`. Grids are this wide, so they are shown at their natural size.
+COLUMN_INCHES = 6.8
+
+
+def series_style(name: str, index: int = 0) -> dict[str, Any]:
+    """The style of series ``name``: its own (:data:`SERIES_STYLE`) or the ``index``-th of the
+    palette, with a marker and a dash pattern of that position."""
+    if name in SERIES_STYLE:
+        return dict(SERIES_STYLE[name])
+    return dict(color=SERIES_COLOURS[index % len(SERIES_COLOURS)], ls=_DASHES[index % len(_DASHES)],
+                marker=_MARKERS[index % len(_MARKERS)], lw=1.8)
 
 
 def _axes(ax: plt.Axes | None) -> plt.Axes:
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 4))
+        _, ax = plt.subplots(figsize=(4.4, 4.4), dpi=INLINE_DPI)
     return ax
+
+
+def _legend_below(ax: plt.Axes, ncol: int | None = None) -> None:
+    """The axes' legend under its x-axis label, outside the data (``tight_layout`` and
+    ``bbox_inches="tight"`` both make room for it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    fs = plt.rcParams
+    size = lambda key: _points(fs[key])  # noqa: E731
+    drop = (fs["xtick.major.size"] + fs["xtick.major.pad"] + size("xtick.labelsize")
+            + fs["axes.labelpad"] + size("axes.labelsize") + 6)
+    ncol = ncol or min(len(handles), 3)
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize=8,
+              frameon=False, bbox_transform=offset_copy(ax.transAxes, fig=ax.figure, y=-drop, units="points"),
+              handlelength=2.6, columnspacing=1.2)
+
+
+def _points(size: Any) -> float:
+    from matplotlib.font_manager import FontProperties
+    return FontProperties(size=size).get_size_in_points()
+
+
+def _title_chars(panel_inches: float) -> int:
+    """How many characters of a 10 pt title fit over a panel ``panel_inches`` wide (its
+    axes take about three quarters of it; a character is about 7.5 px at 100 dpi)."""
+    return max(16, int(panel_inches * INLINE_DPI * 0.75 / 7.5))
+
+
+def _wrap(title: str, width: int = 42) -> str:
+    return "\n".join(textwrap.wrap(title, width)) if title else ""
+
+
+# ---------------------------------------------------------------------------------------
+# reliability diagrams (Fig. 1)
+
+def _draw_reliability(ax: plt.Axes, tables: Mapping[str, pd.DataFrame], title: str, wrap: int = 42) -> None:
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls=(0, (4, 3)), zorder=0, label="_diagonal")
+    for i, (name, table) in enumerate(tables.items()):
+        full = table[table["count"] > 0]
+        style = series_style(name, i)
+        ax.plot(full["mean_confidence"], full["accuracy"], ms=4, label=name,
+                markerfacecolor="white" if style["ls"] != "-" else style["color"], **style)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    if title:
+        ax.set_title(_wrap(title, wrap), fontsize=10)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
 
 
 def reliability_diagram(tables: dict[str, pd.DataFrame], *, ax: plt.Axes | None = None,
@@ -27,18 +126,101 @@ def reliability_diagram(tables: dict[str, pd.DataFrame], *, ax: plt.Axes | None 
     Parameters
     ----------
     tables : dict name -> DataFrame from :func:`calcas.reliability_table`
-        E.g. ``{"uncalibrated": ..., "calibrated": ...}``; the first is drawn light.
+        E.g. ``{"uncalibrated": ..., "calibrated": ...}``; those two names have their own
+        styles (:data:`SERIES_STYLE`), others take the palette in order.
+
+    The legend sits under the axes, outside the data.
     """
     ax = _axes(ax)
-    ax.plot([0, 1], [0, 1], color="0.7", lw=1, zorder=0)
-    palette = sns.color_palette("Blues", n_colors=len(tables) + 1)[1:]
-    for (name, table), color in zip(tables.items(), palette):
-        full = table[table["count"] > 0]
-        ax.plot(full["mean_confidence"], full["accuracy"], marker="o", ms=3.5, color=color, label=name)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin", title=title)
-    ax.set_aspect("equal")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    _draw_reliability(ax, tables, title)
+    _legend_below(ax)
     return ax
+
+
+def reliability_grid(rows: Sequence[tuple[str, Mapping[str, Mapping[str, pd.DataFrame]]]], *,
+                     width: float = COLUMN_INCHES) -> Figure:
+    """Reliability diagrams of several models: one row per model, its splits side by side.
+
+    Parameters
+    ----------
+    rows : list of (name, {split: {series: table}})
+        E.g. ``[("ResNet-50", {"cal": {"uncalibrated": t0, "calibrated": t1},
+        "test": {...}}), ...]``; each table from :func:`calcas.reliability_table`. Every row
+        should have the same splits (at most two fit the column; a row with fewer leaves the
+        rest of its line empty).
+    width : float
+        Figure width in inches (:data:`COLUMN_INCHES`: the book's column at 100 dpi).
+
+    Returns
+    -------
+    matplotlib Figure
+        Square panels titled "<name> — <split>", one legend under the grid. The figure is
+        made with pyplot, so a notebook shows it once at the end of the cell (assign it,
+        ``fig = reliability_grid(...)``, or end the line with ``;``).
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows: no models to draw")
+    ncols = max(len(splits) for _, splits in rows)
+    panel = width / ncols
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(width, panel * 0.98 * len(rows) + 0.5),
+                             dpi=INLINE_DPI, squeeze=False, layout="constrained")
+    seen: dict[str, Line2D] = {}
+    for ax_row, (name, splits) in zip(axes, rows):
+        for ax, (split, tables) in zip(ax_row, splits.items()):
+            _draw_reliability(ax, tables, f"{name} — {split}", _title_chars(panel))
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(lab, h)
+        for ax in ax_row[len(splits):]:
+            ax.axis("off")
+    for r, ax_row in enumerate(axes):  # axis titles once: on the bottom row and the left column
+        for c, ax in enumerate(ax_row):
+            if r < len(rows) - 1:
+                ax.set_xlabel("")
+            if c:
+                ax.set_ylabel("")
+    _figure_legend(fig, seen)
+    return fig
+
+
+def _figure_legend(fig: Figure, handles: Mapping[str, Any]) -> None:
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncol=min(len(handles), 5), frameon=False, fontsize=9, handlelength=2.8)
+
+
+# ---------------------------------------------------------------------------------------
+# cascades (Fig. 2/3)
+
+def _nearest(values: Sequence[int], target: int) -> int:
+    return min(values, key=lambda v: (abs(v - target), v))
+
+
+def _draw_cascade(ax: plt.Axes, curves: pd.DataFrame, title: str, highlight_K: int | None,
+                  wrap: int = 42) -> None:
+    known = [m for m in ("RC", "UC", "CC", "oracle") if m in set(curves["method"])]
+    others = sorted(set(curves["method"]) - set(known))
+    for i, method in enumerate(known + others):
+        part = curves[curves["method"] == method].sort_values("p_small")
+        style = series_style(method, i)
+        if style.get("marker"):
+            style["markevery"] = max(1, len(part) // 12)
+        ax.plot(part["p_small"], part["accuracy"], ms=3.5, label=method, **style)
+    if highlight_K is not None:
+        cc = curves[curves["method"] == "CC"]
+        if len(cc):
+            k = _nearest(sorted(int(x) for x in cc["K"].unique()), int(highlight_K))
+            row = cc[cc["K"] == k].iloc[0]
+            ax.scatter([row["p_small"]], [row["accuracy"]], s=90, facecolors="none", edgecolors="k",
+                       linewidths=1.5, zorder=5, label="CC at the chosen K")
+            right = row["p_small"] > 0.75  # near the right edge: label to the left of the point
+            ax.annotate(f"K = {k}", (row["p_small"], row["accuracy"]), xytext=(-7 if right else 7, 7),
+                        textcoords="offset points", fontsize=8, ha="right" if right else "left",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+    ax.set(xlabel="p: share answered by the first model", ylabel="accuracy", xlim=(-0.02, 1.02))
+    if title:
+        ax.set_title(_wrap(title, wrap), fontsize=10)
+    ax.grid(alpha=0.3)
 
 
 def cascade_plot(curves: pd.DataFrame, *, ax: plt.Axes | None = None, title: str = "",
@@ -49,22 +231,70 @@ def cascade_plot(curves: pd.DataFrame, *, ax: plt.Axes | None = None, title: str
     ----------
     curves : DataFrame from :func:`calcas.cascade_curves` (columns method, K, p_small, accuracy).
     highlight_K : int, optional
-        Mark CC's operating point at this K.
+        Mark CC's operating point at this K (or, if the curve has no such K because tied
+        confidences merged bins, at the nearest K it has).
+
+    The legend sits under the axes, outside the data.
     """
     ax = _axes(ax)
-    for method, style in _CASCADE_STYLE.items():
-        part = curves[curves["method"] == method].sort_values("p_small")
-        if len(part):
-            ax.plot(part["p_small"], part["accuracy"], marker="." if method in ("UC", "CC") else None,
-                    label=method, **style)
-    if highlight_K is not None:
-        row = curves[(curves["method"] == "CC") & (curves["K"] == highlight_K)]
-        ax.scatter(row["p_small"], row["accuracy"], s=70, facecolors="none", edgecolors="k", zorder=5,
-                   label=f"CC at K={highlight_K}")
-    ax.set(xlabel="p: share answered by the first model", ylabel="accuracy", title=title, xlim=(-0.02, 1.02))
-    ax.legend(fontsize=8, frameon=False)
+    _draw_cascade(ax, curves, title, highlight_K)
+    _legend_below(ax, ncol=3)
     return ax
 
+
+def cascade_grid(curves: Mapping[str, pd.DataFrame], *, highlight_K: int | Mapping[str, int] | None = None,
+                 titles: Mapping[str, str] | None = None, width: float = COLUMN_INCHES) -> Figure:
+    """Small multiples of cascade curves, sized for the book's column (at most two per row).
+
+    Parameters
+    ----------
+    curves : dict name -> DataFrame from :func:`calcas.cascade_curves`
+        One panel per entry, in order.
+    highlight_K : int, or dict name -> int, optional
+        CC's operating point to mark in every panel (one K, or one per name; names missing
+        from the dict get no mark). A K a curve does not have (tied confidences merge bins)
+        is marked at the nearest K it has, and the panel says which.
+    titles : dict name -> str, optional
+        Panel titles (default: the names); long titles wrap.
+    width : float
+        Figure width in inches (:data:`COLUMN_INCHES`: the book's column at 100 dpi).
+
+    Returns
+    -------
+    matplotlib Figure
+        One legend under the grid. Made with pyplot: a notebook shows it once at the end of
+        the cell (assign it, or end the line with ``;``).
+    """
+    curves = dict(curves)
+    if not curves:
+        raise ValueError("curves: no cascades to draw")
+    ncols = 1 if len(curves) == 1 else 2
+    nrows = math.ceil(len(curves) / ncols)
+    fig_w = width if ncols == 2 else min(width, 5.0)
+    panel_h = fig_w / ncols * 0.82 + 0.35
+    fig, axes = plt.subplots(nrows, ncols, figsize=(fig_w, panel_h * nrows + 0.45), dpi=INLINE_DPI,
+                             squeeze=False, layout="constrained", sharex=True)
+    seen: dict[str, Any] = {}
+    for ax, (name, c) in zip(axes.flat, curves.items()):
+        k = highlight_K.get(name) if isinstance(highlight_K, Mapping) else highlight_K
+        _draw_cascade(ax, c, (titles or {}).get(name, str(name)), k, _title_chars(fig_w / ncols))
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+        ax.tick_params(labelbottom=True)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(curves):
+            ax.axis("off")
+        else:  # axis titles once per row and column: on the left column, and above no other panel
+            if i + ncols < len(curves):
+                ax.set_xlabel("")
+            if i % ncols:
+                ax.set_ylabel("")
+    _figure_legend(fig, seen)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# label cleaning (Fig. 4)
 
 def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float, float]] | None = None,
                   *, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
@@ -75,13 +305,103 @@ def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float
     ----------
     sweeps : dict name -> DataFrame from :func:`calcas.cleaning_sweep`
     points : dict name -> (detection_rate, precision)
+
+    The legend sits under the axes, outside the data.
     """
     ax = _axes(ax)
-    for name, sweep in sweeps.items():
-        ax.plot(sweep["detection_rate"], sweep["precision"], marker="o", ms=3, label=name)
-    for (name, (rate, prec)), marker in zip((points or {}).items(), "s^Dv"):
-        ax.scatter([rate], [prec], marker=marker, s=50, zorder=5, label=name)
+    for i, (name, sweep) in enumerate(sweeps.items()):
+        ax.plot(sweep["detection_rate"], sweep["precision"], ms=3.5, label=name, **series_style(name, i))
+    for j, (name, (rate, prec)) in enumerate((points or {}).items()):
+        colour = SERIES_COLOURS[(len(sweeps) + j) % len(SERIES_COLOURS)]
+        ax.scatter([rate], [prec], marker="sD^v"[j % 4], s=55, zorder=5, color=colour, edgecolors="k",
+                   linewidths=0.6, label=name)
     ax.set(xlabel="detection rate (flagged / all)", ylabel="precision (truly mislabeled / flagged)",
-           title=title, ylim=(0, 1.02))
-    ax.legend(fontsize=8, frameon=False)
+           ylim=(0, 1.02))
+    if title:
+        ax.set_title(_wrap(title, 60), fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend_below(ax, ncol=2)
     return ax
+
+
+# ---------------------------------------------------------------------------------------
+# tables
+
+MISSING = "—"
+
+
+def _integral(values: pd.Series) -> bool:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    v = v[np.isfinite(v)]
+    return len(v) > 0 and bool(np.all(v == np.round(v))) and bool(np.all(np.abs(v) < 2 ** 53))
+
+
+def _float_formatter(values: pd.Series, digits: int):
+    """The format of a float column. A column of values in [-1, 1] (probabilities,
+    accuracies, ECEs) gets ``digits`` decimals throughout, so its figures line up; any other
+    gets ``digits`` significant digits per value, with thousands separators. Non-zero values
+    that fixed decimals would show as zero get 3 significant digits (``1.2e-05``)."""
+    v = pd.to_numeric(values, errors="coerce")
+    finite = np.abs(v[np.isfinite(v)])
+    unit = bool(len(finite)) and float(finite.max()) <= 1.0
+    tiny = 0.5 * 10.0 ** -digits
+
+    def fmt(x: Any) -> str:
+        if x is None or x is pd.NA or (isinstance(x, (float, np.floating)) and math.isnan(x)):
+            return MISSING
+        x = float(x)
+        if not math.isfinite(x):
+            return "∞" if x > 0 else "−∞"
+        if x != 0 and abs(x) < tiny:
+            return f"{x:.3g}"
+        if unit or abs(x) < 1:
+            return f"{x:.{digits}f}"
+        decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))
+        return f"{x:,.{decimals}f}"
+    return fmt
+
+
+def _cell(x: Any) -> str:
+    if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, (float, np.floating)) and math.isnan(x)):
+        return MISSING
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        return f"{int(x):,}" if float(x).is_integer() else f"{float(x):.4g}"
+    return str(x)
+
+
+def styled(df: pd.DataFrame, *, digits: int = 4) -> pd.io.formats.style.Styler:
+    """The Styler the book prints a table with: readable numbers, "—" for missing values.
+
+    - integer columns, and float columns whose values are all whole numbers (counts that
+      became floats next to a NaN), print as integers with thousands separators: ``12,500``;
+    - other float columns get one format per column: ``digits`` decimals when every value is
+      below 1 (probabilities, accuracies, ECEs: ``0.4335``), ``digits`` significant digits
+      otherwise (``12.35``, ``1,235``), and 3 significant digits for columns of tiny values
+      (``1.2e-05``);
+    - NaN, None and NA print as "—" (cells, and index values), booleans as yes / no;
+    - no index or column-axis names above the table, and no index at all when it is the
+      default 0..n-1 ``RangeIndex``.
+
+    Works on MultiIndex rows and columns. Returns a :class:`pandas.io.formats.style.Styler`
+    (its ``to_html()`` is what a notebook displays), with the CSS class ``calcas-table``.
+    """
+    if not isinstance(df, pd.DataFrame):
+        df = pd.DataFrame(df)
+    styler = df.style
+    for j, col in enumerate(df.columns):
+        values = df.iloc[:, j]
+        if pd.api.types.is_float_dtype(values) and not _integral(values):
+            fmt = _float_formatter(values, digits)
+        else:  # integers, whole-number floats (counts next to a NaN), booleans, text
+            fmt = _cell
+        styler = styler.format(fmt, subset=pd.IndexSlice[:, [col]])
+    styler = styler.format_index(_cell, axis=0).format_index(_cell, axis=1)
+    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 \
+            and df.index.name is None:
+        styler = styler.hide(axis="index")
+    styler = styler.hide(axis="index", names=True).hide(axis="columns", names=True)
+    return styler.set_table_attributes('class="calcas-table"')

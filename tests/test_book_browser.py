@@ -95,8 +95,8 @@ def _visit(page, url: str, origin: str, shots: Path | None) -> dict:
             pass
         after = root.evaluate(CHART_TEXT)
         out["sliders"].append({"index": i, "target": target, "changed": after != before,
-                               # the explorers' read-outs: "... with N bins" / "K = k: ..."
-                               "mentions_target": re.search(rf"with {target} bins|K = {target}\b", after) is not None,
+                               # the explorers' read-outs: "ECE = ... with N = n ..." / "K = k: ..."
+                               "mentions_target": re.search(rf"\bN = {target}\b|\bK = {target}\b", after) is not None,
                                "before": before[-300:], "after": after[-300:]})
     if shots is not None and explorers:
         shots.mkdir(parents=True, exist_ok=True)
