@@ -193,7 +193,7 @@ def cleaning_prose(res: dict[str, Any]) -> str:
                      f"flags {m1['flagged']:,} labels and method 2 at K = {K} flags {m2['flagged']:,}.")
         return "\n\n".join(paras)
     source = ("the labels flipped with a seed in this data set, known exactly" if truth == "is_noisy" else
-              f"every acceptable label of each sample; {res['n'] - res['n_rated']:,} samples carry none and are "
+              f"every acceptable label of each sample; {res['n_unrated']:,} samples carry none and are "
               "left out of precision")
     paras.append(f"Ground truth: {source} ({_pct(res['noise_rate'])} of the rated labels are wrong). Method 2 at "
                  f"K = {K} flags {m2['flagged']:,} labels with precision {_ci([m2['precision'], m2['precision_low'], m2['precision_high']])}; "

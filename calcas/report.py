@@ -505,6 +505,7 @@ def cleaning_report(experts: Sequence[Any], *, K: int = 12, calibration: str = "
         "experts": names, "method3_model": names[best], "n": int(sets[0].n), "K": K, "K_used": K_used,
         "n_bins_effective": int(sweep["K"].max()), "truth": truth,
         "n_rated": None if known is None else int(known.sum()),
+        "n_unrated": None if known is None else int((~known).sum()),
         "noise_rate": None if known is None else float(np.nanmean(is_error)),
         "flags": flags, "table3": table3, "table2": table2,
         "precision_vs_detection": trend, "ours_at_cl_rate": ours_at_cl,
