@@ -1,6 +1,6 @@
 """calcas: calibration, cascading and cleaning, the executable companion to "When models
 know when they do not know". One module per idea of the paper; see the README."""
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .binning import assign_bins, bin_edges, equal_count_edges, equal_width_edges
 from .calibration import (CalibratedRecords, PlattScaling, TemperatureScaling, calibrate_records, fit_platt,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import warnings
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import _version
 from .confidence import max_prob_confidence, top1_logit
 
 SOURCES = ("logits", "confidence", "score")
@@ -35,8 +37,31 @@ class RecordsError(ValueError):
 
 
 def _code_version() -> str:
-    from . import __version__
-    return f"calcas {__version__}"
+    return f"calcas {_version.__version__}"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file, read in chunks: the identity of a weights file, checkpoint or data
+    file in a manifest (the one file hash of calcas; the extractors and the public-data
+    fetcher use it).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    chunk : int, default 1 MiB
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

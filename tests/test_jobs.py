@@ -276,6 +276,52 @@ def test_extract_models_names_record_sets_and_refuses_bad_sources(tiny_timm, ima
         jobs.extract_models("transformers", ["m"], tmp_path, data="hf", task="")
 
 
+def test_imagenet_real_labels_are_attached_before_the_record_set_is_written(tiny_timm, image_tree, tmp_path,
+                                                                            monkeypatch):
+    """extract_models / extract_vision with imagenet_real: the merged rows get the ReaL lists by
+    file name and the record set is written once, with them; other file names fail before any
+    image is run."""
+    from PIL import Image
+
+    from calcas.datasets import public
+    root = public.data_root()
+    if root is None or not (root / "imagenet-real" / "real.json").is_file():
+        pytest.skip("needs imagenet-real/real.json (../shared/data or calcas.datasets.public fetch)")
+    tree = tmp_path / "val"
+    numbers = {"ant": (1, 2), "bee": (3, 50000), "cat": (17, 4)}  # val images 1 and 2 are rated, a few not
+    rng = np.random.default_rng(0)
+    for name, ks in numbers.items():
+        (tree / name).mkdir(parents=True)
+        for k in ks:
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
+                tree / name / f"ILSVRC2012_val_{k:08d}.JPEG", format="PNG")
+    written = []
+    write = jobs.write_records
+
+    def spy(records, path):
+        written.append((Path(path).name, records.valid_labels is not None))
+        write(records, path)
+
+    monkeypatch.setattr(jobs, "write_records", spy)
+    paths = jobs.extract_models("timm", [str(tiny_timm)], tmp_path / "records", data=str(tree), batch_size=4,
+                                imagenet_real=True, progress=False)
+    assert written == [("tiny.parquet", True)]  # written once, with the labels
+    records = calcas.read_records(paths["tiny"])
+    real = json.loads((root / "imagenet-real" / "real.json").read_text())
+    assert [v.tolist() for v in records.valid_labels] == [real[int(i[-13:-5]) - 1] for i in records.id]
+    assert "ReaL" in records.manifest["valid_labels"]
+    assert records.manifest["n_real_empty"] == sum(1 for i in records.id if not real[int(i[-13:-5]) - 1])
+    # the command line flag does the same
+    out = tmp_path / "cli"
+    assert jobs.main(["vision", "--model", str(tiny_timm), "--data", str(tree), "--out", str(out), "--batch-size",
+                      "4", "--workers", "0", "--no-progress", "--imagenet-real"]) == 0
+    assert calcas.read_records(out / "records.parquet").valid_labels is not None
+    with pytest.raises(ValueError, match="is not an ImageNet-1k val image name"):
+        jobs.extract_vision(str(tiny_timm), str(image_tree), tmp_path / "other", imagenet_real=True,
+                            num_workers=0, progress=False)
+    assert not (tmp_path / "other" / "shards").exists()
+
+
 def test_paper_pipeline_in_miniature_on_cpu(tmp_path):
     """The paper profile's ImageNet path with stand-ins: 01_extract (source timm, two random-weight
     timm checkpoints on a class-folder tree) -> 02 -> 03 -> 04, all through papermill."""

@@ -240,9 +240,24 @@ def test_smollm2_mmlu_redux_option_likelihood():
 @pytest.mark.parametrize("name,expected", [("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32"),
                                            ("torch.bfloat16", "bfloat16"), ("float16", "float16")])
 def test_dtype_names_the_command_line_uses(name, expected):
-    assert lm._torch_dtype(name) == getattr(torch, expected)
+    """One table of dtype names for every backend (calcas.extract.common): torch for
+    transformers and timm, the name for vLLM."""
+    from calcas.extract import vision, vllm_backend
+    from calcas.extract.common import dtype_name, torch_dtype
+    assert torch_dtype(name) == getattr(torch, expected) and dtype_name(name) == expected
+    assert dtype_name(getattr(torch, expected)) == expected and dtype_name("auto") == "auto"
+    assert vision._autocast_dtype(name) == (None if expected == "float32" else getattr(torch, expected))
+    assert vllm_backend.dtype_name is dtype_name and torch_dtype(None) is None
     with pytest.raises(ValueError, match="dtype: unknown torch dtype 'bf17'"):
-        lm._torch_dtype("bf17")
+        torch_dtype("bf17")
+
+
+def test_task_readers_live_in_tasks_and_keep_their_old_names():
+    from calcas.extract import tasks
+    for name in ("LETTERS", "mmlu_items", "read_mc_file", "read_csv_text"):
+        assert getattr(lm, name) is getattr(tasks, name), name
+        assert name in tasks.__all__
+    assert lm.mmlu_items.__module__ == "calcas.extract.tasks"
 
 
 def test_load_causal_lm_in_bf16_from_a_folder(tiny_lm_dir):

@@ -397,5 +397,8 @@ def test_with_imagenet_real_attaches_real_by_file_name_for_extracted_records():
     for row, i in enumerate(take):
         assert attached.valid_labels[row].tolist() == published.valid_labels[i].tolist()
     assert attached.manifest["model"] == "x" and "ReaL" in attached.manifest["valid_labels"]
+    labels = public.imagenet_real_labels(ids)  # what with_imagenet_real attaches, in the order of the ids
+    assert [v.tolist() for v in labels] == [v.tolist() for v in attached.valid_labels]
+    assert all(v.dtype == np.int64 for v in labels)
     with pytest.raises(ValueError, match="is not an ImageNet-1k val image name"):
         public.with_imagenet_real(make_records(["cat/img1.png"], [0], label=[0], logits=[[1.0, 0.0]]))

@@ -377,3 +377,43 @@ def test_record_set_names_are_distinct_where_models_repeat():
     with pytest.raises(ValueError, match="paths: 1 paths for 2 record sets"):
         record_set_names([a, b], ["one.parquet"])
     assert record_set_names([a, b], ["ft/smollm2.parquet", "ol/smollm2.parquet"]) == ["m (ft/smollm2)", "m (ol/smollm2)"]
+
+
+def test_file_sha256_is_the_sha256_of_the_bytes(tmp_path):
+    import hashlib
+
+    from calcas.records import file_sha256
+    path = tmp_path / "w.bin"
+    data = bytes(range(256)) * 5000  # over one chunk
+    path.write_bytes(data)
+    assert file_sha256(path) == file_sha256(path, chunk=7) == hashlib.sha256(data).hexdigest()
+
+
+def test_records_and_the_layers_on_it_import_no_calibration_code():
+    """The record set sits at the bottom: calcas.records (and the shard writer and the public
+    data converters on it) take the version from calcas._version and import nothing of
+    calibration, cascading or cleaning. The package's own __init__ is kept out (a bare package
+    module stands in for it), since it imports everything by design."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "calcas"
+    code = f"""
+import sys, types
+package = types.ModuleType("calcas")
+package.__path__ = [{str(package)!r}]
+sys.modules["calcas"] = package
+import calcas.records, calcas.extract.shards, calcas.datasets.public
+from calcas import _version
+r = calcas.records.make_records(["a"], [0], label=[0], logits=[[1.0, 0.0]])
+assert r.manifest["producer"] == "calcas " + _version.__version__, r.manifest["producer"]
+above = sorted(m for m in sys.modules if m.split(".")[:2] in (["calcas", "calibration"], ["calcas", "cascade"],
+                                                              ["calcas", "cleaning"], ["calcas", "report"]))
+assert not above, above
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import calcas
+    from calcas import _version
+    assert calcas.__version__ == _version.__version__

@@ -168,6 +168,32 @@ def test_mmlu_csv_and_subset(tmp_path):
     assert task_items("mmlu", path, n=0) == []
 
 
+def test_one_seeded_subset_and_one_batching_for_readers_and_jobs(tmp_path):
+    """calcas.extract.common: the task readers, mmlu_items and the jobs' id subsets draw the same
+    seeded rows; batches keep the order and leave out finished ids."""
+    from calcas.extract.common import batched, seeded_rows
+    from calcas.extract.jobs import seeded_subset
+    from calcas.extract.tasks import mmlu_items, read_mc_file
+    rows = seeded_rows(10, 4, seed=3)
+    assert rows.tolist() == sorted(rows.tolist()) and len(set(rows.tolist())) == 4
+    assert seeded_rows(10, None).tolist() == list(range(10))
+    ids = [f"mmlu-{i}" for i in range(10)]
+    assert seeded_subset(ids, 4, seed=3) == [ids[i] for i in rows]
+    path = tmp_path / "q.csv"
+    path.write_text("question;choices;answer\n" + "".join(f"q{i};['a', 'b'];{'AB'[i % 2]}\n" for i in range(10)))
+    table = read_mc_file(path)
+    assert [it["id"] for it in mmlu_items(table, n=4, seed=3)] == [f"q{i}" for i in rows]
+    assert [it["id"] for it in task_items("mmlu", path, n=4, seed=3)] == [ids[i] for i in rows]
+    with pytest.raises(ValueError, match=r"n: must be in \[0, 10\], got 11"):
+        seeded_rows(10, 11)
+    items = [{"id": i} for i in range(7)]
+    assert [[it["id"] for it in b] for b in batched(items, 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [[it["id"] for it in b] for b in batched(items, 3, skip_ids={"1", "4"})] == [[0, 2, 3], [5, 6]]
+    assert list(batched(["x", "y", "z"], 2)) == [["x", "y"], ["z"]]  # no skip: any items
+    with pytest.raises(ValueError, match="batch_size: must be an int >= 1, got 0"):
+        next(batched(items, 0))
+
+
 def test_mmlu_redux_offline_table():
     from calcas.datasets.public import data_root, mmlu_redux_table
     if data_root() is None:

@@ -37,7 +37,6 @@ import ast
 import collections
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -52,7 +51,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..records import Records, make_records, write_records
+from ..records import Records, file_sha256, make_records, write_records
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 """The repository root (the folder that holds the ``calcas`` package)."""
@@ -339,26 +338,6 @@ def _data_file(root: pathlib.Path, path: str, dataset: str) -> pathlib.Path:
     return full
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """The SHA-256 hex digest of a file.
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-
-    Returns
-    -------
-    str
-        64 lower-case hex digits.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ----------------------------------------------------------------------------- fetching
 
 def _download(url: str, timeout: float = 60.0) -> bytes:
@@ -480,7 +459,7 @@ def _write_verified(dest: pathlib.Path, data: bytes, entry: DataFile, origin: st
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     part.write_bytes(data)
-    actual = sha256_file(part)
+    actual = file_sha256(part)
     if actual != entry.sha256:
         part.unlink()
         if dest.exists():
@@ -527,7 +506,7 @@ def fetch(names: str | Iterable[str] | None = None, *, cache: str | os.PathLike 
     root = pathlib.Path(cache).expanduser() if cache is not None else cache_dir()
     for entry in _select(names):
         dest = root / entry.path
-        if dest.is_file() and sha256_file(dest) == entry.sha256:
+        if dest.is_file() and file_sha256(dest) == entry.sha256:
             continue
         if entry.url is not None:
             origin = entry.url
@@ -630,8 +609,7 @@ def imagenet_records(model: str, *, root: str | os.PathLike | None = None, nrows
     if given.isna().any():
         missing = [n for n, v in zip(names, given.isna()) if v]
         raise ValueError(f"{path}: {len(missing)} file name(s) not in imagenetx/filename_label.csv, e.g. {missing[0]!r}")
-    real = _imagenet_real(root_path)
-    valid = [real[i] for i in _val_index(names)]
+    valid = imagenet_real_labels(names, root=root_path)
     prob = preds["predicted_probability"].to_numpy(dtype=np.float64)
     if prob.min() < -1e-9 or prob.max() > 1 + 1e-9:
         raise ValueError(f"{path}: predicted_probability outside [0, 1]: [{prob.min()}, {prob.max()}]")
@@ -651,8 +629,40 @@ def imagenet_records(model: str, *, root: str | os.PathLike | None = None, nrows
                         confidence=np.clip(prob, 0.0, 1.0), valid_labels=valid, manifest=manifest)
 
 
+def imagenet_real_labels(ids: Sequence[str], *, root: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """The ImageNet ReaL labels of ImageNet-1k val images, by file name.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Ids whose last path part is a val file name (``ILSVRC2012_val_%08d.JPEG``, with or
+        without class sub-folders before it), in any order.
+    root : path-like, optional
+        Data root; default :func:`data_root`.
+
+    Returns
+    -------
+    list of int64 arrays
+        One per id, in the order of ``ids``: the image's ReaL class indices (standard
+        ILSVRC2012 order); empty where the image was not rated.
+
+    Raises
+    ------
+    FileNotFoundError
+        The ReaL file is not available (the message says how to get it).
+    ValueError
+        An id that does not end in a val file name.
+    """
+    real = _imagenet_real(_resolve_root(root, "imagenet-real"))
+    names = [str(i).rsplit("/", 1)[-1] for i in ids]
+    return [np.asarray(real[i], dtype=np.int64) for i in _val_index(names)]
+
+
 def with_imagenet_real(records: Records, *, root: str | os.PathLike | None = None) -> Records:
     """An extracted ImageNet-1k val record set with the ReaL labels attached as ``valid_labels``.
+
+    :func:`calcas.extract.jobs.extract_vision` (``imagenet_real=True``) calls it on the merged
+    rows before it writes the record set; call it yourself on record sets made otherwise.
 
     Parameters
     ----------
@@ -669,14 +679,10 @@ def with_imagenet_real(records: Records, *, root: str | os.PathLike | None = Non
         The same rows; ``valid_labels`` = the ReaL list of each image (empty: not rated), and the
         manifest's ``n_real_empty`` and ``valid_labels`` source.
     """
-    root_path = _resolve_root(root, "imagenet-real")
-    real = _imagenet_real(root_path)
-    names = [str(i).rsplit("/", 1)[-1] for i in records.id]
-    valid = [real[i] for i in _val_index(names)]
+    valid = imagenet_real_labels(records.id, root=root)
     manifest = {**records.manifest, "valid_labels": f"ImageNet ReaL ({SOURCES['imagenet-real'].what})",
                 "n_real_empty": int(sum(1 for v in valid if len(v) == 0))}
-    return dataclasses.replace(records, valid_labels=[np.asarray(v, dtype=np.int64) for v in valid],
-                               manifest=manifest)
+    return dataclasses.replace(records, valid_labels=valid, manifest=manifest)
 
 
 _KNOWN_VAL_IMAGES = {  # val image -> (given label index, WordNet id), from the ILSVRC2012 val ground truth

@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
-
+from ..records import Records, write_records
+from .common import seeded_rows
 from .parallel import DistContext, distributed_context, rank_slice
 from .shards import done_ids, extract, merge_shards
 
@@ -42,17 +42,14 @@ def seeded_subset(ids: Sequence[str], n: int | None, seed: int = 0) -> list[str]
     """``n`` ids drawn without replacement with ``seed``, kept in their original order (all ids
     when ``n`` is None). The same call gives the same subset on every rank and every re-run."""
     ids = list(ids)
-    if n is None:
-        return ids
-    if not 0 <= n <= len(ids):
-        raise ValueError(f"n: must be in [0, {len(ids)}], got {n}")
-    keep = np.sort(np.random.default_rng(seed).choice(len(ids), size=n, replace=False))
-    return [ids[i] for i in keep]
+    return [ids[i] for i in seeded_rows(len(ids), n, seed)]
 
 
 def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dict]], out: str | os.PathLike, *,
-         records: str | os.PathLike | None, manifest: dict, ctx: DistContext, progress: bool, shard_size: int) -> Path:
-    """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges."""
+         records: str | os.PathLike | None, manifest: dict, ctx: DistContext, progress: bool, shard_size: int,
+         finish: Callable[[Records], Records] | None = None) -> Path:
+    """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges, passes
+    the merged rows through ``finish`` (e.g. to attach ground truth) and writes the record set."""
     shards = Path(out) / "shards"
     finished = done_ids(shards)  # empty for a new job
     mine = [i for i in rank_slice(all_ids, ctx.rank, ctx.world_size) if i not in finished]
@@ -62,10 +59,11 @@ def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dic
     ctx.barrier()
     path = Path(records) if records is not None else Path(out) / "records.parquet"
     if ctx.is_main:
-        records = merge_shards(shards, path)
+        records = merge_shards(shards)
         if records.n != len(all_ids):
             raise RuntimeError(f"{shards}: merged {records.n} rows, expected {len(all_ids)}; "
                                "was the job run with other --n / --seed before?")
+        write_records(finish(records) if finish is not None else records, path)
         print(f"{records.n} rows -> {path}", flush=True)
     ctx.barrier()
     return path
@@ -85,7 +83,8 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
                    label_file: str | None = None, split: str = "validation", records: str | os.PathLike | None = None,
                    n: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int | None = None,
                    dtype: str | None = None, channels_last: bool = True, compile: bool = False,
-                   shard_size: int = 4096, progress: bool = True, ctx: DistContext | None = None) -> Path:
+                   imagenet_real: bool = False, shard_size: int = 4096, progress: bool = True,
+                   ctx: DistContext | None = None) -> Path:
     """Logits of a timm classifier over an image data set, as a record set.
 
     Parameters
@@ -107,13 +106,19 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
         DataLoader workers decoding images; default ``min(8, os.cpu_count())``.
     dtype : {None, "bf16", "fp16", "fp32"}
         Autocast dtype on GPU. Logits are stored as float16 (B, C).
+    imagenet_real : bool, default False
+        The data is the ImageNet-1k val set (file names ``ILSVRC2012_val_%08d.JPEG``): the merged
+        rows get the ImageNet ReaL labels as ``valid_labels``
+        (:func:`calcas.datasets.public.with_imagenet_real`) before the record set is written.
+        The file names and the ReaL file are checked before any image is run.
     ctx : DistContext, optional
         Default: from the torchrun environment (one process when there is none).
 
     Returns
     -------
     Path
-        The merged record set: ``logits`` (N, C) float16, ``pred`` the argmax, ``label`` (-1 unknown).
+        The merged record set: ``logits`` (N, C) float16, ``pred`` the argmax, ``label`` (-1 unknown)
+        and, with ``imagenet_real``, ``valid_labels``.
     """
     from . import vision
 
@@ -124,6 +129,11 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
         else:
             dataset = vision.image_dataset(data, data_config, label_file=label_file)
         all_ids = seeded_subset(dataset.ids, n, seed)
+        finish = None
+        if imagenet_real:  # on every rank, so that none waits at a barrier for one that failed
+            from ..datasets.public import imagenet_real_labels, with_imagenet_real
+            imagenet_real_labels(all_ids)  # fails now, not after the extraction, on other file names
+            finish = with_imagenet_real
         checkpoint = model if Path(model).is_file() else None
         manifest = vision.vision_manifest(Path(model).stem if checkpoint else model, data_config, data,
                                           checkpoint=checkpoint, dtype=dtype, batch_size=batch_size)
@@ -138,7 +148,7 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
                                          channels_last=channels_last, compile=compile)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
-                    shard_size=shard_size)
+                    shard_size=shard_size, finish=finish)
 
     return _with_context(job, ctx)
 
@@ -333,8 +343,8 @@ def extract_models(source: str, models: Sequence[str], records_dir: str | os.Pat
     batch_size : int
         0: the backend's default (64 images, 8 prompts on transformers, 64 on vLLM).
     imagenet_real : bool
-        Attach the ImageNet ReaL labels (``valid_labels``) to vision record sets of the val set
-        (:func:`calcas.datasets.public.with_imagenet_real`).
+        timm only: attach the ImageNet ReaL labels (``valid_labels``) to the record sets of the
+        val set before they are written (:func:`extract_vision`).
 
     Returns
     -------
@@ -356,11 +366,7 @@ def extract_models(source: str, models: Sequence[str], records_dir: str | os.Pat
         out = records_dir / "jobs" / name
         if source == "timm":
             path = extract_vision(model, data, out, pretrained=pretrained, label_file=label_file or None,
-                                  batch_size=batch_size or 64, **common)
-            if imagenet_real:
-                from ..datasets.public import with_imagenet_real
-                from ..records import read_records, write_records
-                write_records(with_imagenet_real(read_records(path)), path)
+                                  batch_size=batch_size or 64, imagenet_real=imagenet_real, **common)
         elif TASKS[task].kind == "mc":
             path = extract_multiple_choice(model, task, data, out, mode=mode, backend=source,
                                            batch_size=batch_size or (64 if source == "vllm" else 8),
@@ -407,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     v.add_argument("--workers", type=int, default=None, help="image decoding workers (default min(8, CPUs))")
     v.add_argument("--compile", action="store_true", help="torch.compile the model")
     v.add_argument("--no-channels-last", action="store_true")
+    v.add_argument("--imagenet-real", action="store_true",
+                   help="ImageNet-1k val: attach the ReaL labels (valid_labels) to the record set")
     m = sub.add_parser("mc", help="a causal LM on a multiple-choice task (mmlu, arc)")
     _common(m, 8)
     _language_options(m)
@@ -423,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "vision":
         extract_vision(args.model, args.data, args.out, pretrained=args.pretrained, label_file=args.label_file,
                        split=args.split or "validation", num_workers=args.workers, compile=args.compile,
-                       channels_last=not args.no_channels_last, **shared)
+                       channels_last=not args.no_channels_last, imagenet_real=args.imagenet_real, **shared)
         return 0
     language = dict(backend=args.backend, split=args.split, config=args.config, revision=args.revision,
                     use_chat_template=not args.no_chat_template, tensor_parallel_size=args.tensor_parallel_size,

@@ -24,10 +24,8 @@ accelerate are imported when used, not when calcas is.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
-import io
 import json
 import os
 import platform
@@ -36,9 +34,14 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .. import _version
+from ..records import file_sha256
+from .common import batched, torch_dtype
+# The task readers live in calcas.extract.tasks; mmlu_items, read_mc_file and read_csv_text are
+# imported here too so that ``calcas.extract.language.<name>`` keeps working.
+from .tasks import LETTERS, mmlu_items, read_csv_text, read_mc_file  # noqa: F401
 from .verifiers import verify_batch
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MODES = ("first_token", "option_likelihood")
 #: The multiple-choice prompt; ``{options}`` is one ``"A. text"`` line per option.
 MC_TEMPLATE = "{question}\n{options}\nAnswer:"
@@ -89,33 +92,10 @@ def load_causal_lm(name_or_dir: str | os.PathLike, *, gguf_file: str | None = No
         kwargs["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_dir), **kwargs)
     if dtype is not None:
-        kwargs["dtype"] = _torch_dtype(dtype)
+        kwargs["dtype"] = torch_dtype(dtype)
     model = AutoModelForCausalLM.from_pretrained(str(name_or_dir), **kwargs)
     model.to(device).eval()
     return model, tokenizer
-
-
-_SHORT_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
-
-
-def _torch_dtype(dtype: Any):
-    import torch
-    if isinstance(dtype, str):
-        name = dtype.removeprefix("torch.")
-        value = getattr(torch, _SHORT_DTYPES.get(name, name), None)
-        if not isinstance(value, torch.dtype):
-            raise ValueError(f"dtype: unknown torch dtype {dtype!r}")
-        return value
-    return dtype
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file (the identity of a GGUF or other weight file)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- prompts
@@ -227,22 +207,6 @@ def _cache_of(output: Any) -> Any:
     return output["cache"] if "cache" in output else output["past_key_values"]
 
 
-def _batched(items: Iterable[dict], batch_size: int, skip_ids: Iterable[str]) -> Iterator[list[dict]]:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: must be an int >= 1, got {batch_size!r}")
-    skip = set(skip_ids)
-    batch: list[dict] = []
-    for item in items:
-        if str(item["id"]) in skip:
-            continue
-        batch.append(item)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 # --------------------------------------------------------------------------- multiple choice
 
 def _check_item(item: dict, k: int | None) -> int:
@@ -300,7 +264,7 @@ def mc_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, mode: str =
     k: int | None = None
     letter_ids: list[int] | None = None
     with torch.inference_mode():
-        for batch in _batched(items, batch_size, skip_ids):
+        for batch in batched(items, batch_size, skip_ids):
             k, prompts, prompt_ids = _mc_prompts(batch, k, tokenizer, use_chat_template, templated)
             if mode == "first_token":
                 if letter_ids is None:
@@ -469,7 +433,7 @@ def generate_batches(model: Any, tokenizer: Any, items: Iterable[dict], *, max_n
     pad = _pad_id(tokenizer)
     eos = _eos_ids(model, tokenizer) or {-1}
     with torch.inference_mode():
-        for batch in _batched(items, batch_size, skip_ids):
+        for batch in batched(items, batch_size, skip_ids):
             prompt_ids = [_encode(tokenizer, format_prompt(it["prompt"], tokenizer, use_chat_template=use_chat_template),
                                   templated) for it in batch]
             tokens, logits, logps, alive = _greedy(model, prompt_ids, max_new_tokens, pad, eos)
@@ -501,112 +465,6 @@ def _generation_batch(batch: list[dict], tokens: list[list[int]], tokenizer: Any
         out.update(completion=completions, score=score, log_likelihood=loglik,
                    n_tokens=np.array([len(t) for t in tokens], dtype=np.int64), tokens=tokens)
     return out
-
-
-# --------------------------------------------------------------------------- data
-
-def _parse_choices(value: Any) -> list[str]:
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError) as err:
-            raise ValueError(f"choices: cannot parse {value[:60]!r} as a list") from err
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"choices: expected a non-empty list of options, got {value!r}")
-    return [str(v) for v in value]
-
-
-def _parse_answer(value: Any, k: int) -> int:
-    text = str(value).strip()
-    if len(text) == 1 and text.upper() in LETTERS[:k]:
-        return LETTERS.index(text.upper())
-    answer = int(float(text))
-    if not 0 <= answer < k:
-        raise ValueError(f"answer: {value!r} is outside the {k} options")
-    return answer
-
-
-def mmlu_items(table: Any, n: int | None = None, seed: int = 0) -> list[dict]:
-    """Items for :func:`mc_batches` from a question table.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Columns ``question``, ``choices`` (list of str, or its Python literal), ``answer`` (int
-        index or letter), optionally ``id`` (default ``"q<row>"``) and ``subject``;
-        e.g. :func:`calcas.datasets.public.mmlu_redux_table`.
-    n : int, optional
-        Keep a random sample of n rows (without replacement, seeded), in table order.
-    seed : int, default 0
-
-    Returns
-    -------
-    list of dict ``{"id", "question", "choices", "answer"[, "subject"]}``.
-    """
-    missing = {"question", "choices", "answer"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{sorted(missing)[0]}: missing column (need question, choices, answer)")
-    rows = np.arange(len(table))
-    if n is not None:
-        if not 0 <= n <= len(table):
-            raise ValueError(f"n: must be in [0, {len(table)}], got {n}")
-        rows = np.sort(np.random.default_rng(seed).choice(len(table), size=n, replace=False))
-    ids = table["id"].astype(str).to_numpy() if "id" in table.columns else np.array([f"q{i}" for i in range(len(table))])
-    if len(set(ids)) != len(ids):
-        raise ValueError("id: ids must be unique")
-    out = []
-    for i in rows:
-        row = table.iloc[int(i)]
-        choices = _parse_choices(row["choices"])
-        item = {"id": str(ids[i]), "question": str(row["question"]), "choices": choices,
-                "answer": _parse_answer(row["answer"], len(choices))}
-        if "subject" in table.columns:
-            item["subject"] = str(row["subject"])
-        out.append(item)
-    return out
-
-
-def read_csv_text(path: str | os.PathLike):
-    """A benchmark CSV as a DataFrame of str: UTF-8 (or Mac-Roman, e.g. MMLU-Redux's
-    moral_scenarios file), separator ``,`` or ``;`` (whichever the header has more of),
-    empty cells kept as ``""``, column names stripped."""
-    import pandas as pd
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("mac_roman")
-    first = text.split("\n", 1)[0]
-    sep = ";" if first.count(";") > first.count(",") else ","
-    table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    table.columns = [str(c).strip() for c in table.columns]
-    return table
-
-
-def read_mc_file(path: str | os.PathLike):
-    """A local multiple-choice file as a DataFrame (for :func:`mmlu_items`).
-
-    ``.csv`` (separator ``,`` or ``;``, UTF-8 or Mac-Roman), ``.jsonl`` / ``.json`` (one object a
-    line) or ``.parquet``, with columns ``question``, ``choices`` and ``answer``.
-    """
-    import pandas as pd
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        table = pd.read_parquet(path)
-    elif suffix in (".jsonl", ".json"):
-        table = pd.read_json(path, lines=True, dtype=False)
-    elif suffix == ".csv":
-        table = read_csv_text(path)
-        table.columns = [c.lower() for c in table.columns]
-    else:
-        raise ValueError(f"{path}: unknown format {suffix!r} (csv, jsonl, parquet)")
-    missing = {"question", "choices", "answer"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column {sorted(missing)[0]!r}")
-    return table
 
 
 # --------------------------------------------------------------------------- manifest
@@ -644,13 +502,12 @@ def lm_manifest(model: str, *, dataset: str, split: str = "test", mode: str | No
     """
     import torch
     import transformers
-    from .. import __version__
 
     manifest: dict[str, Any] = {"model": model, "dataset": dataset, "split": split, "backend": backend,
                                 "mode": mode, "revision": revision, "prompt_template": prompt_template,
                                 "decoding": decoding or {"strategy": "greedy"},
                                 "dtype": None if dtype is None else str(dtype).removeprefix("torch."),
-                                "code_version": f"calcas {__version__}",
+                                "code_version": f"calcas {_version.__version__}",
                                 "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
                                              "python": platform.python_version()}}
     if weights_file is not None:

@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .common import batched, torch_dtype
 from .shards import done_ids, extract, merge_shards
 
 __all__ = ["DistContext", "distributed_context", "main", "rank_slice", "run_demo"]
@@ -244,7 +245,7 @@ def run_demo(out: str | os.PathLike, n: int, *, merged: str | os.PathLike | None
     own_ctx = ctx is None
     ctx = ctx or distributed_context()
     try:
-        torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
+        logits_dtype = torch_dtype(dtype)
         model, x, labels = _demo_model(n, classes, dim, seed, ctx.device)
         ids = _demo_ids(n)
         index = {i: k for k, i in enumerate(ids)}
@@ -254,11 +255,10 @@ def run_demo(out: str | os.PathLike, n: int, *, merged: str | os.PathLike | None
                     "split": None, "extraction": {"dtype": dtype}}
 
         def batches() -> Iterator[dict[str, Any]]:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
+            for chunk in batched(todo, batch_size):
                 rows = [index[i] for i in chunk]
                 with torch.no_grad():
-                    z = torch.cat([model(x[r:r + 1]) for r in rows]).to(torch_dtype).cpu()
+                    z = torch.cat([model(x[r:r + 1]) for r in rows]).to(logits_dtype).cpu()
                 if delay:
                     time.sleep(delay)
                 yield {"id": chunk, "pred": z.float().argmax(dim=1).numpy(), "label": labels[rows],

@@ -13,11 +13,17 @@ data set's own column layout::
     items = task_items("gsm8k", "hf", n=200)          # openai/gsm8k, main, test
     batches = generate_batches(model, tokenizer, items, verifier=TASKS["gsm8k"].verify,
                                max_new_tokens=TASKS["gsm8k"].max_new_tokens)
+
+Every reader of task data is here: :func:`read_table` (any file or Hugging Face data set),
+:func:`read_mc_file` and :func:`read_csv_text` (local question files) and :func:`mmlu_items`
+(a question table -> multiple-choice items). ``calcas.extract.language`` still exports the last
+three under their old names.
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import os
 import warnings
 from pathlib import Path
@@ -25,10 +31,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .language import LETTERS, _parse_answer, _parse_choices, mmlu_items, read_csv_text
+from .common import seeded_rows
 from .verifiers import gsm8k_verify, verify_code
 
-__all__ = ["TASKS", "Task", "read_table", "task_items"]
+__all__ = ["LETTERS", "TASKS", "Task", "mmlu_items", "read_csv_text", "read_mc_file", "read_table", "task_items"]
+
+#: Option letters: multiple-choice answers given as letters, and the prompts' option labels.
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +151,39 @@ def _read_hf(name: str, split: str | None, config: str | None):
     return data.to_pandas()
 
 
+def read_csv_text(path: str | os.PathLike):
+    """A benchmark CSV as a DataFrame of str: UTF-8 (or Mac-Roman, e.g. MMLU-Redux's
+    moral_scenarios file), separator ``,`` or ``;`` (whichever the header has more of),
+    empty cells kept as ``""``, column names stripped."""
+    import pandas as pd
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("mac_roman")
+    first = text.split("\n", 1)[0]
+    sep = ";" if first.count(";") > first.count(",") else ","
+    table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def read_mc_file(path: str | os.PathLike):
+    """A local multiple-choice file as a DataFrame (for :func:`mmlu_items`).
+
+    Read by :func:`read_table` (``.csv``, ``.jsonl`` / ``.json``, ``.parquet``); a CSV's column
+    names are lower-cased. The columns ``question``, ``choices`` and ``answer`` must be there.
+    """
+    path = Path(path)
+    table = read_table(path)
+    if path.suffix.lower() == ".csv":
+        table.columns = [c.lower() for c in table.columns]
+    missing = {"question", "choices", "answer"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column {sorted(missing)[0]!r}")
+    return table
+
+
 # --------------------------------------------------------------------------- rows -> items
 
 def _require(table, task: str, *columns: str) -> None:
@@ -164,15 +206,6 @@ def _ids(table, task: str, column: str | None) -> list[str]:
     return ids
 
 
-def _subset(size: int, n: int | None, seed: int) -> np.ndarray:
-    """Row positions: all, or n of them drawn without replacement (seeded), in table order."""
-    if n is None:
-        return np.arange(size)
-    if not 0 <= n <= size:
-        raise ValueError(f"n: must be in [0, {size}], got {n}")
-    return np.sort(np.random.default_rng(seed).choice(size, size=n, replace=False))
-
-
 def _as_list(value: Any) -> list:
     if isinstance(value, str):
         value = ast.literal_eval(value.strip()) if value.strip() else []
@@ -184,6 +217,64 @@ def _as_list(value: Any) -> list:
 def _text(value: Any) -> str:
     """A cell as str; a missing value (None, NaN) as ""."""
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _parse_choices(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"choices: cannot parse {value[:60]!r} as a list") from err
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"choices: expected a non-empty list of options, got {value!r}")
+    return [str(v) for v in value]
+
+
+def _parse_answer(value: Any, k: int) -> int:
+    text = str(value).strip()
+    if len(text) == 1 and text.upper() in LETTERS[:k]:
+        return LETTERS.index(text.upper())
+    answer = int(float(text))
+    if not 0 <= answer < k:
+        raise ValueError(f"answer: {value!r} is outside the {k} options")
+    return answer
+
+
+def mmlu_items(table: Any, n: int | None = None, seed: int = 0) -> list[dict]:
+    """Items for :func:`~calcas.extract.language.mc_batches` from a question table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``question``, ``choices`` (list of str, or its Python literal), ``answer`` (int
+        index or letter), optionally ``id`` (default ``"q<row>"``) and ``subject``;
+        e.g. :func:`calcas.datasets.public.mmlu_redux_table`.
+    n : int, optional
+        Keep a random sample of n rows (without replacement, seeded), in table order.
+    seed : int, default 0
+
+    Returns
+    -------
+    list of dict ``{"id", "question", "choices", "answer"[, "subject"]}``.
+    """
+    missing = {"question", "choices", "answer"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{sorted(missing)[0]}: missing column (need question, choices, answer)")
+    ids = table["id"].astype(str).to_numpy() if "id" in table.columns else np.array([f"q{i}" for i in range(len(table))])
+    if len(set(ids)) != len(ids):
+        raise ValueError("id: ids must be unique")
+    out = []
+    for i in seeded_rows(len(table), n, seed):
+        row = table.iloc[int(i)]
+        choices = _parse_choices(row["choices"])
+        item = {"id": str(ids[i]), "question": str(row["question"]), "choices": choices,
+                "answer": _parse_answer(row["answer"], len(choices))}
+        if "subject" in table.columns:
+            item["subject"] = str(row["subject"])
+        out.append(item)
+    return out
 
 
 def _mmlu_items(table, *, n: int | None = None, seed: int = 0) -> list[dict]:
@@ -227,7 +318,7 @@ def _arc_items(table, *, n: int | None = None, seed: int = 0, n_options: int = 4
     if len(kept) < len(table):
         warnings.warn(f"arc: dropped {len(table) - len(kept)} of {len(table)} questions that do not have "
                       f"{n_options} options", UserWarning, stacklevel=2)
-    return [kept[i] for i in _subset(len(kept), n, seed)]
+    return [kept[i] for i in seeded_rows(len(kept), n, seed)]
 
 
 def _generation_items(task: str, table, columns: tuple[str, ...], id_column: str | None,
@@ -235,7 +326,7 @@ def _generation_items(task: str, table, columns: tuple[str, ...], id_column: str
     _require(table, task, *columns)
     ids = _ids(table, task, id_column)
     records = table.to_dict("records")
-    return [{"id": ids[i], **make(records[i])} for i in _subset(len(table), n, seed)]
+    return [{"id": ids[i], **make(records[i])} for i in seeded_rows(len(table), n, seed)]
 
 
 _GSM8K_TEMPLATE = ("Solve the following math problem step by step. At the end, write the final answer "

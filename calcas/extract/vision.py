@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -49,6 +48,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from .. import _version
+from ..records import file_sha256
+from .common import dtype_name, torch_dtype
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 _PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
@@ -611,17 +614,12 @@ def _collate(items):
 # ---------------------------------------------------------------------------------------------
 # Extraction
 # ---------------------------------------------------------------------------------------------
-_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
-           "half": "float16", "fp32": None, "float32": None, None: None}
-
-
 def _autocast_dtype(dtype):
-
-    if isinstance(dtype, torch.dtype):
-        return None if dtype == torch.float32 else dtype
-    if dtype not in _DTYPES:
+    """The autocast dtype for a ``dtype`` argument: None (full precision) for None and fp32."""
+    if not (dtype is None or isinstance(dtype, torch.dtype) or dtype_name(dtype) in ("bfloat16", "float16", "float32")):
         raise ValueError(f"dtype {dtype!r}: one of bf16, fp16, fp32 (or a torch.dtype)")
-    return None if _DTYPES[dtype] is None else getattr(torch, _DTYPES[dtype])
+    value = torch_dtype(dtype)
+    return None if value in (None, torch.float32) else value
 
 
 def vision_batches(model, dataset, *, batch_size: int = 64, num_workers: int = 2, device: str = "cpu",
@@ -691,21 +689,6 @@ def vision_batches(model, dataset, *, batch_size: int = 64, num_workers: int = 2
 # ---------------------------------------------------------------------------------------------
 # Manifest
 # ---------------------------------------------------------------------------------------------
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """The hex SHA-256 of a file, read in chunks.
-
-    Returns
-    -------
-    str
-        64 hex digits.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def vision_manifest(model_name: str, data_config: dict, dataset_path: str | os.PathLike, *,
                     checkpoint: str | os.PathLike | None = None, dtype=None, batch_size: int) -> dict:
     """What produced a vision extraction, for the record set's manifest.
@@ -733,9 +716,6 @@ def vision_manifest(model_name: str, data_config: dict, dataset_path: str | os.P
         (``calcas.__version__``), ``timm_version``, ``torch_version``, ``torchvision``
         (version, or "stand-in"), ``producer``.
     """
-
-    import calcas
-
     timm = import_timm()
     ckpt = None
     if checkpoint is not None:
@@ -745,9 +725,9 @@ def vision_manifest(model_name: str, data_config: dict, dataset_path: str | os.P
         "checkpoint": ckpt,
         "dataset": str(dataset_path),
         "preprocessing": {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()},
-        "dtype": "float32" if _autocast_dtype(dtype) is None else str(_autocast_dtype(dtype)).replace("torch.", ""),
+        "dtype": "float32" if _autocast_dtype(dtype) is None else dtype_name(_autocast_dtype(dtype)),
         "batch_size": int(batch_size),
-        "code_version": calcas.__version__,
+        "code_version": _version.__version__,
         "timm_version": timm.__version__,
         "torch_version": torch.__version__,
         "torchvision": TORCHVISION_STATUS,

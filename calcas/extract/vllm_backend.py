@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .language import (_SHORT_DTYPES, _batched, _check_generation_options, _check_mc_options, _encode,
-                       _generation_batch, _mc_batch, _mc_prompts, _option_ids, format_prompt, option_token_ids,
-                       uses_chat_template)
+from .common import batched, dtype_name
+from .language import (_check_generation_options, _check_mc_options, _encode, _generation_batch, _mc_batch,
+                       _mc_prompts, _option_ids, format_prompt, option_token_ids, uses_chat_template)
 
 #: The ``logprobs_mode`` values this backend uses (vLLM also has ``processed_*`` modes, which
 #: would fold temperature and logit processors into the values: not what calcas stores).
@@ -59,11 +59,6 @@ def _import_vllm():
     except ImportError as err:  # also raised when sys.modules["vllm"] is None
         raise ImportError("the vLLM backend needs vLLM (Linux with CUDA GPUs): pip install vllm") from err
     return vllm
-
-
-def _vllm_dtype(dtype: Any) -> str:
-    text = str(dtype).removeprefix("torch.")
-    return _SHORT_DTYPES.get(text, text)
 
 
 def load_vllm(model: str, *, tensor_parallel_size: int = 1, dtype: str = "auto",
@@ -116,7 +111,7 @@ def load_vllm(model: str, *, tensor_parallel_size: int = 1, dtype: str = "auto",
         raise ValueError(f"tensor_parallel_size: must be an int >= 1, got {tensor_parallel_size!r}")
     vllm = _import_vllm()
     engine_kwargs.setdefault("enable_prefix_caching", False)
-    llm = vllm.LLM(model=str(model), tensor_parallel_size=tensor_parallel_size, dtype=_vllm_dtype(dtype),
+    llm = vllm.LLM(model=str(model), tensor_parallel_size=tensor_parallel_size, dtype=dtype_name(dtype),
                    logprobs_mode=logprobs_mode, seed=seed, revision=revision, **engine_kwargs)
     try:  # remembered so that the batch functions can refuse a mismatched source
         llm._calcas_logprobs_mode = logprobs_mode
@@ -230,7 +225,7 @@ def vllm_mc_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, mode: st
     templated = uses_chat_template(tokenizer, use_chat_template)
     k: int | None = None
     letter_ids: list[int] | None = None
-    for batch in _batched(items, batch_size, skip_ids):
+    for batch in batched(items, batch_size, skip_ids):
         k, prompts, prompt_ids = _mc_prompts(batch, k, tokenizer, use_chat_template, templated)
         if mode == "first_token":
             if letter_ids is None:
@@ -331,7 +326,7 @@ def vllm_generate_batches(llm: Any, tokenizer: Any, items: Iterable[dict], *, ma
     vllm = _import_vllm()
     params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, logprobs=1, detokenize=False)
     templated = uses_chat_template(tokenizer, use_chat_template)
-    for batch in _batched(items, batch_size, skip_ids):
+    for batch in batched(items, batch_size, skip_ids):
         prompt_ids = [_encode(tokenizer, format_prompt(it["prompt"], tokenizer, use_chat_template=use_chat_template),
                               templated) for it in batch]
         outputs = _run(llm, prompt_ids, params)
