@@ -256,42 +256,53 @@ def cascade_claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cascade_summary(claims: list[dict[str, Any]]) -> str:
-    n = len(claims)
+def summary_groups(res: dict[str, Any]) -> dict[str, list[str]]:
+    """Which models and pairs agree with the paper, by claim (the summary's ``groups``)."""
+    ours = [r for r in res["table1"] if r["source"] != "paper"]
+    claims = res["cascades"]
 
-    def pairs(rows: list[str]) -> str:
-        return f"{len(rows)}" + (f" ({', '.join(rows)})" if rows else "")
-    beats_k = [c["pair"] for c in claims if c["verdict_at_K"] == "the cascade beats both models"]
-    loses_k = [c["pair"] for c in claims if c["verdict_at_K"] == "the cascade loses to the better model"]
-    beats_cal = [c["pair"] for c in claims if c["verdict_at_K_cal"] == "the cascade beats both models"]
-    loses_cal = [c["pair"] for c in claims if c["verdict_at_K_cal"] == "the cascade loses to the better model"]
+    def where(key: str, verdict: str) -> list[str]:
+        return [c["pair"] for c in claims if c[key] == verdict]
     below_uc = [c["pair"] for c in claims if c["share_cc_at_least_uc"] is not None and c["share_cc_at_least_uc"] < 0.5]
-    beyond = [c["pair"] for c in claims if c.get("mean_cc_minus_uc") is not None
-              and c["pair"] in below_uc and c["mean_cc_minus_uc"] < -c["noise_half_width"]]
-    not_rc = [c["pair"] for c in claims if c["share_cc_above_rc"] is not None and c["share_cc_above_rc"] < 1]
-    return (f"Of {n} cascade pairs, CC beats both of its models (the paired 95% interval of the gain over the "
-            f"better model above zero) for {len(beats_k)} at the fixed K and for {pairs(beats_cal)} at the K chosen "
-            f"on cal. It loses to the better model for {len(loses_k)} at the fixed K and for {pairs(loses_cal)} at "
-            "the cal-chosen K; the rest are within noise. The paper finds a large–large cascade above both models, "
-            f"and small–large cascades close to the large model at a fraction of its calls. CC is below UC at most "
-            f"operating points for {pairs(below_uc)}, by more than the noise of one accuracy for {pairs(beyond)}, "
-            f"and not above RC everywhere for {pairs(not_rc)}; the paper finds CC ≥ UC > RC at every p. Each "
-            "cascade chapter gives the likely reason, pair by pair.")
+    return {"models": [r["model"] for r in ours],
+            "ece_lowered": [r["model"] for r in ours if r["ECE after"] < r["ECE before"]],
+            "ece_raised": [r["model"] for r in ours if r["ECE after"] >= r["ECE before"]],
+            "pairs": [c["pair"] for c in claims],
+            "beats_at_K": where("verdict_at_K", "the cascade beats both models"),
+            "loses_at_K": where("verdict_at_K", "the cascade loses to the better model"),
+            "beats_at_K_cal": where("verdict_at_K_cal", "the cascade beats both models"),
+            "loses_at_K_cal": where("verdict_at_K_cal", "the cascade loses to the better model"),
+            "below_uc": below_uc,
+            "below_uc_beyond_noise": [c["pair"] for c in claims if c["pair"] in below_uc
+                                      and c["mean_cc_minus_uc"] < -c["noise_half_width"]],
+            "not_above_rc": [c["pair"] for c in claims if c["share_cc_above_rc"] is not None
+                             and c["share_cc_above_rc"] < 1]}
 
 
 def summary_prose(res: dict[str, Any]) -> str:
     """What agrees with the paper across chapters, from a summary's ``results.json``
-    (:func:`calcas.report.summary_report`)."""
+    (:func:`calcas.report.summary_report`); the counts are the summary's ``counts``."""
+    g, n = res["groups"], res["counts"]
+
+    def pairs(key: str) -> str:
+        return f"{n[key]}" + (f" ({', '.join(g[key])})" if g[key] else "")
     paras = []
-    ours = [r for r in res["table1"] if r["source"] != "paper"]
-    if ours:
-        lowered = [r["model"] for r in ours if r["ECE after"] < r["ECE before"]]
-        raised = [r["model"] for r in ours if r["ECE after"] >= r["ECE before"]]
-        paras.append(f"Calibration lowers the test ECE for {len(lowered)} of {len(ours)} models, as the paper's "
-                     "Table 1 does for both of its models" + (f"; it does not for {', '.join(raised)}, and the "
-                                                              "calibration chapter says why" if raised else "") + ".")
-    if res["cascades"]:
-        paras.append(_cascade_summary(res["cascades"]))
+    if g["models"]:
+        paras.append(f"Calibration lowers the test ECE for {n['ece_lowered']} of {n['models']} models, as the "
+                     "paper's Table 1 does for both of its models"
+                     + (f"; it does not for {', '.join(g['ece_raised'])}, and the calibration chapter says why"
+                        if g["ece_raised"] else "") + ".")
+    if g["pairs"]:
+        paras.append(f"Of {n['pairs']} cascade pairs, CC beats both of its models (the paired 95% interval of the "
+                     f"gain over the better model above zero) for {n['beats_at_K']} at the fixed K and for "
+                     f"{pairs('beats_at_K_cal')} at the K chosen on cal. It loses to the better model for "
+                     f"{n['loses_at_K']} at the fixed K and for {pairs('loses_at_K_cal')} at the cal-chosen K; the "
+                     "rest are within noise. The paper finds a large–large cascade above both models, and "
+                     "small–large cascades close to the large model at a fraction of its calls. CC is below UC at "
+                     f"most operating points for {pairs('below_uc')}, by more than the noise of one accuracy for "
+                     f"{pairs('below_uc_beyond_noise')}, and not above RC everywhere for {pairs('not_above_rc')}; "
+                     "the paper finds CC ≥ UC > RC at every p. Each cascade chapter gives the likely reason, pair "
+                     "by pair.")
     else:
         paras.append("No cascade chapter has results on this machine.")
     groups = {r["group"]: r for r in res["table3"] if r["source"] != "paper"}

@@ -572,8 +572,11 @@ class SummaryReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
-        return {"section": "summary", "table1": self.table1, "cascades": self.cascades, "cleaning": self.cleaning,
-                "table3": self.table3}
+        from .prose import summary_groups
+        out = {"section": "summary", "table1": self.table1, "cascades": self.cascades, "cleaning": self.cleaning,
+               "table3": self.table3}
+        groups = summary_groups(out)
+        return {**out, "groups": groups, "counts": {k: len(v) for k, v in groups.items()}}
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Display tables, keyed by what they are."""

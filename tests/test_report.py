@@ -236,7 +236,11 @@ def test_summary_counts_verdicts_at_fixed_and_cal_K_not_best_on_test():
               {"pair": "b", "verdict_at_K": "the difference is within noise",
                "verdict_at_K_cal": "the difference is within noise", "share_cc_at_least_uc": 0.9,
                "share_cc_above_rc": 0.5}]
-    text = prose.summary_prose({"table1": [], "cascades": claims, "table3": []})
+    for c in claims:
+        c.update(mean_cc_minus_uc=-0.01, noise_half_width=0.005)
+    res = {"table1": [], "cascades": claims, "table3": []}
+    groups = prose.summary_groups(res)
+    text = prose.summary_prose({**res, "groups": groups, "counts": {k: len(v) for k, v in groups.items()}})
     assert "for 0 at the fixed K and for 1 (a) at the K chosen on cal" in text
     assert "loses to the better model for 1 at the fixed K" in text
     assert "below UC at most operating points for 1 (a)" in text
