@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .calibration import CalibratedRecords, calibrate_records
+from .calibration import CalibratedRecords, TemperatureScaling, calibrate_records
 from .cascade import AdvantageRouter, cascade_curve, cascade_curves
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_learning_flags, disagreement_sweep,
                        flag_class_threshold, flag_confident_disagreement, flag_top1_disagreement, label_errors,
-                       precision_interval)
-from .metrics import (brier, ece_bootstrap, mce, monotonicity, paired_difference_interval, proportion_interval,
+                       overlap_summary, precision_interval)
+from .metrics import (brier, ece, ece_bootstrap, mce, monotonicity, paired_difference_interval, proportion_interval,
                       reliability_table)
 from .records import Records, align, read_records, record_set_names
 
@@ -152,8 +152,6 @@ def _split_metrics(raw: np.ndarray, calibrated: np.ndarray, correct: np.ndarray,
 
 def _true_label_check(r: Records, f: CalibratedRecords, cal: np.ndarray, n_bins: int) -> dict[str, float] | None:
     """The same model against its true labels (a clean verifier), where the set carries them."""
-    from .calibration import TemperatureScaling
-    from .metrics import ece
     if r.valid_labels is None or r.logits is None:
         return None
     true = np.array([v[0] if len(v) else -1 for v in r.valid_labels])
@@ -449,7 +447,6 @@ def cleaning_report(experts: Sequence[Any], *, K: int = 12, calibration: str = "
         Method 3 and Confident Learning use the expert most accurate on cal and need its
         class probabilities (logits); without them they are left out (``shown``).
     """
-    from .cleaning import overlap_summary
     if K > n_bins:
         raise ValueError(f"K: must be <= n_bins ({n_bins}), got {K}")
     sets, names = _load(experts)
