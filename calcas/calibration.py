@@ -22,14 +22,17 @@ _ROWS_PER_CHUNK = 128  # ~0.5 MB of fp32 logits per chunk: stays in cache, bound
 
 
 def _temperature_objective(z: np.ndarray, row_max: np.ndarray, margin: np.ndarray,
-                           beta: float) -> tuple[float, float, float]:
-    """NLL(beta) of softmax(beta * z) and its first two derivatives in beta = 1/T.
+                           beta: float, scale: float = 1.0) -> tuple[float, float, float]:
+    """NLL(beta) of softmax(beta * z / scale) and its first two derivatives in beta.
 
     With m = row max and d = m - z_label >= 0:
       NLL   = mean(beta * d + log S0),          S_k = sum_j exp(beta (z_j - m)) (z_j - m)^k
       NLL'  = mean(d + S1 / S0)
       NLL'' = mean(S2 / S0 - (S1 / S0)^2)       (a variance, so NLL is convex in beta)
     Computed in row chunks so memory stays at a few MB beyond the logits themselves.
+    ``scale`` (a power of two, so dividing by it is exact) brings logits of any magnitude to
+    a range where neither exp nor the squares in S2 over- or underflow; ``margin`` is already
+    divided by it.
     """
     n, C = z.shape
     row_max = row_max.astype(z.dtype, copy=False)  # subtract in the logits' own precision
@@ -40,6 +43,8 @@ def _temperature_objective(z: np.ndarray, row_max: np.ndarray, margin: np.ndarra
         stop = min(start + _ROWS_PER_CHUNK, n)
         x, w = shifted[: stop - start], weights[: stop - start]
         np.subtract(z[start:stop], row_max[start:stop, None], out=x)
+        if scale != 1.0:
+            np.multiply(x, z.dtype.type(1.0 / scale), out=x)
         np.multiply(x, z.dtype.type(beta), out=w)
         np.exp(w, out=w)
         s0[start:stop] = w.sum(axis=1)
@@ -55,17 +60,22 @@ def _temperature_objective(z: np.ndarray, row_max: np.ndarray, margin: np.ndarra
 
 
 def _newton_beta(z: np.ndarray, row_max: np.ndarray, margin: np.ndarray, beta: float,
-                 max_iter: int, rtol: float = 1e-7) -> tuple[float, int]:
+                 max_iter: int, rtol: float = 1e-7, scale: float = 1.0) -> tuple[float, int]:
     """Damped Newton on the convex 1-D NLL(beta), beta > 0; returns (beta, iterations)."""
     f_prev = np.inf
     beta_prev = beta
     for it in range(1, max_iter + 1):
-        f, g, h = _temperature_objective(z, row_max, margin, beta)
+        f, g, h = _temperature_objective(z, row_max, margin, beta, scale)
         if f > f_prev + 1e-14 * abs(f_prev):  # overshoot: back off halfway (convexity makes this safe)
             beta = 0.5 * (beta + beta_prev)
             continue
         if h <= 0:
-            raise ValueError("logits: every row is constant, the NLL does not depend on the temperature")
+            # The caller rules out constant rows, so a zero curvature means beta * z is so large
+            # that exp underflows to one-hot rows (logits on a scale of 1e8, say): shrink beta.
+            if beta < 1e-300:
+                raise ValueError("logits: every row is constant, the NLL does not depend on the temperature")
+            beta_prev, beta = beta, beta / 16.0
+            continue
         step = -g / h
         # Newton decrement: g^2 / (2h) estimates how far f is above its minimum.
         if g * g / (2.0 * h) <= rtol * max(1.0, abs(f)):
@@ -114,21 +124,27 @@ def fit_temperature(logits: Any, labels: Any, *, max_iter: int = 100) -> float:
         raise ValueError("labels: every label is the model's top-1 class; the NLL keeps falling as "
                          "T -> 0, so there is no finite temperature to fit")
     # NLL'(beta=0) = mean(row mean - label logit); rounding of the row means is ~eps * |z|.
-    rounding = 1e-12 * max(1.0, float(np.abs(row_max).max()), float(np.abs(row_min).max()))
+    rounding = 1e-12 * max(float(np.abs(row_max).max()), float(np.abs(row_min).max()))
     if float(np.mean(z.mean(axis=1, dtype=np.float64) - label_logit)) >= -rounding:
         raise ValueError("labels: the logits rank the labels no better than uniform; the NLL is "
                          "minimised at T = inf, so temperature scaling does not apply")
+    # Temperature is scale-equivariant (T(s z) = s T(z)); fit logits far from unit spread in
+    # units of a power of two near their spread, so exp and the squares in NLL'' stay finite.
+    spread = float(np.max(row_max - row_min))
+    scale = 1.0 if 2.0 ** -8 <= spread <= 2.0 ** 8 else float(2.0 ** np.round(np.log2(spread)))
+    margin = margin / scale
     beta = 1.0
     if n > 8192:  # a cheap start from a row sample; the full-data steps then converge in ~2 passes
         rows = np.random.default_rng(0).choice(n, 2048, replace=False)
         sub_margin = margin[rows]
         if np.any(sub_margin > 0):
             try:
-                beta, _ = _newton_beta(z[rows], row_max[rows], sub_margin, 1.0, max_iter, rtol=1e-6)
+                beta, _ = _newton_beta(z[rows], row_max[rows], sub_margin, 1.0, max_iter, rtol=1e-6,
+                                       scale=scale)
             except (ValueError, RuntimeError):
                 beta = 1.0
-    beta, _ = _newton_beta(z, row_max, margin, beta, max_iter)
-    return 1.0 / beta
+    beta, _ = _newton_beta(z, row_max, margin, beta, max_iter, scale=scale)
+    return scale / beta
 
 
 def temperature_nll(logits: Any, labels: Any, temperature: float) -> float:

@@ -117,6 +117,21 @@ def test_fit_temperature_matches_scipy_other_regimes(T_true, n, C):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("factor", [1e-30, 1e-8, 1e8, 1e30])
+@pytest.mark.parametrize("n", [3000, 10000])  # 10000 takes the row-sample start
+def test_fit_temperature_is_scale_equivariant_at_extreme_scales(factor, dtype, n):
+    # softmax(s z / (s T)) = softmax(z / T), so the fitted T must scale with the logits. At
+    # 1e8 the fit used to report "every row is constant" (exp underflowed at beta = 1).
+    z, y = make_logits(n=n)
+    z = z.astype(dtype)
+    T = calcas.fit_temperature(z, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        T_scaled = calcas.fit_temperature(z * dtype(factor), y)
+    assert T_scaled / factor == pytest.approx(T, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("T", [0.25, 1.0, 3.7])
 def test_temperature_nll_matches_hand(T, dtype):
     z, y = make_logits(n=500, C=6, seed=3)
