@@ -140,9 +140,13 @@ def oracle_accuracy(correct_first: Any, correct_second: Any, p: Any) -> np.ndarr
     vs = correct_array(correct_first, "correct_first")
     vl = correct_array(correct_second, "correct_second")
     same_length(correct_first=vs, correct_second=vl)
-    p_arr = np.asarray(p, dtype=np.float64)
-    if np.any((p_arr < 0) | (p_arr > 1)):
-        raise ValueError("p: shares must be in [0, 1]")
+    try:
+        p_arr = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"p: expected a share or an array of shares in [0, 1], got {p!r}") from None
+    outside = ~((p_arr >= 0) & (p_arr <= 1))  # NaN is outside too
+    if outside.any():
+        raise ValueError(f"p: shares must be in [0, 1], found {float(p_arr[outside].flat[0])}")
     return _oracle_accuracy(vs, vl, p_arr)
 
 

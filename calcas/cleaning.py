@@ -247,12 +247,30 @@ def label_errors(labels: Any, *, is_noisy: Any | None = None,
 
 
 def _truth(is_error: Any | None, n: int) -> np.ndarray:
+    """``is_error`` as floats: 1 a label error, 0 a correct label, NaN unknown."""
     if is_error is None:
         return np.full(n, np.nan)
     t = to_numpy(is_error).astype(np.float64)
     if t.shape != (n,):
         raise ValueError(f"is_error: expected shape ({n},), got {t.shape}")
+    bad = ~(np.isnan(t) | (t == 0) | (t == 1))
+    if bad.any():
+        raise ValueError(f"is_error: values must be 0, 1 or NaN (unknown), found {float(t[bad][0])} at row "
+                         f"{int(np.flatnonzero(bad)[0])}")
     return t
+
+
+def _flags(flags: Any, name: str = "flags") -> np.ndarray:
+    """A 1-D boolean flag column; 0/1 numbers are accepted, other values are refused."""
+    f = to_numpy(flags)
+    if f.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {f.shape}")
+    if f.dtype != bool:
+        if not (np.issubdtype(f.dtype, np.number) and np.isin(f, (0, 1)).all()):
+            raise ValueError(f"{name}: expected booleans (or 0/1), got dtype {f.dtype}"
+                             + ("" if f.dtype == object else f" with values {np.unique(f)[:5].tolist()}"))
+        f = f.astype(bool)
+    return f
 
 
 def _precision(f: np.ndarray, t: np.ndarray) -> float:
@@ -263,7 +281,7 @@ def _precision(f: np.ndarray, t: np.ndarray) -> float:
 def precision(flags: Any, is_error: Any) -> float:
     """Share of flagged samples whose label is truly wrong, over flagged samples with known
     ground truth (``is_error`` NaN = unknown); NaN when none is flagged."""
-    f = to_numpy(flags).astype(bool)
+    f = _flags(flags)
     return _precision(f, _truth(is_error, len(f)))
 
 
@@ -275,7 +293,7 @@ def precision_interval(flags: Any, is_error: Any, *, level: float = 0.95) -> tup
     (precision, low, high) : NaN when none of the flagged has known ground truth.
     """
     from .metrics import proportion_interval
-    f = to_numpy(flags).astype(bool)
+    f = _flags(flags)
     t = _truth(is_error, len(f))
     known = f & ~np.isnan(t)
     low, high = proportion_interval(int(t[known].sum()), int(known.sum()), level=level)
@@ -328,8 +346,8 @@ def overlap_summary(flags_a: Any, flags_b: Any, *, is_error: Any | None = None,
     DataFrame indexed by ``<a>``, ``<b>``, ``<a> only``, ``<b> only``, ``both`` with columns
     ``n_flagged`` and ``precision`` (NaN without ground truth).
     """
-    a = to_numpy(flags_a).astype(bool)
-    b = to_numpy(flags_b).astype(bool)
+    a = _flags(flags_a, "flags_a")
+    b = _flags(flags_b, "flags_b")
     same_length(flags_a=a, flags_b=b)
     t = _truth(is_error, len(a))
     groups = {names[0]: a, names[1]: b, f"{names[0]} only": a & ~b, f"{names[1]} only": b & ~a,
@@ -361,7 +379,7 @@ def cleaned_accuracy(pred: Any, labels: Any, flags: Any, *, true_labels: Any | N
     """
     p = label_array(pred, "pred")
     y = label_array(labels, "labels")
-    f = to_numpy(flags).astype(bool)
+    f = _flags(flags)
     same_length(pred=p, labels=y, flags=f)
     if mode == "drop":
         if f.all():

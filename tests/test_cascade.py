@@ -448,6 +448,15 @@ def test_oracle_accuracy_hand_case():
     assert float(oracle_accuracy(vf, vs, 0.0)) == pytest.approx(0.6)
 
 
+@pytest.mark.parametrize("p, match", [(np.nan, r"p: shares must be in \[0, 1\], found nan"),
+                                      ([0.2, np.nan], "found nan"), (1.5, "found 1.5"), (-0.1, "found -0.1"),
+                                      ("half", "expected a share")])
+def test_oracle_accuracy_refuses_bad_shares(p, match):
+    # NaN used to reach the kernel and raise an IndexError from the floor of NaN
+    with pytest.raises(ValueError, match=match):
+        oracle_accuracy([1, 0, 1], [0, 1, 1], p)
+
+
 def test_compute_saved_with_costs(pair):
     cf, cs, vf, vs, cal = pair
     cost_first, cost_second = 1.0, 8.0

@@ -379,6 +379,23 @@ def test_precision_ignores_unknown_truth():
     assert np.isnan(precision(np.array([False, False, True, False, False]), truth))
 
 
+@pytest.mark.parametrize("flags, truth, match", [
+    ([1, 0, 1], [7, 0, 1], r"is_error: values must be 0, 1 or NaN \(unknown\), found 7.0 at row 0"),
+    ([1, 0, 1], [1, 0, 0.5], "found 0.5 at row 2"),
+    ([2, 0, 1], [1, 0, 1], r"flags: expected booleans \(or 0/1\), got dtype int64 with values \[0, 1, 2\]"),
+    (["a", "b", "c"], [1, 0, 1], "flags: expected booleans"),
+    ([[True, False]], [1, 0], "flags: expected a 1-D array"),
+])
+def test_precision_refuses_values_that_are_not_flags_or_truths(flags, truth, match):
+    # 7 used to count as a label error (and 2 as a flag)
+    with pytest.raises(ValueError, match=match):
+        precision(flags, truth)
+
+
+def test_flags_accept_zero_one_numbers():
+    assert precision([1, 0, 1], [1.0, 0.0, 0.0]) == precision([True, False, True], [1.0, 0.0, 0.0]) == 0.5
+
+
 def test_overlap_summary_counts_and_precision():
     a = np.array([True, True, False, False, True, True])
     b = np.array([True, False, True, False, False, True])
