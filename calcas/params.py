@@ -30,6 +30,8 @@ class Param:
     low: float | None = None
     high: float | None = None
     is_path: bool = False  # a record-set path (or list of paths) that must exist
+    open_bounds: bool = False  # low and high themselves are out of range
+    min_items: int = 0  # lists and dicts: at least this many entries
 
 
 def _rec(model: str) -> str:
@@ -39,8 +41,9 @@ def _rec(model: str) -> str:
 
 _COMMON = {
     "n_bins": Param(int, 15, "number of equal-count bins (the paper uses 15)", low=1),
-    "cal_fraction": Param(float, 0.5, "share of samples in the cal split (the rest is test)", low=0.0, high=1.0),
-    "seed": Param(int, 0, "seed of the cal/test split and of every resampling"),
+    "cal_fraction": Param(float, 0.5, "share of samples in the cal split (the rest is test)", low=0.0, high=1.0,
+                          open_bounds=True),
+    "seed": Param(int, 0, "seed of the cal/test split and of every resampling", low=0),
     "output_dir": Param(str, ".", "folder for results.json (and record sets in 01_extract)"),
 }
 _CALIBRATION = {"calibration": Param(str, "auto", "calibration method: 'auto' (temperature for logits, "
@@ -54,7 +57,7 @@ SECTIONS: dict[str, dict[str, Param]] = {
                         "'timm', 'transformers', 'vllm' (models on data)",
                         choices=("mnist1d", "synthetic", "smollm2", "timm", "transformers", "vllm")),
         "models": Param(list, ["logreg", "mlp", "cnn", "cnn_b"], "models to train and score (GPU sources: timm "
-                        "names or checkpoint files, LM hub ids, folders or .gguf files)"),
+                        "names or checkpoint files, LM hub ids, folders or .gguf files)", min_items=1),
         "n_samples": Param(int, 12000, "number of samples in the pool (each half carries the bins)", low=100),
         "flip_rate": Param(float, 0.08, "share of labels flipped to another class (cleaning ground truth)",
                            low=0.0, high=0.99),
@@ -78,21 +81,22 @@ SECTIONS: dict[str, dict[str, Param]] = {
         "records": Param(list, [_rec("logreg"), _rec("mlp"), _rec("cnn"), _rec("cnn_b"),
                                 "../01_extract/records/synthetic_overconfident.parquet",
                                 "../01_extract/records/synthetic_underconfident.parquet"],
-                         "record sets to calibrate", is_path=True),
+                         "record sets to calibrate", is_path=True, min_items=1),
         **_CALIBRATION,
         "n_boot": Param(int, 1000, "bootstrap replicates for the ECE intervals", low=1),
         **_COMMON,
     },
     "03_cascading": {
         "pairs": Param(dict, {"small-large": [_rec("mlp"), _rec("cnn")], "large-large": [_rec("cnn"), _rec("cnn_b")]},
-                       "cascade pairs: name -> [first record set, second record set]", is_path=True),
+                       "cascade pairs: name -> [first record set, second record set]", is_path=True,
+                       min_items=1),
         "K": Param(int, 8, "number of bins kept by the first model at the highlighted operating point", low=0),
         **_CALIBRATION,
         **_COMMON,
     },
     "04_cleaning": {
         "experts": Param(list, [_rec("mlp"), _rec("cnn"), _rec("cnn_b")], "record sets of the experts",
-                         is_path=True),
+                         is_path=True, min_items=1),
         "K": Param(int, 12, "number of most accurate bins at the highlighted operating point", low=1),
         **_CALIBRATION,
         **_COMMON,
@@ -123,6 +127,14 @@ def _type_ok(value: Any, expected: type) -> bool:
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, expected)
+
+
+def _in_range(value: float, p: Param) -> bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if p.open_bounds:
+        return (p.low is None or value > p.low) and (p.high is None or value < p.high)
+    return (p.low is None or value >= p.low) and (p.high is None or value <= p.high)
 
 
 def validate_parameters(section: str, namespace: dict[str, Any], *, before: set[str]) -> dict[str, Any]:
@@ -162,10 +174,12 @@ def validate_parameters(section: str, namespace: dict[str, Any], *, before: set[
             continue
         if p.choices is not None and value not in p.choices:
             problems.append(f"{name}: expected one of {list(p.choices)}, got {value!r}")
-        if isinstance(value, (int, float)) and (
-                (p.low is not None and value < p.low) or (p.high is not None and value > p.high)
-                or (isinstance(value, float) and not math.isfinite(value))):
-            problems.append(f"{name}: must lie in [{p.low}, {p.high}], got {value!r}")
+        if isinstance(value, (int, float)) and not _in_range(value, p):
+            lo, hi = ("(", ")") if p.open_bounds else ("[", "]")
+            problems.append(f"{name}: must lie in {lo}{p.low}, {p.high}{hi}, got {value!r}")
+        if isinstance(value, (list, dict)) and len(value) < p.min_items:
+            problems.append(f"{name}: needs at least {p.min_items} entr{'y' if p.min_items == 1 else 'ies'}, "
+                            f"got {value!r}")
         if p.is_path:
             paths = value if isinstance(value, list) else [value]
             if isinstance(value, dict):
@@ -179,6 +193,9 @@ def validate_parameters(section: str, namespace: dict[str, Any], *, before: set[
                 missing = [x for x in paths if not Path(x).exists()]
                 if missing:
                     problems.append(f"{name}: file(s) not found: {', '.join(missing)}")
+                folders = [x for x in paths if Path(x).is_dir()]
+                if folders:
+                    problems.append(f"{name}: expected record-set files, got folder(s): {', '.join(folders)}")
     if problems:
         raise ParameterError(f"{len(problems)} bad parameter(s) for {section}:\n  " + "\n  ".join(problems))
     return values

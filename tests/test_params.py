@@ -50,7 +50,11 @@ def test_names_defined_before_the_parameters_cell_are_not_parameters():
     ("n_bins", 2.5, r"n_bins: expected int, got float"),
     ("n_bins", True, r"n_bins: expected int, got bool"),
     ("n_bins", 0, r"n_bins: must lie in \[1, None\], got 0"),
-    ("cal_fraction", 1.5, r"cal_fraction: must lie in \[0.0, 1.0\]"),
+    ("cal_fraction", 1.5, r"cal_fraction: must lie in \(0.0, 1.0\), got 1.5"),
+    ("cal_fraction", 0.0, r"cal_fraction: must lie in \(0.0, 1.0\), got 0.0"),  # no cal rows at all
+    ("cal_fraction", 1, r"cal_fraction: must lie in \(0.0, 1.0\), got 1"),  # no test rows at all
+    ("seed", -1, r"seed: must lie in \[0, None\], got -1"),
+    ("records", [], r"records: needs at least 1 entry, got \[\]"),
     ("cal_fraction", math.nan, r"cal_fraction: must lie in"),
     ("calibration", "isotonic", r"calibration: expected one of \['auto', 'temperature', 'platt'\]"),
     ("records", ["no/such/file.parquet"], r"records: file\(s\) not found: no/such/file.parquet"),
@@ -60,6 +64,22 @@ def test_bad_values_are_refused_with_the_name(name, value, message):
     ns = _namespace("02_calibration", **{name: value})
     with pytest.raises(ParameterError, match=message):
         validate_parameters("02_calibration", ns, before=set())
+
+
+@pytest.mark.parametrize("section, name", [("02_calibration", "records"), ("04_cleaning", "experts"),
+                                           ("06_mmlu_redux", "table")])
+def test_a_folder_is_not_a_record_set_file(tmp_path, section, name):
+    value = str(tmp_path) if name == "table" else [str(tmp_path)]
+    ns = _namespace(section, **{name: value})
+    with pytest.raises(ParameterError, match=rf"{name}: expected record-set files, got folder\(s\): {tmp_path}"):
+        validate_parameters(section, ns, before=set())
+
+
+def test_empty_pairs_and_experts_are_refused():
+    for section, name, empty in (("03_cascading", "pairs", {}), ("04_cleaning", "experts", []),
+                                 ("01_extract", "models", [])):
+        with pytest.raises(ParameterError, match=rf"{name}: needs at least 1 entry"):
+            validate_parameters(section, _namespace(section, **{name: empty}), before=set())
 
 
 def test_every_problem_is_listed_in_one_message():
