@@ -7,7 +7,7 @@ before they reach this module.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,10 @@ class AdvantageRouter:
 
     def fit(self, conf_first: Any, conf_second: Any) -> "AdvantageRouter":
         """Fit on cal: calibrated confidences (n,) of both models, rows aligned; returns self."""
-        for key, value in advantage_bins(conf_first, conf_second, self.n_bins).items():
+        return self._set_bins(_advantage_bins(*_checked_cal(conf_first, conf_second, self.n_bins)))
+
+    def _set_bins(self, fitted: dict[str, np.ndarray]) -> "AdvantageRouter":
+        for key, value in fitted.items():
             setattr(self, key + "_", value)
         self.n_bins_ = len(self.order_)
         return self
@@ -105,6 +108,30 @@ class AdvantageRouter:
         kept = np.zeros(self.n_bins_, dtype=bool)
         kept[keep] = True
         return kept[_assign_bins(confidence_array(conf_first, "conf_first"), self.edges_)]
+
+    def curve(self, conf_first: Any, correct_first: Any, correct_second: Any, *,
+              cost_first: float | None = None, cost_second: float | None = None) -> pd.DataFrame:
+        """The cascade's accuracy at every K = 0..n_bins_ on the given rows (test, or cal itself).
+
+        Parameters
+        ----------
+        conf_first : array, shape (n,)
+            The first model's confidence (a probability) on the rows to evaluate.
+        correct_first, correct_second : array, shape (n,)
+            0/1 verifier scores of each model's answer on those rows.
+        cost_first, cost_second : float, optional
+            As in :func:`cascade_curve`.
+
+        Returns
+        -------
+        DataFrame as :func:`cascade_curve` returns, without fitting again.
+        """
+        if not hasattr(self, "order_"):
+            raise RuntimeError("AdvantageRouter is not fitted; call fit(conf_first, conf_second) first")
+        rows = _checked_test(conf_first, correct_first, correct_second,
+                             ("conf_first", "correct_first", "correct_second"))
+        _check_costs(cost_first, cost_second)
+        return _cascade_curve(self.edges_, self.order_, *rows, cost_first, cost_second)
 
 
 def _oracle_accuracy(vs: np.ndarray, vl: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -164,14 +191,12 @@ def _checked_test(conf_first_test: Any, correct_first_test: Any, correct_second_
     return cs, vs, vl
 
 
-def _cascade_curve(cs_cal: np.ndarray, cl_cal: np.ndarray, cs: np.ndarray, vs: np.ndarray, vl: np.ndarray,
-                   n_bins: int, cost_first: float | None, cost_second: float | None) -> pd.DataFrame:
-    """:func:`cascade_curve` on checked inputs (unchecked kernel)."""
-    fitted = _advantage_bins(cs_cal, cl_cal, n_bins)
-    order = fitted["order"]
+def _cascade_curve(edges: np.ndarray, order: np.ndarray, cs: np.ndarray, vs: np.ndarray, vl: np.ndarray,
+                   cost_first: float | None, cost_second: float | None) -> pd.DataFrame:
+    """The curve of a fitted router (its ``edges`` and bin ``order``) on checked rows (unchecked kernel)."""
     m = len(order)
     n = len(cs)
-    count, gain = _bin_sums(_assign_bins(cs, fitted["edges"]), m, vs - vl)
+    count, gain = _bin_sums(_assign_bins(cs, edges), m, vs - vl)
     kept = np.concatenate(([0], np.cumsum(count[order])))
     accuracy = (vl.sum() + np.concatenate(([0.0], np.cumsum(gain[order])))) / n
     curve = pd.DataFrame({"K": np.arange(m + 1), "p_small": kept / n, "accuracy": accuracy,
@@ -214,11 +239,13 @@ def cascade_curve(conf_first_cal: Any, conf_second_cal: Any, conf_first_test: An
     test = _checked_test(conf_first_test, correct_first_test, correct_second_test,
                          ("conf_first_test", "correct_first_test", "correct_second_test"))
     _check_costs(cost_first, cost_second)
-    return _cascade_curve(cs_cal, cl_cal, *test, n_bins, cost_first, cost_second)
+    fitted = _advantage_bins(cs_cal, cl_cal, n_bins)
+    return _cascade_curve(fitted["edges"], fitted["order"], *test, cost_first, cost_second)
 
 
-def cascade_curves(cal: dict[str, Any], test: dict[str, Any], *, n_bins: int = 15,
-                   cost_first: float | None = None, cost_second: float | None = None) -> pd.DataFrame:
+def cascade_curves(cal: dict[str, Any] | None, test: dict[str, Any], *, n_bins: int = 15,
+                   cost_first: float | None = None, cost_second: float | None = None,
+                   routers: Mapping[str, AdvantageRouter] | None = None) -> pd.DataFrame:
     """All four curves of the paper's Fig. 2/3: RC, UC, CC and the oracle, in one long table.
 
     Parameters
@@ -229,6 +256,10 @@ def cascade_curves(cal: dict[str, Any], test: dict[str, Any], *, n_bins: int = 1
         ``correct_first``, ``correct_second``. Confidences are probabilities in [0, 1].
     n_bins, cost_first, cost_second
         As in :func:`cascade_curve`.
+    routers : mapping, optional
+        ``{"UC": router, "CC": router}``, :class:`AdvantageRouter` objects already fitted on the
+        raw and on the calibrated cal confidences, so that a caller who also routes rows with
+        them fits each once; ``cal`` and ``n_bins`` are then not used (pass ``cal=None``).
 
     Returns
     -------
@@ -238,21 +269,26 @@ def cascade_curves(cal: dict[str, Any], test: dict[str, Any], *, n_bins: int = 1
     ties); RC is the line p·acc_first + (1 - p)·acc_second and the oracle the best router,
     both taken at CC's rows (CC's K and shares p).
     """
-    conf = {f"{split}['{key}_{model}']": confidence_array(d[f"{key}_{model}"], f"{split}['{key}_{model}']")
-            for split, d in (("cal", cal), ("test", test)) for key in ("raw", "calibrated")
-            for model in ("first", "second")}
+    conf = {f"test['{key}_{model}']": confidence_array(test[f"{key}_{model}"], f"test['{key}_{model}']")
+            for key in ("raw", "calibrated") for model in ("first", "second")}
     vs = correct_array(test["correct_first"], "test['correct_first']")
     vl = correct_array(test["correct_second"], "test['correct_second']")
-    same_length(**{k: v for k, v in conf.items() if k.startswith("cal")})
-    same_length(**{k: v for k, v in conf.items() if k.startswith("test")},
-                **{"test['correct_first']": vs, "test['correct_second']": vl})
-    n_bins = check_n_bins(n_bins, len(conf["cal['raw_first']"]))
+    same_length(**conf, **{"test['correct_first']": vs, "test['correct_second']": vl})
     _check_costs(cost_first, cost_second)
-    curves = []
-    for method, key in (("UC", "raw"), ("CC", "calibrated")):
-        curve = _cascade_curve(conf[f"cal['{key}_first']"], conf[f"cal['{key}_second']"],
-                               conf[f"test['{key}_first']"], vs, vl, n_bins, cost_first, cost_second)
-        curves.append(curve.assign(method=method))
+    if routers is None:
+        if cal is None:
+            raise ValueError("cal: the cal confidences are needed unless fitted routers are given")
+        on_cal = {f"cal['{key}']": confidence_array(cal[key], f"cal['{key}']")
+                  for key in ("raw_first", "raw_second", "calibrated_first", "calibrated_second")}
+        n_bins = check_n_bins(n_bins, same_length(**on_cal))
+        routers = {method: AdvantageRouter(n_bins)._set_bins(
+                       _advantage_bins(on_cal[f"cal['{key}_first']"], on_cal[f"cal['{key}_second']"], n_bins))
+                   for method, key in (("UC", "raw"), ("CC", "calibrated"))}
+    elif set(routers) != {"UC", "CC"} or not all(hasattr(r, "order_") for r in routers.values()):
+        raise ValueError(f"routers: expected fitted AdvantageRouters under 'UC' and 'CC', got {sorted(routers)}")
+    curves = [_cascade_curve(routers[method].edges_, routers[method].order_, conf[f"test['{key}_first']"], vs, vl,
+                             cost_first, cost_second).assign(method=method)
+              for method, key in (("UC", "raw"), ("CC", "calibrated"))]
     cc = curves[-1]
     p = cc["p_small"].to_numpy()
     acc_first, acc_second = float(np.mean(vs)), float(np.mean(vl))

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .calibration import CalibratedRecords, TemperatureScaling, calibrate_records
-from .cascade import AdvantageRouter, cascade_curve, cascade_curves
+from .cascade import AdvantageRouter, cascade_curves
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_learning_flags, disagreement_sweep,
                        flag_class_threshold, flag_confident_disagreement, flag_top1_disagreement, label_errors,
                        overlap_summary, precision_interval)
@@ -267,21 +267,20 @@ def _pair_report(first: Records, second: Records, names: list[str], *, K: int, c
     f1, f2 = (calibrate_records(r, cal, method=calibration) for r in (first, second))
     v1, v2 = first.verified, second.verified
 
-    def halves(m: np.ndarray) -> dict[str, np.ndarray]:
-        return {"raw_first": f1.raw[m], "raw_second": f2.raw[m],
-                "calibrated_first": f1.calibrated[m], "calibrated_second": f2.calibrated[m]}
     costs = {"cost_first": _cost_of(first), "cost_second": _cost_of(second)}
-    curves = cascade_curves(halves(cal), {**halves(test), "correct_first": v1[test], "correct_second": v2[test]},
-                            n_bins=n_bins, **costs)
+    # one fit per router: the curves, the rows routed at K and the curve on cal all use these two
+    router = AdvantageRouter(n_bins).fit(f1.calibrated[cal], f2.calibrated[cal])
+    routers = {"UC": AdvantageRouter(n_bins).fit(f1.raw[cal], f2.raw[cal]), "CC": router}
+    on_test = {"raw_first": f1.raw[test], "raw_second": f2.raw[test], "calibrated_first": f1.calibrated[test],
+               "calibrated_second": f2.calibrated[test], "correct_first": v1[test], "correct_second": v2[test]}
+    curves = cascade_curves(None, on_test, routers=routers, **costs)
     cc = curves[curves["method"] == "CC"].reset_index(drop=True)
     uc = curves[curves["method"] == "UC"].reset_index(drop=True)
     rc = curves[curves["method"] == "RC"].reset_index(drop=True)
-    router = AdvantageRouter(n_bins).fit(f1.calibrated[cal], f2.calibrated[cal])
     n_eff = int(cc["K"].max())
     K_used = min(K, n_eff)
     # K chosen on cal: the CC curve measured on the cal rows themselves (ties: the larger K, cheaper)
-    on_cal = cascade_curve(f1.calibrated[cal], f2.calibrated[cal], f1.calibrated[cal], v1[cal], v2[cal],
-                           n_bins=n_bins)
+    on_cal = router.curve(f1.calibrated[cal], v1[cal], v2[cal])
     K_cal = int(on_cal["K"].to_numpy()[::-1][np.argmax(on_cal["accuracy"].to_numpy()[::-1])])
     better_is_first = v1[cal].mean() > v2[cal].mean()  # the better model, judged on cal
     better = v1[test] if better_is_first else v2[test]

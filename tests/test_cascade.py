@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import softmax as scipy_softmax
 
@@ -543,3 +544,31 @@ def test_large_large_cascade_beats_both_models():
     best = curve["accuracy"].max()
     assert best > max(acc_a, acc_b) + 0.02
     assert 0 < curve["K"][curve["accuracy"].idxmax()] < 15
+
+
+def test_fitted_routers_give_the_same_curves_without_refitting(monkeypatch):
+    rng = np.random.default_rng(5)
+    n = 600
+    cal = {k: rng.random(n) for k in ("raw_first", "raw_second", "calibrated_first", "calibrated_second")}
+    test = {**{k: rng.random(n) for k in cal}, "correct_first": rng.random(n) < 0.6,
+            "correct_second": rng.random(n) < 0.7}
+    expected = cascade_curves(cal, test, n_bins=6, cost_first=1.0, cost_second=4.0)
+    routers = {m: AdvantageRouter(6).fit(cal[f"{k}_first"], cal[f"{k}_second"])
+               for m, k in (("UC", "raw"), ("CC", "calibrated"))}
+    import calcas.cascade as cascade_module
+    fits = []
+    real = cascade_module._advantage_bins
+    monkeypatch.setattr(cascade_module, "_advantage_bins", lambda *a: fits.append(1) or real(*a))
+    got = cascade_curves(None, test, routers=routers, cost_first=1.0, cost_second=4.0)
+    pd.testing.assert_frame_equal(got, expected)
+    one = routers["CC"].curve(test["calibrated_first"], test["correct_first"], test["correct_second"])
+    pd.testing.assert_frame_equal(one, cascade_curve(cal["calibrated_first"], cal["calibrated_second"],
+                                                     test["calibrated_first"], test["correct_first"],
+                                                     test["correct_second"], n_bins=6)[one.columns])
+    assert fits == [1]  # only the cascade_curve reference above fitted a router
+    with pytest.raises(ValueError, match=r"routers: expected fitted AdvantageRouters under 'UC' and 'CC'"):
+        cascade_curves(None, test, routers={"CC": routers["CC"]})
+    with pytest.raises(ValueError, match="cal: the cal confidences are needed"):
+        cascade_curves(None, test)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        AdvantageRouter(3).curve(test["calibrated_first"], test["correct_first"], test["correct_second"])

@@ -138,6 +138,17 @@ def test_cascade_report_numbers_against_a_hand_loop(synthetic):
     assert r["best_cc_accuracy"] == pytest.approx(max(cc["accuracy"]))
 
 
+def test_cascade_report_fits_each_router_once_per_pair(synthetic, monkeypatch):
+    import calcas.cascade as cascade_module
+    fits = []
+    real = cascade_module._advantage_bins
+    monkeypatch.setattr(cascade_module, "_advantage_bins", lambda *a: fits.append(len(a[0])) or real(*a))
+    report.cascade_report({"a": [synthetic["small"], synthetic["large"]],
+                           "b": [synthetic["large"], synthetic["small"]]}, K=6, n_bins=12)
+    n_cal = int(synthetic["small"].cal_mask().sum())
+    assert fits == [n_cal] * 4  # UC and CC for each of the two pairs, on the cal rows
+
+
 def test_cascade_report_with_tied_confidences_caps_K_and_says_so():
     tied, other = _tied()
     rep = report.cascade_report({"tied → other": [tied, other]}, K=15, n_bins=15)
