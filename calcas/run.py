@@ -245,6 +245,17 @@ def _placeholder(path: Path, title: str, message: str) -> None:
     (path.parent / "results.json").write_text(json.dumps({"data": "missing", "message": message}) + "\n")
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernels talk over local Unix sockets, not TCP: nothing listens on a
+    port, and the kernel has no reason to warn about unencrypted TCP at every step."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+    return IPCKernelManager
+
+
 def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool = True,
         root: str | os.PathLike = ".") -> dict[str, float]:
     """Execute the steps of ``profile`` (or only those whose folder or notebook is in
@@ -267,43 +278,41 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
     # The notebook kernel must be this interpreter, whatever PATH says.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     times: dict[str, float] = {}
+    kernel_manager = _ipc_kernel_manager()
     for i, step in enumerate(steps, 1):
         folder = root / "book" / "executed" / step.folder
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / f"{step.notebook}.ipynb"
         start = time.perf_counter()
+        print(f"[{i:>2}/{len(steps)}] {step.folder:<34}", end=" ", flush=True)
         if step.needs_public_data and not have_public:
-            print(f"[{i}/{len(steps)}] {step.folder}: public data not found, writing a one-line chapter", flush=True)
+            print("public data not found: a one-line chapter", flush=True)
             title = texts.get(step.folder, {}).get("title") or \
                 step.folder.split("/")[-1].lstrip("0123456789_").replace("_", " ").capitalize()
             _placeholder(out, title, missing_data_message())
             continue
         params = {**step.params, "output_dir": "."}
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        print(f"[{i}/{len(steps)}] {step.folder} ({shown[:150]}{'...' if len(shown) > 150 else ''})", flush=True)
         try:
             papermill.execute_notebook(root / "notebooks" / f"{step.notebook}.ipynb", out, parameters=params,
-                                       cwd=str(folder), kernel_name="python3", progress_bar=sys.stderr.isatty())
+                                       cwd=str(folder), kernel_name="python3", progress_bar=False,
+                                       kernel_manager_class=kernel_manager)
         except PapermillExecutionError as err:
-            raise SystemExit(f"{step.folder} failed: {err.ename}: {err.evalue}\n"
+            raise SystemExit(f"failed\n{step.folder}: {err.ename}: {err.evalue}\n"
                              f"(the executed notebook with the traceback: {out})")
         results = folder / "results.json"
         finish_chapter(out, texts.get(step.folder) if profile != "paper" else None,
                        json.loads(results.read_text()) if results.exists() else None)
         times[step.folder] = time.perf_counter() - start
-        print(f"      done in {times[step.folder]:.1f} s", flush=True)
+        print(f"{times[step.folder]:6.1f} s", flush=True)
     if book:
         from .book import build_book
         start = time.perf_counter()
-        print("building the book (jupyter-book, -W -n --keep-going)", flush=True)
+        print(f"{'[book]':>7} {'jupyter-book build -W -n --keep-going':<34}", end=" ", flush=True)
         # the paper's chapters make a book of their own (_toc_paper.yml), beside the CPU book
         html = build_book(root, **PAPER_BOOK) if profile == "paper" else build_book(root)
         times["book build"] = time.perf_counter() - start
-        print(f"      done in {times['book build']:.1f} s: {html / 'index.html'}")
-    print("\nseconds per step:")
-    for step, seconds in times.items():
-        print(f"  {step:<30} {seconds:7.1f}")
-    print(f"  {'total':<30} {sum(times.values()):7.1f}")
+        print(f"{times['book build']:6.1f} s -> {html / 'index.html'}")
+    print(f"{'':>7} {'total':<34} {sum(times.values()):6.1f} s")
     return times
 
 
