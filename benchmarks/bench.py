@@ -9,6 +9,14 @@ TemperatureScaling (where it installs), at equal NLL; the full cascade sweep (N 
 K) on 25,000 cal + 25,000 test samples against a per-K routing loop; the method-2 cleaning
 sweep with 3 experts on 50,000 x 1,000 probabilities against cleanlab's find_label_issues;
 peak memory of the temperature fit as a multiple of the logits array.
+
+Issue #10: ece_bootstrap and paired_difference_interval at 10^6 and 10^7 rows with 1,000
+replicates (time, and peak memory as a multiple of the input arrays) against the resampling
+they replaced, which materialised every resample (its time extrapolated from a few
+replicates, its memory measured where it fits); max_prob_confidence's peak memory on
+50,000 x 1,000 fp32 and fp16 logits against the whole-matrix float64 computation it replaced.
+
+    python benchmarks/bench.py --section bootstrap   # one section only
 """
 from __future__ import annotations
 
@@ -164,15 +172,114 @@ def bench_cleaning(rows: list, quick: bool) -> None:
                  f"<= 0.5x cleanlab: {'met' if ours_t / peer_t <= 0.5 else 'MISSED'}"))
 
 
+# ---------------------------------------------------------------- issue #10: bootstrap and top-1 memory
+
+
+def _old_ece_replicates(c, v, n_bins, n_boot, seed):
+    """The resampling ece_bootstrap replaced: every resample materialised and its edges re-fitted by a sort."""
+    from calcas.binning import _edges
+    from calcas.metrics import _binned, _ece
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for r in range(n_boot):
+        idx = rng.integers(0, len(c), len(c))
+        ci, vi = c[idx], v[idx]
+        reps[r] = _ece(*_binned(ci, vi, _edges(ci, n_bins, "equal_count")))
+    return reps
+
+
+def _old_mean_replicates(d, n_boot, seed):
+    """The resampling paired_difference_interval replaced: (256, n) index draws at a time."""
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for start in range(0, n_boot, 256):
+        stop = min(n_boot, start + 256)
+        reps[start:stop] = d[rng.integers(0, len(d), (stop - start, len(d)))].mean(axis=1)
+    return reps
+
+
+def _old_max_prob(z, T):
+    """The max_prob_confidence it replaced: the logits widened to float64 whole, then three more matrices."""
+    z = z.astype(np.float64)
+    pred = z.argmax(axis=1)
+    top = z[np.arange(len(z)), pred]
+    return 1.0 / np.exp((z - top[:, None]) / T).sum(axis=1), pred
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def bench_bootstrap(rows: list, quick: bool) -> None:
+    sizes, n_boot = ((100_000,), 100) if quick else ((1_000_000, 10_000_000), 1000)
+    peak_boot = 20  # memory does not grow with replicates (checked in tests): a few suffice
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        c = rng.random(n)
+        v = (rng.random(n) < c ** 1.3).astype(np.float64)
+        inputs = c.nbytes + v.nbytes
+        label = f"{n:.0e} rows x {n_boot}".replace("e+0", "e")
+
+        ours_t, _ = best_time(lambda: calcas.ece_bootstrap(c, v, 15, n_boot=n_boot), 1)
+        ours_peak = (inputs + peak_bytes(lambda: calcas.ece_bootstrap(c, v, 15, n_boot=peak_boot))) / inputs
+        old_reps = 10 if n <= 1_000_000 else 3
+        old_t, _ = best_time(lambda: _old_ece_replicates(c, v, 15, old_reps, 0), 1)
+        old_peak = (inputs + peak_bytes(lambda: _old_ece_replicates(c, v, 15, old_reps, 0))) / inputs
+        target = f"<= 30 s: {_verdict(ours_t <= 30)}; " if n == 1_000_000 else ""
+        rows.append((f"ece_bootstrap equal_count, {label}", f"old resampling (x{n_boot} from {old_reps})",
+                     ours_t, old_t * n_boot / old_reps,
+                     f"{target}{1000 * ours_t / n_boot:.1f} ms a replicate"))
+        rows.append((f"peak memory, ece_bootstrap {label}", f"old: {old_peak:.2f}x inputs", ours_peak, old_peak,
+                     f"ours {ours_peak:.2f}x the inputs (2 float64 arrays; target <= 3x: {_verdict(ours_peak <= 3)})"))
+
+        ours_t, _ = best_time(lambda: calcas.paired_difference_interval(c, v, n_boot=n_boot), 1)
+        ours_peak = (inputs + peak_bytes(lambda: calcas.paired_difference_interval(c, v, n_boot=peak_boot))) / inputs
+        old_chunk = 256 * n * 8
+        if old_chunk <= 4 * 2 ** 30:
+            d = c - v
+            old_t, _ = best_time(lambda: _old_mean_replicates(d, 256, 0), 1)
+            old_t *= n_boot / 256
+            old_peak = (inputs + peak_bytes(lambda: _old_mean_replicates(d, 256, 0))) / inputs
+            del d
+            peer = f"old resampling (x{n_boot} from 256)"
+        else:
+            old_t = old_peak = float("nan")
+            peer = f"old resampling: not run ({old_chunk / 2 ** 30:.1f} GiB of draws)"
+        rows.append((f"paired_difference_interval, {label}", peer, ours_t, old_t,
+                     f"{1000 * ours_t / n_boot:.1f} ms a replicate"))
+        rows.append((f"peak memory, paired_difference_interval {label}", f"old: {old_peak:.2f}x inputs",
+                     ours_peak, old_peak,
+                     f"ours {ours_peak:.2f}x the inputs (2 float64 arrays; target <= 3x: {_verdict(ours_peak <= 3)})"))
+
+    n, C = (5_000, 1_000) if quick else (50_000, 1_000)
+    z32, _ = imagenet_like_logits(n, C, seed=3)
+    for z in (z32, z32.astype(np.float16)):
+        kind = f"{n}x{C} {z.dtype}"
+        ours_t, (conf, _) = best_time(lambda: calcas.max_prob_confidence(z, 1.5), 3)
+        old_t, (old_conf, _) = best_time(lambda: _old_max_prob(z, 1.5), 3)
+        assert np.allclose(conf, old_conf, rtol=1e-12)
+        ours_peak = (z.nbytes + peak_bytes(lambda: calcas.max_prob_confidence(z, 1.5))) / z.nbytes
+        old_peak = (z.nbytes + peak_bytes(lambda: _old_max_prob(z, 1.5))) / z.nbytes
+        rows.append((f"max_prob_confidence {kind}", "old: whole-matrix float64", ours_t, old_t, "same confidences"))
+        rows.append((f"peak memory, max_prob_confidence {kind}", f"old: {old_peak:.2f}x logits", ours_peak, old_peak,
+                     f"ours {ours_peak:.2f}x the logits (target <= 2x: {_verdict(ours_peak <= 2)})"))
+
+
+SECTIONS = {"temperature": bench_temperature, "cascade": bench_cascade, "cleaning": bench_cleaning,
+            "bootstrap": bench_bootstrap}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller arrays (a smoke run, not the targets)")
+    parser.add_argument("--section", choices=sorted(SECTIONS), action="append",
+                        help="run only this section (repeatable; default: all)")
     args = parser.parse_args()
     print(f"calcas {calcas.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {platform.machine()}")
     rows: list = []
-    for bench in (bench_temperature, bench_cascade, bench_cleaning):
-        bench(rows, args.quick)
+    for name in args.section or SECTIONS:
+        SECTIONS[name](rows, args.quick)
     print()
     print("| figure | peer | ours (s) | peer (s) | ours / peer | note |")
     print("|---|---|---|---|---|---|")

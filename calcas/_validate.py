@@ -5,25 +5,39 @@ shape or an out-of-range label is refused with a message that names the argument
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """Return ``x`` as a numpy array; torch tensors are detached and moved to the CPU."""
+    """Return ``x`` as a numpy array; torch tensors are detached and moved to the CPU.
+
+    numpy has no bfloat16, so a bf16 tensor becomes float32 (every bf16 value is exact in float32).
+    """
     if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        torch = sys.modules.get("torch")
+        if torch is not None and x.dtype == torch.bfloat16:
+            x = x.float()
+        x = x.numpy()
     return np.asarray(x)
 
 
 def float_array(x: Any, name: str, *, ndim: int | None = None, low: float | None = None,
-                high: float | None = None, keep_float32: bool = False) -> np.ndarray:
-    """A finite float array with the given number of dimensions and (inclusive) range."""
+                high: float | None = None, keep_float32: bool = False, keep_float: bool = False) -> np.ndarray:
+    """A finite float array with the given number of dimensions and (inclusive) range.
+
+    Returned as float64 unless ``keep_float32`` (float32 kept, float16 widened to float32) or
+    ``keep_float`` (any float array kept as it is, for kernels that widen it chunk by chunk).
+    """
     a = to_numpy(x)
     if not (a.dtype == bool or np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name}: expected a numeric array, got dtype {a.dtype}")
-    if not (keep_float32 and a.dtype in (np.float32, np.float16)):
+    if keep_float and np.issubdtype(a.dtype, np.floating):
+        pass
+    elif not (keep_float32 and a.dtype in (np.float32, np.float16)):
         a = a.astype(np.float64, copy=False)
     elif a.dtype == np.float16:
         a = a.astype(np.float32)
@@ -81,21 +95,39 @@ def same_length(**arrays: np.ndarray) -> int:
     return next(iter(lengths.values()))
 
 
+def _check_integer(x: Any, name: str) -> None:
+    """x must be a Python or numpy integer (not a bool, not an integral float)."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        raise ValueError(f"{name}: expected an integer, got {x!r}")
+
+
+def check_positive_int(x: Any, name: str) -> int:
+    """An integer >= 1 (a count such as n_bins or n_boot)."""
+    _check_integer(x, name)
+    if x < 1:
+        raise ValueError(f"{name}: must be >= 1, got {x}")
+    return int(x)
+
+
 def check_n_bins(n_bins: Any, n: int) -> int:
     """n_bins must be an integer in [1, n]."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)):
-        raise ValueError(f"n_bins: expected an integer, got {n_bins!r}")
-    if n_bins < 1:
-        raise ValueError(f"n_bins: must be >= 1, got {n_bins}")
+    n_bins = check_positive_int(n_bins, "n_bins")
     if n_bins > n:
         raise ValueError(f"n_bins: {n_bins} bins need at least as many samples, got {n}")
-    return int(n_bins)
+    return n_bins
+
+
+def check_level(level: Any) -> float:
+    """A confidence level: a real number strictly between 0 and 1."""
+    real = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, (bool, np.bool_))
+    if not (real and 0 < level < 1):
+        raise ValueError(f"level: must be in (0, 1), got {level!r}")
+    return float(level)
 
 
 def check_k(K: Any, n_bins: int) -> int:
     """K (number of kept bins) must be an integer in [0, n_bins]."""
-    if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
-        raise ValueError(f"K: expected an integer, got {K!r}")
+    _check_integer(K, "K")
     if not 0 <= K <= n_bins:
         raise ValueError(f"K: must be in [0, {n_bins}] (the number of bins), got {K}")
     return int(K)

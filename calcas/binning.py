@@ -14,7 +14,7 @@ points have checked everything.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,26 +26,27 @@ BINNINGS = ("equal_count", "equal_width")
 # ---------------------------------------------------------------- unchecked kernels
 
 
-def _equal_count_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-count edges of a finite float 1-D array, ``1 <= n_bins <= len(values)`` (unchecked).
+def _equal_count_edges_of_sorted(n: int, n_bins: int, value_at: Callable[[np.ndarray], np.ndarray],
+                                 run_bounds: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The equal-count rule on a sorted sequence S of ``n`` values that is only read through
+    ``value_at(positions) -> S[positions]`` and ``run_bounds(values) -> (first position of
+    each value's run in S, one past its last)``, ``1 <= n_bins <= n`` (unchecked).
 
-    The ideal group starts are the positions of ``np.array_split`` on the sorted values; a
-    start inside a run of equal values moves to the nearer end of the run (the lower end
-    when both are as near), a start that lands on another's position or on an end of the
-    array is dropped. Edges are midpoints between the last value of a group and the first of
-    the next, as in :func:`equal_count_edges`.
+    The ideal group starts are the positions of ``np.array_split``; a start inside a run of
+    equal values moves to the nearer end of the run (the lower end when both are as near), a
+    start that lands on another's position or on an end of the sequence is dropped. Edges are
+    midpoints between the last value of a group and the first of the next, as in
+    :func:`equal_count_edges`. The accessors let the same rule run on a sorted array and on a
+    bootstrap resample held as per-value counts (:mod:`calcas.metrics`).
     """
-    s = np.sort(values)
-    n = len(s)
     base, extra = divmod(n, n_bins)
     # index of the first value of groups 1..n_bins-1 (the first n % n_bins groups get one more)
     starts = np.arange(1, n_bins) * base + np.minimum(np.arange(1, n_bins), extra)
-    lo, hi = s[starts - 1], s[starts]
+    lo, hi = value_at(starts - 1), value_at(starts)
     tied = lo == hi
     if tied.any():  # starts inside a run of ties: move them to the nearer end of the run
         j = starts[tied]
-        run_lo = np.searchsorted(s, hi[tied], side="left")   # first index of the run
-        run_hi = np.searchsorted(s, hi[tied], side="right")  # one past its last index
+        run_lo, run_hi = run_bounds(hi[tied])
         down_ok, up_ok = run_lo > 0, run_hi < n
         go_down = down_ok & (~up_ok | (j - run_lo <= run_hi - j))
         moved = np.where(go_down, run_lo, run_hi)
@@ -53,10 +54,19 @@ def _equal_count_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
         starts = starts.copy()
         starts[tied] = np.where(keep, moved, 0)
         starts = np.unique(starts[starts > 0])  # moved starts can coincide; sorted again
-        lo, hi = s[starts - 1], s[starts]
+        lo, hi = value_at(starts - 1), value_at(starts)
     interior = lo / 2.0 + hi / 2.0  # halves first: no overflow to inf for huge scores
     interior = np.where(interior > lo, interior, hi)  # adjacent floats: midpoint rounds to lo
     return np.concatenate(([-np.inf], interior, [np.inf]))
+
+
+def _equal_count_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-count edges of a finite float 1-D array, ``1 <= n_bins <= len(values)`` (unchecked);
+    see :func:`equal_count_edges`."""
+    s = np.sort(values)
+    return _equal_count_edges_of_sorted(
+        len(s), n_bins, s.__getitem__,
+        lambda v: (np.searchsorted(s, v, side="left"), np.searchsorted(s, v, side="right")))
 
 
 def _edges(values: np.ndarray, n_bins: int, binning: str) -> np.ndarray:

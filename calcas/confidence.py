@@ -7,19 +7,32 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax as _log_softmax
-from scipy.special import softmax as _softmax
 
-from ._validate import confidence_array, float_array, to_numpy
+from ._validate import confidence_array, float_array, label_array, to_numpy
 
 # Platt's classifier score log(c / (1 - c)) is clipped to this many nats so c = 1.0 stays finite.
 _LOGIT_CLIP = 1e-12
+
+# max_prob_confidence widens the logits to float64 this many elements at a time (512 KiB).
+_CHUNK_ELEMENTS = 1 << 16
 
 
 def _check_temperature(temperature: float) -> float:
     if not np.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature: must be a finite number > 0, got {temperature!r}")
     return float(temperature)
+
+
+def _scaled_from_max(z: np.ndarray, T: float) -> np.ndarray:
+    """``(z - row max) / T`` as a new float64 array, for checked logits ``z`` (n, C) (unchecked).
+
+    Every entry is <= 0 and every row has a 0, so its exp cannot overflow, where ``z / T`` can
+    (1e308 / 0.1); a difference beyond the float range becomes -inf, whose exp is the right 0.
+    """
+    with np.errstate(over="ignore"):
+        scaled = np.subtract(z, z.max(axis=1, keepdims=True), dtype=np.float64)
+        scaled /= T
+    return scaled
 
 
 def softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
@@ -37,16 +50,21 @@ def softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
     probabilities : ndarray, shape (n, C), rows sum to 1.
     """
     z = float_array(logits, "logits", ndim=2)
-    return _softmax(z / _check_temperature(temperature), axis=1)
+    p = np.exp(_scaled_from_max(z, _check_temperature(temperature)))
+    p /= p.sum(axis=1, keepdims=True)
+    return p
 
 
 def max_prob_confidence(logits: Any, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 confidence ``c = max softmax(z / T)`` and the predicted class.
 
+    Computed in float64 a block of rows at a time, so beyond the logits themselves it holds
+    about one byte per logit (the finiteness check) and the outputs.
+
     Parameters
     ----------
     logits : array, shape (n, C)
-        Raw logits.
+        Raw logits (float16/32/64 kept as given; bf16 tensors arrive as float32).
     temperature : float
         Temperature T > 0.
 
@@ -55,12 +73,17 @@ def max_prob_confidence(logits: Any, temperature: float = 1.0) -> tuple[np.ndarr
     confidence : ndarray, shape (n,), in [0, 1]
     pred : ndarray of int, shape (n,), the argmax class.
     """
-    z = float_array(logits, "logits", ndim=2)
+    z = float_array(logits, "logits", ndim=2, keep_float=True)
     T = _check_temperature(temperature)
-    pred = z.argmax(axis=1)
-    # max softmax = 1 / sum_j exp((z_j - z_max) / T): no full probability matrix needed.
-    top = z[np.arange(len(z)), pred]
-    confidence = 1.0 / np.exp((z - top[:, None]) / T).sum(axis=1)
+    confidence = np.empty(len(z))
+    pred = np.empty(len(z), dtype=np.int64)
+    rows = max(1, _CHUNK_ELEMENTS // z.shape[1])
+    for start in range(0, len(z), rows):
+        wide = z[start:start + rows].astype(np.float64)  # numpy's float16 max and argmax are slow
+        pred[start:start + rows] = wide.argmax(axis=1)
+        # max softmax = 1 / sum_j exp((z_j - z_max) / T): no probability matrix needed.
+        weights = np.exp(_scaled_from_max(wide, T))
+        confidence[start:start + rows] = 1.0 / weights.sum(axis=1)
     return confidence, pred
 
 
@@ -72,20 +95,21 @@ def class_confidence(logits: Any, classes: Any, temperature: float = 1.0) -> np.
     logits : array, shape (n, C)
         Raw logits.
     classes : int array, shape (n,)
-        The class Y whose probability is wanted, per row.
+        The class Y in [0, C) whose probability is wanted, per row (integer-valued floats are
+        accepted, fractional ones refused).
+    temperature : float
+        Temperature T > 0.
 
     Returns
     -------
-    confidence : ndarray, shape (n,)
+    confidence : ndarray, shape (n,), in [0, 1]
     """
     z = float_array(logits, "logits", ndim=2)
-    y = to_numpy(classes).astype(np.int64)
-    if y.shape != (len(z),):
+    y = label_array(classes, "classes", z.shape[1])
+    if len(y) != len(z):
         raise ValueError(f"classes: expected shape ({len(z)},), got {y.shape}")
-    if y.min() < 0 or y.max() >= z.shape[1]:
-        raise ValueError(f"classes: class indices must be in [0, {z.shape[1]})")
-    logp = _log_softmax(z / _check_temperature(temperature), axis=1)
-    return np.exp(logp[np.arange(len(z)), y])
+    scaled = _scaled_from_max(z, _check_temperature(temperature))
+    return np.exp(scaled[np.arange(len(z)), y]) / np.exp(scaled).sum(axis=1)
 
 
 def restricted_confidence(token_logits: Any, option_token_ids: Any, temperature: float = 1.0) -> np.ndarray:
@@ -106,7 +130,7 @@ def restricted_confidence(token_logits: Any, option_token_ids: Any, temperature:
     probabilities : ndarray, shape (n, k), rows sum to 1; column j is option j.
     """
     z = float_array(token_logits, "token_logits", ndim=2)
-    ids = to_numpy(option_token_ids).astype(np.int64).ravel()
+    ids = label_array(to_numpy(option_token_ids).ravel(), "option_token_ids")
     if ids.size < 2:
         raise ValueError(f"option_token_ids: need at least 2 options, got {ids.size}")
     if ids.min() < 0 or ids.max() >= z.shape[1]:

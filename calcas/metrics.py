@@ -7,15 +7,21 @@ the other sections report (accuracy, cleaning precision) and for paired accuracy
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr
 
-from ._validate import (check_binning, check_edges, check_n_bins, confidence_array, correct_array,
-                        float_array, label_array, same_length)
-from .binning import BINNINGS, _assign_bins, _bin_sums, _edges
+from ._validate import (check_binning, check_edges, check_level, check_n_bins, check_positive_int, confidence_array,
+                        correct_array, float_array, label_array, same_length)
+from .binning import BINNINGS, _assign_bins, _bin_sums, _edges, _equal_count_edges_of_sorted
+
+# A resample of n rows is drawn block by block: the block totals from one multinomial, then
+# each block's counts from its own uniform draws. That is exactly a uniform draw of n rows
+# with replacement, but no step holds more than one block's draws, where one bincount of n
+# draws would hold two n-sized integer arrays; and a block's counts stay in cache.
+_RESAMPLE_BLOCK = 1 << 14
 
 
 def _checked(confidence: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +153,124 @@ def brier(probabilities: Any, target: Any) -> float:
     return float(((p - t) ** 2).mean())
 
 
+# ---------------------------------------------------------------- bootstrap kernels (unchecked)
+
+
+def _resample_counts(rng: np.random.Generator, n: int, counts: np.ndarray,
+                     block: int = _RESAMPLE_BLOCK) -> np.ndarray:
+    """Fill ``counts`` (float64, shape (n,)) with how often each of n rows is drawn in a
+    resample of n rows with replacement; return the resample's rows per block of ``block``
+    rows (int, shape (ceil(n / block),))."""
+    starts = np.arange(0, n, block)
+    sizes = np.diff(np.append(starts, n))
+    totals = rng.multinomial(n, sizes / n)
+    for start, size, total in zip(starts.tolist(), sizes.tolist(), totals.tolist()):
+        counts[start:start + size] = np.bincount(rng.integers(0, size, total), minlength=size)
+    return totals
+
+
+def _resamples(n: int, n_boot: int, seed: Any, block: int = _RESAMPLE_BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``n_boot`` resamples of n rows as ``(counts, rows per block)`` (see :func:`_resample_counts`).
+
+    One counts buffer is refilled for every resample: read it before asking for the next.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.empty(n)
+    for _ in range(n_boot):
+        yield counts, _resample_counts(rng, n, counts, block)
+
+
+class _CountedSorted:
+    """A resample seen as the sorted sequence ``S = np.repeat(s, counts)`` without building it.
+
+    ``s`` is sorted; ``counts`` and ``block_totals`` are one resample from :func:`_resamples`
+    over the positions of ``s``. Gives :func:`calcas.binning._equal_count_edges_of_sorted` the
+    two accessors it reads S through, each costing O(block) per position asked.
+    """
+
+    def __init__(self, s: np.ndarray, counts: np.ndarray, block_totals: np.ndarray,
+                 block: int = _RESAMPLE_BLOCK):
+        self.s, self.counts, self.block = s, counts, block
+        self.rows_before_block = np.concatenate(([0], np.cumsum(block_totals)))
+
+    def rows_before(self, index: np.ndarray) -> np.ndarray:
+        """Rows of S that come from positions of ``s`` below each ``index`` (0..len(s))."""
+        b = self.block
+        return np.array([self.rows_before_block[i // b] + int(self.counts[i // b * b:i].sum())
+                         for i in index.tolist()], dtype=np.int64)
+
+    def value_at(self, positions: np.ndarray) -> np.ndarray:
+        """``S[positions]`` (positions in [0, len(s)))."""
+        b = self.block
+        blocks = np.searchsorted(self.rows_before_block, positions, side="right") - 1
+        out = np.empty(len(positions))
+        for blk in np.unique(blocks).tolist():  # positions asked come in pairs (p - 1, p): one cumsum each
+            here = blocks == blk
+            rows_within = np.cumsum(self.counts[blk * b:(blk + 1) * b])
+            offset = positions[here] - self.rows_before_block[blk]
+            out[here] = self.s[blk * b + np.searchsorted(rows_within, offset, side="right")]
+        return out
+
+    def run_bounds(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First row of each value's run in S, and one past its last."""
+        return (self.rows_before(np.searchsorted(self.s, values, side="left")),
+                self.rows_before(np.searchsorted(self.s, values, side="right")))
+
+
+def _counted_ece(s: np.ndarray, v: np.ndarray, counts: np.ndarray, bounds: np.ndarray) -> float:
+    """ECE of the rows of sorted confidences ``s`` and their scores ``v``, each row taken
+    ``counts`` times, in the bins ``s[bounds[i - 1]:bounds[i]]`` (``bounds``: interior, sorted)."""
+    gap = 0.0
+    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(s)]):
+        w = counts[lo:hi]
+        gap += abs(np.dot(w, s[lo:hi]) - np.dot(w, v[lo:hi]))
+    return gap / counts.sum()
+
+
+def _ece_replicates(c: np.ndarray, v: np.ndarray, n_bins: int, binning: str, n_boot: int,
+                    seed: Any, block: int = _RESAMPLE_BLOCK) -> np.ndarray:
+    """ECE of each of ``n_boot`` resamples of the checked ``c``, ``v``, shape (n_boot,).
+
+    The rows are sorted once (stably) and each resample is held as counts over the sorted
+    rows, in one buffer refilled per replicate, so a replicate costs O(n) time and no new
+    memory: "equal_count" edges are re-fitted on the counts (the rule of
+    :func:`calcas.equal_count_edges` on the resample, which is never materialised), and a bin
+    is a slice of the sorted rows.
+    """
+    order = np.argsort(c, kind="stable")
+    s, v_sorted = c[order], v[order]
+    del order
+    n = len(s)
+    if binning == "equal_width":
+        fixed_bounds = np.searchsorted(s, _edges(s, n_bins, binning)[1:-1], side="left")
+    reps = np.empty(n_boot)
+    for r, (counts, block_totals) in enumerate(_resamples(n, n_boot, seed, block)):
+        if binning == "equal_width":
+            bounds = fixed_bounds
+        else:
+            resample = _CountedSorted(s, counts, block_totals, block)
+            edges = _equal_count_edges_of_sorted(n, n_bins, resample.value_at, resample.run_bounds)
+            # a value equal to an edge goes to the upper bin, as in assign_bins
+            bounds = np.searchsorted(s, edges[1:-1], side="left")
+        reps[r] = _counted_ece(s, v_sorted, counts, bounds)
+    return reps
+
+
+def _mean_replicates(d: np.ndarray, n_boot: int, seed: Any, block: int = _RESAMPLE_BLOCK) -> np.ndarray:
+    """Mean of ``d`` (shape (n,)) over each of ``n_boot`` resamples of its rows, shape (n_boot,)."""
+    return np.fromiter((np.dot(counts, d) / len(d) for counts, _ in _resamples(len(d), n_boot, seed, block)),
+                       dtype=np.float64, count=n_boot)
+
+
+def _percentile_interval(reps: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+# ---------------------------------------------------------------- bootstrap intervals
+
+
 def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
                   *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """ECE with a percentile bootstrap confidence interval.
@@ -154,7 +278,9 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     Each replicate resamples the n samples with replacement and recomputes the whole
     statistic, bins included (equal-count edges are re-fitted on every resample; a resample
     repeats samples, and its bins never split a run of repeated values, so a replicate can
-    have fewer bins than ``n_bins``).
+    have fewer bins than ``n_bins``). A replicate equals :func:`ece` on its resample, but the
+    resample is never built: it is held as per-row counts over the rows sorted once, so
+    memory is O(n + n_boot) and a replicate costs O(n).
 
     ECE is biased upward (sampling noise in a bin's accuracy only adds to |conf - acc|), and
     more so on resamples, which repeat samples: for a well-calibrated model the percentile
@@ -164,33 +290,25 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     Parameters
     ----------
     confidence, correct, n_bins, binning
-        As in :func:`reliability_table` (confidence: probabilities in [0, 1], shape (n,)).
+        As in :func:`reliability_table` (confidence: probabilities in [0, 1], shape (n,);
+        correct: verifier scores in [0, 1], shape (n,)).
     n_boot : int, default 1000
+        Number of resamples, >= 1.
     level : float, default 0.95
+        Confidence level, in (0, 1).
     seed : int, default 0
+        Seed of ``numpy.random.default_rng``: the same seed gives the same interval.
 
     Returns
     -------
     (ece, low, high) : the ECE on the data and the ``level`` interval's bounds.
     """
     c, v = _checked(confidence, correct)
-    n = len(c)
-    if not 0 < level < 1:
-        raise ValueError(f"level: must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot: must be >= 1, got {n_boot}")
+    level = check_level(level)
+    n_boot = check_positive_int(n_boot, "n_boot")
     e = _checked_edges(c, n_bins, binning, None)
     point = _ece(*_binned(c, v, e))
-    rng = np.random.default_rng(seed)
-    reps = np.empty(n_boot)
-    refit = binning == "equal_count"
-    for r in range(n_boot):
-        idx = rng.integers(0, n, n)
-        ci, vi = c[idx], v[idx]
-        reps[r] = _ece(*_binned(ci, vi, _edges(ci, n_bins, binning) if refit else e))
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
-    return point, float(low), float(high)
+    return (point, *_percentile_interval(_ece_replicates(c, v, n_bins, binning, n_boot, seed), level))
 
 
 def proportion_interval(successes: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any]:
@@ -212,8 +330,7 @@ def proportion_interval(successes: Any, n: Any, *, level: float = 0.95) -> tuple
     Conditional on everything fitted on the cal split (bins, routing, flag thresholds): it
     covers the resampling of the test rows, not of the cal rows.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level: must be in (0, 1), got {level}")
+    check_level(level)
     k = np.asarray(successes, dtype=np.float64)
     m = np.asarray(n, dtype=np.float64)
     if np.any(m < 0) or np.any(k < 0) or np.any(k > m):
@@ -235,15 +352,19 @@ def paired_difference_interval(correct_a: Any, correct_b: Any, *, level: float =
 
     Two accuracies measured on the same test rows are correlated, so the interval of their
     difference (e.g. a cascade against the better of its two models) is much narrower than two
-    separate intervals suggest. Rows are resampled jointly.
+    separate intervals suggest. Rows are resampled jointly; each resample is held as per-row
+    counts, so memory is O(n + n_boot) whatever n_boot.
 
     Parameters
     ----------
     correct_a, correct_b : array, shape (n,)
-        Verifier scores in [0, 1] of the same n rows.
+        Verifier scores in [0, 1] (bool, 0/1, or in [0, 1]) of the same n rows.
     level : float, default 0.95
+        Confidence level, in (0, 1).
     n_boot : int, default 2000
+        Number of resamples, >= 1.
     seed : int, default 0
+        Seed of ``numpy.random.default_rng``: the same seed gives the same interval.
 
     Returns
     -------
@@ -251,20 +372,11 @@ def paired_difference_interval(correct_a: Any, correct_b: Any, *, level: float =
     """
     a = correct_array(correct_a, "correct_a")
     b = correct_array(correct_b, "correct_b")
-    n = same_length(correct_a=a, correct_b=b)
-    if not 0 < level < 1:
-        raise ValueError(f"level: must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot: must be >= 1, got {n_boot}")
+    same_length(correct_a=a, correct_b=b)
+    level = check_level(level)
+    n_boot = check_positive_int(n_boot, "n_boot")
     d = a - b
-    rng = np.random.default_rng(seed)
-    reps = np.empty(n_boot)
-    for start in range(0, n_boot, 256):  # 256 replicates at a time: bounded memory for large n
-        stop = min(n_boot, start + 256)
-        reps[start:stop] = d[rng.integers(0, n, (stop - start, n))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
-    return float(d.mean()), float(low), float(high)
+    return (float(d.mean()), *_percentile_interval(_mean_replicates(d, n_boot, seed), level))
 
 
 def monotonicity(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -54,6 +56,58 @@ def test_max_prob_confidence_extreme_logits_stay_finite():
     assert pred[0] == 0
 
 
+@pytest.mark.parametrize("z, T, expected", [
+    ([[1e308, 0.0]], 0.1, [1.0, 0.0]),                 # z / T overflows to inf
+    ([[1e308, -1e308]], 0.1, [1.0, 0.0]),              # z - max overflows to -inf
+    ([[-1e308, 1e308, 1e308]], 0.5, [0.0, 0.5, 0.5]),
+    ([[3.0, 1.0]], 1e-300, [1.0, 0.0]),                # tiny temperature
+])
+def test_huge_logits_and_temperatures_give_the_limit_not_nan(z, T, expected):
+    """Shifting by the row max leaves the answer unchanged (softmax is shift-invariant) and keeps
+    every exp finite; the limits here are exact in float64."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning escapes either
+        np.testing.assert_array_equal(calcas.softmax(z, T), [expected])
+        conf, pred = calcas.max_prob_confidence(z, T)
+        np.testing.assert_array_equal(conf, [max(expected)])
+        np.testing.assert_array_equal(pred, [int(np.argmax(expected))])
+        for k in range(len(expected)):
+            np.testing.assert_array_equal(calcas.class_confidence(z, [k], T), [expected[k]])
+        np.testing.assert_array_equal(calcas.restricted_confidence(z, np.arange(len(expected)), T), [expected])
+
+
+def test_shifted_softmax_matches_scipy_on_large_but_representable_logits():
+    # z / T stays finite here, so scipy's own softmax is a valid reference
+    z = _logits(n=50, C=6, seed=8, scale=1e306)
+    for T in (1.0, 7.0):
+        np.testing.assert_allclose(calcas.softmax(z, T), scipy.special.softmax(z / T, axis=1), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(calcas.max_prob_confidence(z, T)[0],
+                                   scipy.special.softmax(z / T, axis=1).max(axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_max_prob_confidence_chunks_match_scipy_for_every_float_dtype(dtype, monkeypatch):
+    # 7 elements per chunk with 3 classes: 2 rows a chunk, the last chunk has 1 row
+    monkeypatch.setattr(calcas.confidence, "_CHUNK_ELEMENTS", 7)
+    z = _logits(n=11, C=3, seed=9).astype(dtype)
+    p = scipy.special.softmax(z.astype(np.float64) / 1.3, axis=1)
+    conf, pred = calcas.max_prob_confidence(z, 1.3)
+    np.testing.assert_allclose(conf, p.max(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(pred, p.argmax(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_max_prob_confidence_peak_memory_is_under_twice_the_logits(dtype):
+    z = _logits(n=4000, C=300, seed=10).astype(dtype)
+    tracemalloc.start()
+    try:
+        calcas.max_prob_confidence(z, 1.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert z.nbytes + peak <= 2 * z.nbytes
+
+
 @pytest.mark.parametrize("T", [0.7, 1.0, 3.0])
 def test_class_confidence_matches_scipy(T):
     z = _logits(seed=2)
@@ -70,6 +124,15 @@ def test_class_confidence_rejects_bad_classes():
         calcas.class_confidence(z, [0, -1, 2, 1])
     with pytest.raises(ValueError, match=r"^classes:"):
         calcas.class_confidence(z, [0, 1, 2])
+    # fractional or boolean indices are refused, not truncated
+    with pytest.raises(ValueError, match=r"^classes: expected integer class indices, got dtype float64$"):
+        calcas.class_confidence(z[:2], [1.7, 0.2])
+    with pytest.raises(ValueError, match=r"^classes: expected integer class indices, got dtype bool$"):
+        calcas.class_confidence(z[:2], [True, False])
+    with pytest.raises(ValueError, match=r"^classes: expected a 1-D array, got shape \(2, 1\)$"):
+        calcas.class_confidence(z[:2], [[1], [0]])
+    # integer-valued floats are class indices
+    np.testing.assert_array_equal(calcas.class_confidence(z[:2], [1.0, 0.0]), calcas.class_confidence(z[:2], [1, 0]))
 
 
 def test_restricted_confidence_renormalises_over_option_ids():
@@ -103,6 +166,8 @@ def test_restricted_confidence_rejects_bad_ids():
         calcas.restricted_confidence(z, [2, 2, 3])
     with pytest.raises(ValueError, match=r"^option_token_ids:"):
         calcas.restricted_confidence(z, [4])
+    with pytest.raises(ValueError, match=r"^option_token_ids: expected integer class indices, got dtype float64$"):
+        calcas.restricted_confidence(z, [1.5, 3.0])
 
 
 # ---------------------------------------------------------------- sequences
@@ -194,6 +259,28 @@ def test_torch_inputs_accepted():
                                [np.mean(lp[i, :k]) for i, k in enumerate(lengths)], rtol=1e-12)
     np.testing.assert_allclose(calcas.top1_logit(torch.tensor([0.25, 0.8], dtype=torch.float64)),
                                [math.log(1 / 3), math.log(4)], rtol=1e-12)
+
+
+def test_bfloat16_tensors_are_read_as_float32():
+    """numpy has no bfloat16: a bf16 tensor becomes float32, which holds every bf16 value exactly."""
+    zt = torch.from_numpy(_logits(n=30, C=5, seed=11)).to(torch.bfloat16).requires_grad_(True)
+    z32 = zt.detach().float().numpy()
+    assert z32.dtype == np.float32 and np.array_equal(z32.astype(np.float64), zt.detach().double().numpy())
+    from calcas._validate import to_numpy
+    assert to_numpy(zt).dtype == np.float32 and np.array_equal(to_numpy(zt), z32)
+    p = scipy.special.softmax(z32.astype(np.float64) / 1.4, axis=1)
+    np.testing.assert_allclose(calcas.softmax(zt, 1.4), p, rtol=1e-12)
+    conf, pred = calcas.max_prob_confidence(zt, 1.4)
+    np.testing.assert_allclose(conf, p.max(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(pred, p.argmax(axis=1))
+    y = torch.arange(30) % 5
+    np.testing.assert_allclose(calcas.class_confidence(zt, y, 1.4), p[np.arange(30), y.numpy()], rtol=1e-12)
+    # the metrics read bf16 confidences and scores the same way
+    c = torch.from_numpy(p.max(axis=1)).to(torch.bfloat16)
+    v = torch.from_numpy(p.argmax(axis=1) == y.numpy()).to(torch.bfloat16)
+    assert calcas.ece(c, v, 4) == calcas.ece(c.float().numpy(), v.float().numpy(), 4)
+    assert calcas.ece_bootstrap(c, v, 4, n_boot=20) == calcas.ece_bootstrap(c.float().numpy(), v.float().numpy(), 4,
+                                                                            n_boot=20)
 
 
 # ---------------------------------------------------------------- bad input

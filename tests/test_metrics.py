@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import softmax as sp_softmax
-from scipy.stats import spearmanr
+from scipy.stats import binom, chisquare, spearmanr
 from sklearn.metrics import brier_score_loss, log_loss
 from torchmetrics.functional.classification import binary_calibration_error, multiclass_calibration_error
 
 import calcas
+from calcas.metrics import _ece_replicates, _mean_replicates, _resamples
 
 TABLE_COLUMNS = ["bin", "count", "mean_confidence", "accuracy", "gap", "lower", "upper"]
 
@@ -295,6 +299,130 @@ def test_ece_bootstrap_equal_width_point_matches_torchmetrics():
     assert low <= point <= high
 
 
+def materialised_resamples(n, n_boot, seed, block, order=None):
+    """The rows of each resample, rebuilt from the counts the bootstrap draws (counts are over
+    ``order``, the rows as the bootstrap sorts them; identity when None)."""
+    order = np.arange(n) if order is None else order
+    return [np.repeat(order, counts.astype(np.int64)) for counts, _ in _resamples(n, n_boot, seed, block)]
+
+
+def naive_ece_replicates(c, v, n_bins, binning, n_boot, seed, block):
+    """ece() on each resample built in full: the computation the counts must reproduce."""
+    rows = materialised_resamples(len(c), n_boot, seed, block, np.argsort(c, kind="stable"))
+    return np.array([calcas.ece(c[r], v[r], n_bins, binning) for r in rows])
+
+
+def confidences_of_kind(kind, n, rng):
+    if kind == "distinct":
+        return rng.random(n)
+    if kind == "rounded":  # many runs of ties
+        return np.round(rng.random(n), 1)
+    if kind == "run_at_one":  # like an LLM's confidences: over half exactly 1.0
+        return np.where(rng.random(n) < 0.6, 1.0, np.round(rng.random(n), 2))
+    return np.full(n, 0.7)  # all equal: one bin
+
+
+@pytest.mark.parametrize("binning", ["equal_count", "equal_width"])
+@pytest.mark.parametrize("kind", ["distinct", "rounded", "run_at_one", "all_equal"])
+@pytest.mark.parametrize("n, n_bins, block", [(97, 15, 8), (60, 60, 7), (300, 10, 1 << 14), (5, 1, 2)])
+def test_ece_bootstrap_replicates_equal_ece_of_the_materialised_resample(binning, kind, n, n_bins, block):
+    rng = np.random.default_rng(n + n_bins)
+    c = confidences_of_kind(kind, n, rng)
+    v = (rng.random(n) < c).astype(float)
+    got = _ece_replicates(c, v, n_bins, binning, 30, 4, block)
+    np.testing.assert_allclose(got, naive_ece_replicates(c, v, n_bins, binning, 30, 4, block), rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.5 + 2 ** -53, 0.9, 1.0]) | st.floats(0.0, 1.0),
+                       min_size=1, max_size=80),
+       data=st.data())
+def test_ece_bootstrap_replicates_equal_ece_of_the_materialised_resample_with_any_ties(values, data):
+    c = np.array(values)
+    v = np.random.default_rng(len(c)).random(len(c))
+    n_bins = data.draw(st.integers(1, len(c)))
+    block = data.draw(st.integers(1, 90))
+    got = _ece_replicates(c, v, n_bins, "equal_count", 8, 0, block)
+    np.testing.assert_allclose(got, naive_ece_replicates(c, v, n_bins, "equal_count", 8, 0, block),
+                               rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("binning", ["equal_count", "equal_width"])
+def test_ece_bootstrap_interval_is_the_percentiles_of_the_materialised_replicates(binning):
+    rng = np.random.default_rng(14)
+    c = np.round(rng.random(400), 2)
+    v = (rng.random(400) < c ** 1.3).astype(float)
+    naive = naive_ece_replicates(c, v, 12, binning, 150, 8, 1 << 14)
+    point, low, high = calcas.ece_bootstrap(c, v, 12, binning, n_boot=150, level=0.9, seed=8)
+    assert point == calcas.ece(c, v, 12, binning)
+    assert (low, high) == pytest.approx(tuple(np.quantile(naive, [0.05, 0.95])), rel=1e-12)
+
+
+def test_resamples_are_uniform_draws_with_replacement():
+    """Counts drawn block by block are a draw of n rows with replacement: every row's count
+    is Binomial(n, 1/n) and two rows' counts have covariance -1/n (multinomial), in the same
+    block or not; the last block is shorter than the others."""
+    n, block, n_boot = 23, 5, 20_000
+    counts = np.array([w.copy() for w, _ in _resamples(n, n_boot, 3, block)])
+    np.testing.assert_array_equal(counts.sum(axis=1), n)
+    assert np.array_equal(counts, np.round(counts)) and counts.min() >= 0
+    se_mean = math.sqrt((1 - 1 / n) / n_boot)
+    assert np.abs(counts.mean(axis=0) - 1).max() < 4.5 * se_mean
+    cov = np.cov(counts, rowvar=False)
+    np.testing.assert_allclose(np.diag(cov), 1 - 1 / n, atol=0.05)
+    same_block = np.arange(n)[:, None] // block == np.arange(n)[None, :] // block
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for pairs in (same_block & off_diagonal, ~same_block):
+        assert cov[pairs].mean() == pytest.approx(-1 / n, abs=0.004)
+    # pooled over rows, the counts follow Binomial(n, 1/n)
+    observed = np.bincount(counts.astype(np.int64).ravel(), minlength=5)[:5]
+    expected = binom.pmf(np.arange(5), n, 1 / n) * counts.size
+    expected *= observed.sum() / expected.sum()
+    assert chisquare(observed, expected).pvalue > 1e-4
+
+
+def test_paired_difference_replicates_equal_the_mean_of_the_materialised_resample():
+    rng = np.random.default_rng(15)
+    a, b = rng.random(70) < 0.8, rng.random(70) < 0.7
+    d = a.astype(float) - b.astype(float)
+    naive = np.array([d[rows].mean() for rows in materialised_resamples(70, 200, 6, 16)])
+    np.testing.assert_allclose(_mean_replicates(d, 200, 6, 16), naive, rtol=1e-12, atol=1e-15)
+    naive = np.array([d[rows].mean() for rows in materialised_resamples(70, 200, 6, 1 << 14)])
+    diff, low, high = calcas.paired_difference_interval(a, b, n_boot=200, seed=6)
+    assert diff == pytest.approx(d.mean(), abs=1e-15)
+    assert (low, high) == pytest.approx(tuple(np.quantile(naive, [0.025, 0.975])), rel=1e-12, abs=1e-15)
+    # same seed, same interval; another seed, another
+    assert calcas.paired_difference_interval(a, b, n_boot=200, seed=6) == (diff, low, high)
+    assert calcas.paired_difference_interval(a, b, n_boot=200, seed=7) != (diff, low, high)
+
+
+def extra_peak_bytes(fn):
+    """Peak bytes numpy allocates while fn runs (tracemalloc sees numpy's buffers)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("binning", ["equal_count", "equal_width"])
+def test_bootstrap_memory_is_linear_in_n_and_does_not_grow_with_n_boot(binning):
+    rng = np.random.default_rng(16)
+    n = 100_000
+    c = rng.random(n)
+    v = (rng.random(n) < c).astype(float)
+    inputs = c.nbytes + v.nbytes
+    few = extra_peak_bytes(lambda: calcas.ece_bootstrap(c, v, 15, binning, n_boot=2))
+    many = extra_peak_bytes(lambda: calcas.ece_bootstrap(c, v, 15, binning, n_boot=40))
+    assert few <= 2.0 * inputs  # sorted copies of both inputs plus one counts array (1.5x)
+    assert many <= few + 64 * 1024
+    few = extra_peak_bytes(lambda: calcas.paired_difference_interval(c, v, n_boot=2))
+    many = extra_peak_bytes(lambda: calcas.paired_difference_interval(c, v, n_boot=300))
+    assert few <= 1.25 * inputs  # the differences and one counts array (1x)
+    assert many <= few + 64 * 1024
+
+
 @pytest.mark.parametrize("seed", [12, 13])
 def test_monotonicity_matches_scipy_spearman(seed):
     rng = np.random.default_rng(seed)
@@ -388,12 +516,26 @@ def test_nll_brier_bad_input():
             fn(np.array([0.2, 0.5, 0.9]), np.array([0.0, 1.0]))
 
 
-def test_ece_bootstrap_bad_arguments():
+BOOTSTRAPS = [lambda c, v, **kw: calcas.ece_bootstrap(c, v, 3, **kw),
+              lambda c, v, **kw: calcas.paired_difference_interval(c, v, **kw)]
+
+
+@pytest.mark.parametrize("bootstrap", BOOTSTRAPS, ids=["ece_bootstrap", "paired_difference_interval"])
+def test_bootstrap_bad_n_boot_and_level(bootstrap):
     c, v = make_binary(n=30)
-    with pytest.raises(ValueError, match=r"^level:"):
-        calcas.ece_bootstrap(c, v, 3, level=1.0)
-    with pytest.raises(ValueError, match=r"^n_boot:"):
-        calcas.ece_bootstrap(c, v, 3, n_boot=0)
+    for n_boot, msg in [(10.5, r"^n_boot: expected an integer, got 10\.5$"),
+                        (2.0, r"^n_boot: expected an integer, got 2\.0$"),
+                        (True, r"^n_boot: expected an integer, got True$"),
+                        ("100", r"^n_boot: expected an integer, got '100'$"),
+                        (0, r"^n_boot: must be >= 1, got 0$"),
+                        (-5, r"^n_boot: must be >= 1, got -5$")]:
+        with pytest.raises(ValueError, match=msg):
+            bootstrap(c, v, n_boot=n_boot)
+    for level in (1.0, 0.0, -0.5, 1.5, float("nan"), True, "0.9", None):
+        with pytest.raises(ValueError, match=r"^level: must be in \(0, 1\), got "):
+            bootstrap(c, v, n_boot=5, level=level)
+    # numpy scalars are fine
+    assert bootstrap(c, v, n_boot=np.int64(5), level=np.float32(0.5)) == bootstrap(c, v, n_boot=5, level=0.5)
 
 
 def test_the_books_worked_example():
@@ -419,8 +561,9 @@ def test_proportion_interval_vectorised_and_bad_inputs():
     assert low.shape == (3,) and np.isnan(low[2]) and high[1] == 1.0 and low[0] < 0.25 < high[0]
     with pytest.raises(ValueError, match="0 <= successes <= n"):
         calcas.proportion_interval(6, 5)
-    with pytest.raises(ValueError, match=r"level: must be in \(0, 1\)"):
-        calcas.proportion_interval(1, 5, level=1.5)
+    for level in (1.5, 0.0, True, "0.95"):
+        with pytest.raises(ValueError, match=r"^level: must be in \(0, 1\), got "):
+            calcas.proportion_interval(1, 5, level=level)
 
 
 def test_paired_difference_interval_against_the_normal_approximation():
