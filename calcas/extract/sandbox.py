@@ -38,6 +38,15 @@ outside the working directory (``/dev/null`` excepted). A refusal raises
 monkey-patch the modules the hook relies on). It turns accidents and naive attempts into
 clean, reported refusals; the OS layer above is what contains a determined attacker.
 
+**Checked before each run** (when the uid is dropped): that the fresh uid can read what the code
+needs to import, the interpreter's own import path (standard library), the site-packages passed
+with ``allow_site_packages`` and the top-level modules the code names. Where it cannot (the project
+or its virtual environment under a 0700 folder such as a ``mktemp -d`` folder or a home folder),
+every import would fail and correct code would be graded as wrong, so :func:`run_untrusted` raises
+:class:`SandboxUnreachableError`, naming the path, the folder that blocks it and the fix, instead
+of running. The interpreter is probed once per process; a path found readable is not looked at
+again, one found unreadable is looked at again on the next run (so a fix takes effect at once).
+
 **Not isolated here**: the file system is not hidden. The child can *read* everything that
 is world-readable (the project's sources, ``/etc``), and without the hook it could write to
 world-writable directories such as ``/tmp`` and ``/dev/shm`` (the uid drop protects the
@@ -54,18 +63,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.machinery
 import json
 import math
 import os
+import re
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
-__all__ = ["SandboxResult", "STATUSES", "run_untrusted", "isolation_report"]
+__all__ = ["SandboxResult", "SandboxUnreachableError", "STATUSES", "run_untrusted", "isolation_report"]
 
 STATUSES = ("passed", "failed", "timeout", "memory", "refused", "error")
 
@@ -216,22 +229,55 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
+class SandboxUnreachableError(RuntimeError):
+    """The sandbox's unprivileged uid cannot read what the code needs to import.
+
+    Every run would then fail as if the code were wrong, so :func:`run_untrusted` raises this
+    instead of running. The message names each unreadable path, the folder that blocks it, and the
+    fix.
+    """
+
+
+def _ancestors(path: str) -> list[str]:
+    """The folders above an absolute ``path``, outermost first: ``"/a/b/c"`` -> ``["/", "/a", "/a/b"]``."""
+    folders = []
+    while (parent := os.path.dirname(path)) != path:
+        folders.append(parent)
+        path = parent
+    return folders[::-1]
+
+
+def _blocked_for_others(path: str, need: int) -> str | None:
+    """Where a uid with no groups is stopped on its way to ``path``, going by the "others" mode bits.
+
+    Parameters
+    ----------
+    path : str
+        An existing file or folder.
+    need : int
+        The "others" bits ``path`` itself must have: ``0o001`` to execute a file, ``0o004`` to read
+        one, ``0o005`` to import from a folder (list and enter it).
+
+    Returns
+    -------
+    str or None
+        The outermost folder on the way that others may not enter; else ``path`` if it lacks
+        ``need``; else None. The path as written and its real path (links resolved) are both
+        walked, as the kernel passes both. Security modules (SELinux, AppArmor) are not consulted.
+    """
+    for candidate in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        for folder in _ancestors(candidate):
+            if not os.stat(folder).st_mode & 0o001:
+                return folder
+        if os.stat(candidate).st_mode & need != need:
+            return candidate
+    return None
+
+
 def _world_executable(path: str) -> bool:
-    """Whether a uid with no groups can execute ``path`` (every directory on the way searchable)."""
+    """Whether a uid with no groups can execute ``path`` (every folder on the way enterable)."""
     path = os.path.realpath(path)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if not (st.st_mode & 0o005 == 0o005):
-        return False
-    parent = os.path.dirname(path)
-    while True:
-        if not os.stat(parent).st_mode & 0o001:
-            return False
-        if parent == os.path.dirname(parent):
-            return True
-        parent = os.path.dirname(parent)
+    return os.path.isfile(path) and _blocked_for_others(path, 0o001) is None
 
 
 def _child_setup(*, unshare_flags: int, uid: int | None, memory_mb: int, cpu_s: int,
@@ -301,6 +347,115 @@ def _kill_uid(uid: int) -> None:
                 os._exit(0)
         os.waitpid(pid, 0)
         time.sleep(0.01)
+
+
+def _fresh_uid() -> int:
+    """A random uid that nobody on the host uses, for one sandboxed process tree."""
+    return _UID_LOW + secrets.randbelow(_UID_SPAN)
+
+
+# `import a.b as c, d` and `from a.b import c` at the start of a line; relative imports do not match
+_IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+(\w+)|import[ \t]+([\w. \t,]+))", re.MULTILINE)
+# Run by the sandbox's interpreter under a fresh uid: it prints its own import path
+_PATH_PROBE = "import sys; sys.stdout.write('\\0'.join(sys.path))"
+_NON_ROOT = "or run as a non-root user (the sandbox then runs code under your own uid)"
+_probe_lock = threading.Lock()
+_importable: set[str] = set()  # paths found readable by the sandbox uid (an unreadable one is looked at again)
+
+
+def _imported_names(code: str) -> set[str]:
+    """The top-level modules that ``code`` names in ``import`` / ``from ... import`` lines.
+
+    A scan of the text (nothing of it runs): names in strings count too, those after ``;`` do not.
+    """
+    names = set()
+    for source, listed in _IMPORT_RE.findall(code):
+        for part in [source] if source else listed.split(","):
+            words = part.split()
+            if words and (name := words[0].split(".")[0]).isidentifier():
+                names.add(name)
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def _child_sys_path(python: str) -> tuple[str, ...]:
+    """The import path of ``python`` started as the sandbox starts it, under a fresh unprivileged uid.
+
+    Raises
+    ------
+    SandboxUnreachableError
+        ``python`` does not start under that uid (for instance a shared library it loads, or its
+        standard library, lies under a folder others may not enter).
+    """
+    uid = _fresh_uid()
+    setup = functools.partial(_child_setup, unshare_flags=0, uid=uid, memory_mb=512, cpu_s=10, max_processes=16,
+                              max_file_mb=1, libc=None)
+    try:
+        probe = subprocess.run([python, "-I", "-S", "-B", "-c", _PATH_PROBE], env={}, cwd="/",
+                               capture_output=True, timeout=30, preexec_fn=setup)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SandboxUnreachableError(f"the sandbox could not start {python} under an unprivileged uid: {exc!r}. "
+                                      f"Fix: install Python where other users may run it, {_NON_ROOT}.") from exc
+    finally:
+        _kill_uid(uid)
+    if probe.returncode != 0:
+        stderr = probe.stderr.decode("utf-8", "replace").strip()[-1000:]
+        raise SandboxUnreachableError(f"{python} does not start under the sandbox's unprivileged uid "
+                                      f"(exit {probe.returncode}): {stderr}. Fix: install Python where other "
+                                      f"users may run it, {_NON_ROOT}.")
+    return tuple(p for p in probe.stdout.decode("utf-8", "surrogateescape").split("\0") if p)
+
+
+@functools.lru_cache(maxsize=4096)
+def _module_places(name: str, path: tuple[str, ...]) -> tuple[str, ...]:
+    """Where a top-level module is loaded from on ``path``: its file and, for a package, its folders.
+
+    Empty for a module not found there (built in, or not installed: then the code fails, as it should).
+    """
+    spec = importlib.machinery.PathFinder.find_spec(name, list(path))
+    if spec is None:
+        return ()
+    return ((spec.origin,) if spec.has_location else ()) + tuple(spec.submodule_search_locations or ())
+
+
+def _import_blocker(path: str) -> str | None:
+    """Where the sandbox uid is stopped on its way to import from ``path`` (a folder or a file), or None."""
+    if path in _importable:
+        return None
+    blocker = _blocked_for_others(path, 0o005 if os.path.isdir(path) else 0o004)
+    if blocker is None:
+        _importable.add(path)
+    return blocker
+
+
+def _check_reach(python: str, extra_path: tuple[str, ...], code: str) -> None:
+    """Raise :class:`SandboxUnreachableError` unless the sandbox uid can read what ``code`` imports.
+
+    That is every existing entry of the child's import path (``python``'s own, then ``extra_path``)
+    and the file and folders of each top-level module that ``code`` names.
+    """
+    with _probe_lock:  # the threads of verify_batch share one probe
+        path = _child_sys_path(python) + extra_path
+    needed = [p for p in path if os.path.exists(p)]
+    for name in sorted(_imported_names(code)):
+        needed += _module_places(name, path)
+    blocked = {p: blocker for p in needed if (blocker := _import_blocker(p))}
+    if not blocked:
+        return
+    lines = []
+    for p, blocker in blocked.items():
+        mode = stat.S_IMODE(os.stat(blocker).st_mode)
+        lines.append(f"  {p}: other users may not read it (mode {mode:04o})"
+                     if blocker in (os.path.abspath(p), os.path.realpath(p)) else
+                     f"  {p}: other users may not enter {blocker} (mode {mode:04o})")
+    # folders around what is needed (a mktemp -d folder, a home folder), not an import folder itself
+    around = [b for b in dict.fromkeys(blocked.values()) if b not in blocked]
+    fix = f"move the project and its virtual environment out of {', '.join(around)}, or " if around else ""
+    raise SandboxUnreachableError(
+        "the sandbox runs code under a fresh unprivileged uid (the caller is root), and that uid cannot read "
+        "what the code imports, so every run would fail as if the answer were wrong:\n" + "\n".join(lines) +
+        f"\nFix: {fix}make these readable by other users (chmod o+x on a folder on the way, o+rX on what is "
+        f"imported), {_NON_ROOT}.")
 
 
 @functools.lru_cache(maxsize=None)
@@ -401,6 +556,13 @@ def run_untrusted(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512, m
     -------
     SandboxResult
         ``passed`` is True iff the code ran to the end and the interpreter exited 0.
+
+    Raises
+    ------
+    SandboxUnreachableError
+        The code would run under a fresh unprivileged uid that cannot read the interpreter's import
+        path, the site-packages or a module the code imports (see the module docstring): no run
+        could pass, so none is graded.
     """
     started = time.perf_counter()
     try:
@@ -408,7 +570,7 @@ def run_untrusted(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512, m
         libc = _libc() if report["no_new_privs"] or report["netns"] else None
     except (OSError, RuntimeError) as exc:
         return SandboxResult(False, "error", None, time.perf_counter() - started, "", repr(exc))
-    uid = _UID_LOW + secrets.randbelow(_UID_SPAN) if report["uid_drop"] else None
+    uid = _fresh_uid() if report["uid_drop"] else None
     isolation = ["rlimits", "new-session", "empty-env"]
     isolation += ["uid-drop"] if uid is not None else []
     isolation += ["netns"] if report["netns"] else []
@@ -420,6 +582,8 @@ def run_untrusted(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512, m
         import site
 
         extra_path = [p for p in site.getsitepackages() if os.path.isdir(p)]
+    if uid is not None:
+        _check_reach(report["python"], tuple(extra_path), code)
     with tempfile.TemporaryDirectory(prefix="calcas_sandbox_") as outer:
         os.chmod(outer, 0o711)  # the sandbox uid may pass through, not list
         workdir = os.path.join(outer, "work")

@@ -126,6 +126,12 @@ def verify_code(completion: str, tests: str, *, timeout_s: float = 10.0, memory_
     -------
     float
         1.0 iff the code and every test ran to completion in the sandbox, else 0.0.
+
+    Raises
+    ------
+    calcas.extract.sandbox.SandboxUnreachableError
+        The sandbox's unprivileged uid cannot read what the code imports (for instance the virtual
+        environment lies under a 0700 folder): no answer could pass, so none is graded.
     """
     program = extract_code(completion).rstrip() + "\n\n\n" + tests.strip() + "\n"
     result = run_untrusted(program, timeout_s=timeout_s, memory_mb=memory_mb, **sandbox_options)
