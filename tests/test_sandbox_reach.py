@@ -225,3 +225,16 @@ def test_a_virtual_environment_under_a_closed_folder_stops_the_job(closed_dir):
     assert job.returncode == 1 and "calcas.extract.sandbox.SandboxUnreachableError" in job.stderr, job.stderr
     assert f"{site_dir}: other users may not enter {closed_dir} (mode 0700)" in job.stderr
     assert "SandboxResult" not in job.stdout  # no run was graded
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal concerns a caller that is root")
+def test_root_without_any_reachable_interpreter_refuses_instead_of_running_as_root(monkeypatch):
+    # isolation_report() used to fall back to running the code as root (RLIMIT_NPROC void)
+    real = isolation_report()
+    monkeypatch.setattr(sandbox, "isolation_report",
+                        lambda: {**real, "uid_drop": False, "notes": ["none of ['/x/python'] is reachable"]})
+    ran = []
+    monkeypatch.setattr(sandbox.subprocess, "Popen", lambda *a, **k: ran.append(a) or pytest.fail("ran"))
+    with pytest.raises(SandboxUnreachableError, match=r"none of \['/x/python'\] is reachable.*never run as root"):
+        run_untrusted("print(1)", **FAST)
+    assert not ran

@@ -246,7 +246,12 @@ def test_bigcodebench_reference_passes_and_wrong_code_fails(tmp_path):
     item = items[0]
     assert item["id"] == "BigCodeBench/900" and item["prompt"] == BCB_ROW["instruct_prompt"]
     verify = TASKS["bigcodebench"].verify
-    assert verify(BCB_ROW["code_prompt"] + BCB_ROW["canonical_solution"], item) == 1.0
+    from calcas.extract.sandbox import SandboxUnreachableError
+    try:
+        reference = verify(BCB_ROW["code_prompt"] + BCB_ROW["canonical_solution"], item)
+    except SandboxUnreachableError as err:  # e.g. a clone under a 0700 folder: grading is impossible here
+        pytest.skip(f"the sandbox cannot reach this environment's packages: {err}")
+    assert reference == 1.0
     unsorted = ("import collections\nimport pandas as pd\ndef task_func(words):\n"
                 "    return pd.DataFrame(list(collections.Counter(words).items()), columns=['word', 'count'])\n")
     assert verify(f"```python\n{unsorted}```", item) == 0.0  # test_empty passes, test_counts fails

@@ -488,7 +488,7 @@ def isolation_report() -> dict[str, Any]:
             if usable[0] != sys.executable:
                 notes.append(f"{sys.executable} is not reachable by an unprivileged uid; using {python}")
         else:
-            notes.append("no interpreter reachable by an unprivileged uid: running as root, RLIMIT_NPROC void")
+            notes.append(f"none of {candidates} is reachable by an unprivileged uid")
     else:
         notes.append("not root: RLIMIT_NPROC counts all of the caller's processes")
 
@@ -563,6 +563,8 @@ def run_untrusted(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512, m
         The code would run under a fresh unprivileged uid that cannot read the interpreter's import
         path, the site-packages or a module the code imports (see the module docstring): no run
         could pass, so none is graded.
+        Also when the caller is root and no interpreter is reachable by an unprivileged uid at
+        all: the code is then not run, rather than run as root.
     """
     started = time.perf_counter()
     try:
@@ -570,6 +572,12 @@ def run_untrusted(code: str, *, timeout_s: float = 10.0, memory_mb: int = 512, m
         libc = _libc() if report["no_new_privs"] or report["netns"] else None
     except (OSError, RuntimeError) as exc:
         return SandboxResult(False, "error", None, time.perf_counter() - started, "", repr(exc))
+    if os.geteuid() == 0 and not report["uid_drop"]:
+        raise SandboxUnreachableError(
+            "no Python interpreter is reachable by an unprivileged uid (" + "; ".join(report["notes"]) + "), "
+            "and untrusted code is never run as root. Fix: make an interpreter of this Python version "
+            "readable and executable by other users (chmod o+rx on it and o+x on the folders on its way), "
+            "or run as a non-root user.")
     uid = _fresh_uid() if report["uid_drop"] else None
     isolation = ["rlimits", "new-session", "empty-env"]
     isolation += ["uid-drop"] if uid is not None else []
