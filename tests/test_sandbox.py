@@ -284,3 +284,13 @@ def test_gsm8k_verify():
     assert gsm8k_verify("#### 72", 72) == 1.0
     assert gsm8k_verify("The answer is 71.", "72") == 0.0
     assert gsm8k_verify("I do not know.", "72") == 0.0
+
+
+def test_verify_code_stops_when_the_sandbox_could_not_start(monkeypatch):
+    # a child that never ran used to count as a wrong answer (0.0)
+    import calcas.extract.verifiers as verifiers
+    from calcas.extract.sandbox import SandboxResult
+    monkeypatch.setattr(verifiers, "run_untrusted", lambda *a, **k: SandboxResult(
+        False, "error", None, 0.0, "", "could not start the sandbox: OSError(12, 'Cannot allocate memory')"))
+    with pytest.raises(RuntimeError, match=r"sandbox: could not run the code at all \(could not start the sandbox"):
+        verify_code("def f(): pass", MBPP_TESTS, timeout_s=3, memory_mb=256)

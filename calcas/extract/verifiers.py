@@ -132,9 +132,14 @@ def verify_code(completion: str, tests: str, *, timeout_s: float = 10.0, memory_
     calcas.extract.sandbox.SandboxUnreachableError
         The sandbox's unprivileged uid cannot read what the code imports (for instance the virtual
         environment lies under a 0700 folder): no answer could pass, so none is graded.
+    RuntimeError
+        The sandbox could not start a child at all (the answer was never run).
     """
     program = extract_code(completion).rstrip() + "\n\n\n" + tests.strip() + "\n"
     result = run_untrusted(program, timeout_s=timeout_s, memory_mb=memory_mb, **sandbox_options)
+    if result.status == "error" and result.returncode is None:  # no child ran: nothing was graded
+        raise RuntimeError(f"sandbox: could not run the code at all ({result.stderr_tail}); "
+                           "stopping rather than grading the answer as wrong")
     return 1.0 if result.passed else 0.0
 
 
