@@ -6,13 +6,16 @@ answer was right), ``label`` (int, -1 unknown), ``verified``
 (float in [0, 1]; derived from ``pred == label`` when absent), exactly one confidence source
 (``logits`` fixed-length list<float>, ``confidence`` in [0, 1], or ``score`` real), and
 optionally ``valid_labels`` (list<int>), ``is_noisy`` (bool), ``split`` ("cal"/"test").
-The schema metadata key ``calcas`` holds a JSON manifest.
+The schema metadata key ``calcas`` holds a JSON manifest; files written by
+:func:`write_records` also carry ``calcas.sha256``, a checksum of their content that
+:func:`read_records` verifies.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import hashlib
+import itertools
 import json
 import os
 import warnings
@@ -27,7 +30,9 @@ from . import _version
 from .confidence import max_prob_confidence, top1_logit
 
 SOURCES = ("logits", "confidence", "score")
+COLUMNS = ("id", "pred", "label", "verified", *SOURCES, "valid_labels", "is_noisy", "split")
 MANIFEST_KEY = b"calcas"
+CHECKSUM_KEY = b"calcas.sha256"
 MANIFEST_FIELDS = ("model", "dataset", "split", "n", "source", "created", "producer")
 SCHEMA_VERSION = 1
 
@@ -235,7 +240,10 @@ def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any 
     if valid_labels is not None:
         if len(valid_labels) != n:
             raise RecordsError(f"valid_labels: has {len(valid_labels)} rows, id has {n}")
-        valid = [np.asarray(v, dtype=np.int64).reshape(-1) for v in valid_labels]
+        try:
+            valid = [np.asarray(v, dtype=np.int64).reshape(-1) for v in valid_labels]
+        except (TypeError, ValueError) as err:
+            raise RecordsError(f"valid_labels: expected a list of integer labels per row ({err})") from None
     noisy = None if is_noisy is None else _column_1d(is_noisy, "is_noisy", n)
     if noisy is not None:
         if noisy.dtype != bool:
@@ -251,26 +259,105 @@ def make_records(id: Any, pred: Any, *, label: Any | None = None, verified: Any 
                    is_noisy=noisy, split=split_a, manifest=meta, **cols)
 
 
+def _update_framed(digest: Any, data: bytes) -> None:
+    digest.update(len(data).to_bytes(8, "little"))
+    digest.update(data)
+
+
+def _update_array(digest: Any, values: np.ndarray) -> None:
+    # Contiguous little-endian data (what records hold) goes to the hash without a copy.
+    a = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+    _update_framed(digest, f"{a.dtype.str} {'x'.join(map(str, a.shape))}".encode())
+    digest.update(a)
+
+
+def content_sha256(columns: dict[str, Any], manifest_json: bytes) -> str:
+    """The checksum of a record set's content that :func:`write_records` stores under
+    ``calcas.sha256`` and :func:`read_records` verifies.
+
+    It is the SHA-256 of a canonical byte form of the columns and the manifest, so it depends
+    on the values only, not on Parquet's encoding, compression or row groups. Each column of
+    :data:`COLUMNS` that is present, in that order, contributes its name, then its data:
+    strings (``id``, ``split``) as their UTF-8 byte lengths followed by the bytes; numbers
+    (``pred``, ``label``, ``verified``, ``logits``, ``confidence``, ``score``, ``is_noisy``)
+    as a header, the text ``"<dtype> <shape>"`` (numpy's dtype string and the sizes joined by
+    ``x``: ``"<f2 12x5"``, ``"<i8 12"``), then their little-endian bytes in the dtype the record
+    set holds (int64, float64, bool; the logits keep fp16 or fp32); ``valid_labels`` as the
+    row lengths followed by every label, both int64 arrays in that form. Each name, header,
+    string block and the manifest's JSON text (exactly as stored, last) is preceded by its
+    length in bytes (8-byte little-endian); array data is not, its header gives the size.
+
+    Parameters
+    ----------
+    columns : dict of str to array
+        The record set's columns as :class:`Records` holds them (``valid_labels`` a list of
+        int arrays); absent columns are left out.
+    manifest_json : bytes
+        The manifest as stored in the file.
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+    """
+    digest = hashlib.sha256()
+    for name in COLUMNS:
+        if name not in columns:
+            continue
+        value = columns[name]
+        _update_framed(digest, name.encode())
+        if name in ("id", "split"):
+            encoded = [s.encode() for s in value]
+            _update_array(digest, np.array([len(b) for b in encoded], dtype=np.int64))
+            _update_framed(digest, b"".join(encoded))
+        elif name == "valid_labels":
+            lengths = np.array([len(v) for v in value], dtype=np.int64)
+            _update_array(digest, lengths)
+            _update_array(digest, np.fromiter(itertools.chain.from_iterable(value), np.int64, int(lengths.sum())))
+        else:
+            _update_array(digest, value)
+    _update_framed(digest, manifest_json)
+    return digest.hexdigest()
+
+
+def _columns_of(records: Records) -> dict[str, Any]:
+    return {name: getattr(records, name) for name in COLUMNS if getattr(records, name) is not None}
+
+
+_ARROW_TYPES = {"id": pa.string(), "pred": pa.int64(), "label": pa.int64(), "verified": pa.float64(),
+                "confidence": pa.float64(), "score": pa.float64(), "is_noisy": pa.bool_(), "split": pa.string()}
+
+
+def _to_arrow(name: str, value: Any) -> pa.Array:
+    if name == "logits":
+        return pa.FixedSizeListArray.from_arrays(pa.array(value.reshape(-1)), value.shape[1])
+    if name == "valid_labels":
+        return pa.array([v.tolist() for v in value], pa.list_(pa.int64()))
+    return pa.array(value.tolist() if value.dtype == object else value, _ARROW_TYPES[name])
+
+
 def write_records(records: Records, path: str | os.PathLike) -> None:
-    """Write a record set to one Parquet file, manifest in the schema metadata."""
-    arrays: dict[str, pa.Array] = {"id": pa.array(records.id.tolist(), pa.string()),
-                                   "pred": pa.array(records.pred, pa.int64()),
-                                   "label": pa.array(records.label, pa.int64()),
-                                   "verified": pa.array(records.verified, pa.float64())}
-    if records.logits is not None:
-        z = np.ascontiguousarray(records.logits)
-        arrays["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1)), z.shape[1])
-    for name in ("confidence", "score"):
-        if getattr(records, name) is not None:
-            arrays[name] = pa.array(getattr(records, name), pa.float64())
-    if records.valid_labels is not None:
-        arrays["valid_labels"] = pa.array([v.tolist() for v in records.valid_labels], pa.list_(pa.int64()))
-    if records.is_noisy is not None:
-        arrays["is_noisy"] = pa.array(records.is_noisy, pa.bool_())
-    if records.split is not None:
-        arrays["split"] = pa.array(records.split.tolist(), pa.string())
-    table = pa.table(arrays).replace_schema_metadata({MANIFEST_KEY: json.dumps(records.manifest, default=str)})
-    pq.write_table(table, path)
+    """Write a record set to one Parquet file, with the manifest and a checksum of the content
+    in the schema metadata.
+
+    The checksum (:func:`content_sha256`) sits under its own key, ``calcas.sha256``, beside the
+    manifest rather than inside it: it covers the manifest's stored text, so it cannot be part
+    of that text, and the manifest a reader gets back stays the one that was written.
+
+    Parameters
+    ----------
+    records : Records
+        The record set.
+    path : path-like
+        The Parquet file to write (replaced if it exists).
+    """
+    columns = _columns_of(records)
+    if "logits" in columns:
+        columns["logits"] = np.ascontiguousarray(columns["logits"])
+    manifest_json = json.dumps(records.manifest, default=str).encode()
+    metadata = {MANIFEST_KEY: manifest_json, CHECKSUM_KEY: content_sha256(columns, manifest_json).encode()}
+    table = pa.table({name: _to_arrow(name, value) for name, value in columns.items()})
+    pq.write_table(table.replace_schema_metadata(metadata), path)
 
 
 def _logits_from_arrow(column: pa.ChunkedArray) -> np.ndarray:
@@ -292,44 +379,127 @@ def _logits_from_arrow(column: pa.ChunkedArray) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).reshape(len(col), width)
 
 
-def read_records(path: str | os.PathLike) -> Records:
-    """Read and validate a record set written by :func:`write_records` (or any Parquet file
-    that follows SPEC §0). Raises :class:`RecordsError` naming the offending column."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"record set not found: {path}")
-    table = pq.read_table(path)
-    meta_raw = (table.schema.metadata or {}).get(MANIFEST_KEY)
-    if meta_raw is None:
-        raise RecordsError(f"manifest: {path} has no 'calcas' manifest in its schema metadata")
+def _parse_manifest(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise RecordsError("manifest: there is no 'calcas' manifest in the schema metadata")
     try:
-        manifest = json.loads(meta_raw)
-    except json.JSONDecodeError as err:
+        manifest = json.loads(raw)
+    except ValueError as err:
         raise RecordsError(f"manifest: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise RecordsError(f"manifest: expected a JSON object, got {json.dumps(manifest)[:80]}")
+    return manifest
+
+
+def _check_manifest(manifest: dict[str, Any]) -> None:
+    # SPEC §0 does not ask for a schema_version: a file without one has the layout of version 1.
+    version = manifest.get("schema_version", SCHEMA_VERSION)
+    if type(version) is int and version > SCHEMA_VERSION:
+        raise RecordsError(f"manifest: schema_version {version} is from a newer calcas (this one reads "
+                           f"version {SCHEMA_VERSION}); upgrade calcas to read the file")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise RecordsError(f"manifest: schema_version {version!r} is not a known version "
+                           f"(this calcas reads version {SCHEMA_VERSION})")
+    for key in ("created", "producer"):
+        if key not in manifest:
+            raise RecordsError(f"manifest: has no {key!r} (make_records sets it when the record set is built)")
+
+
+def _columns_from_table(table: pa.Table) -> dict[str, Any]:
+    """The columns of a record-set table as :func:`make_records` takes them, after the checks
+    that need the Arrow types."""
     names = set(table.column_names)
     for required in ("id", "pred"):
         if required not in names:
-            raise RecordsError(f"{required}: required column is missing from {path}")
-    unknown = names - {"id", "pred", "label", "verified", *SOURCES, "valid_labels", "is_noisy", "split"}
+            raise RecordsError(f"{required}: required column is missing")
+    unknown = names - set(COLUMNS)
     if unknown:
         raise RecordsError(f"{sorted(unknown)[0]}: not a record-set column (SPEC §0)")
     for name in names - {"valid_labels"}:
         if table.column(name).null_count:
             raise RecordsError(f"{name}: contains null values")
-    if not pa.types.is_string(table.column("id").type) and not pa.types.is_large_string(table.column("id").type):
-        raise RecordsError(f"id: expected strings, got {table.column('id').type}")
-    col = {name: table.column(name) for name in names}
-    kwargs: dict[str, Any] = {}
-    for name in ("label", "verified", "confidence", "score", "is_noisy"):
-        if name in col:
-            kwargs[name] = col[name].to_numpy()
-    if "logits" in col:
-        kwargs["logits"] = _logits_from_arrow(col["logits"])
-    if "valid_labels" in col:
-        kwargs["valid_labels"] = [v if v is not None else [] for v in col["valid_labels"].to_pylist()]
-    if "split" in col:
-        kwargs["split"] = np.asarray(col["split"].to_pylist(), dtype=object)
+    for name in names & {"id", "split"}:
+        if not (pa.types.is_string(table.column(name).type) or pa.types.is_large_string(table.column(name).type)):
+            raise RecordsError(f"{name}: expected strings, got {table.column(name).type}")
+    if "valid_labels" in names:
+        kind = table.column("valid_labels").type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not pa.types.is_integer(kind.value_type):
+            raise RecordsError(f"valid_labels: expected list<int>, got {kind}")
+    columns: dict[str, Any] = {}
+    for name in COLUMNS:
+        if name not in names:
+            continue
+        column = table.column(name)
+        if name == "logits":
+            columns[name] = _logits_from_arrow(column)
+        elif name == "valid_labels":
+            columns[name] = [v if v is not None else [] for v in column.to_pylist()]
+        elif name in ("id", "split"):
+            columns[name] = column.to_pylist()
+        else:
+            columns[name] = column.to_numpy()
+    return columns
+
+
+def read_records(path: str | os.PathLike) -> Records:
+    """Read and validate a record set written by :func:`write_records` (or any Parquet file
+    that follows SPEC §0).
+
+    A file written by :func:`write_records` carries a checksum of its columns and manifest
+    (:func:`content_sha256`); a file whose content does not match it was damaged or changed
+    after it was written, and is refused. A file without a checksum (written by another tool
+    to SPEC §0, or by calcas before it wrote one) is read with the column and manifest checks
+    only, and without a warning: the checksum is calcas's addition to the contract, and a
+    warning on every such file would be noise that a user could silence only by rewriting it.
+
+    Parameters
+    ----------
+    path : path-like
+        The Parquet file.
+
+    Returns
+    -------
+    Records
+        The record set, with the manifest as stored (its ``n`` and ``source`` checked
+        against the columns).
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    RecordsError
+        When the file is not readable Parquet (the pyarrow error is the cause), when its
+        content does not match its checksum, when the manifest is not a JSON object, has an
+        unknown ``schema_version`` (a higher one: the file is from a newer calcas), lacks
+        ``created`` or ``producer``, or disagrees with the columns on ``n`` or ``source``,
+        and when a column breaks SPEC §0. The message starts with the offending column (or
+        ``file``, ``checksum``, ``manifest``) and ends with the file's path.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"record set not found: {path}")
+    where = f"(file {os.fspath(path)})"
+    try:
+        return _read_records(path)
+    except RecordsError as err:
+        raise RecordsError(f"{err} {where}") from None
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
+        raise RecordsError(f"file: not a readable Parquet file ({type(err).__name__}: {err}) {where}") from err
+
+
+def _read_records(path: str | os.PathLike) -> Records:
+    table = pq.read_table(path)
+    metadata = table.schema.metadata or {}
+    columns = _columns_from_table(table)
+    manifest_json = metadata.get(MANIFEST_KEY)
+    manifest = _parse_manifest(manifest_json)
     kept = {k: v for k, v in manifest.items() if k not in ("n", "source", "schema_version")}
-    records = make_records(col["id"].to_pylist(), col["pred"].to_numpy(), **kwargs, manifest=kept)
+    records = make_records(**columns, manifest=kept)
+    # Verified before the manifest is read further, so that a damaged manifest reads as damage.
+    checksum = metadata.get(CHECKSUM_KEY)
+    if checksum is not None and checksum != content_sha256(_columns_of(records), manifest_json).encode():
+        raise RecordsError("checksum: the columns and manifest do not match the file's calcas.sha256 checksum; "
+                           "the file was damaged or changed after it was written")
+    _check_manifest(manifest)
     if manifest.get("n") != records.n:
         raise RecordsError(f"manifest: says n={manifest.get('n')}, the file has {records.n} rows")
     if manifest.get("source") != records.source:

@@ -3,6 +3,7 @@ the seeded cal/test split. Bad files are written with pyarrow directly."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -335,6 +336,60 @@ def test_manifest_missing_or_wrong(tmp_path):
     write_raw(path, raw_columns(), raw_manifest(3, source="logits"))
     with pytest.raises(ValueError, match=r"^manifest: .*source"):
         read_records(path)
+
+
+@pytest.mark.parametrize("raw, shown", [(b"null", "null"), (b"[1, 2]", r"\[1, 2\]"), (b'"m"', '"m"'), (b"3", "3")])
+def test_manifest_must_be_a_json_object(tmp_path, raw, shown):
+    path = tmp_path / "notobject.parquet"
+    pq.write_table(pa.table(raw_columns()).replace_schema_metadata({b"calcas": raw}), path)
+    with pytest.raises(RecordsError, match=rf"^manifest: expected a JSON object, got {shown} \(file {path}\)$"):
+        read_records(path)
+
+
+def test_manifest_schema_version_must_be_known(tmp_path):
+    path = tmp_path / "v.parquet"
+    write_raw(path, raw_columns(), raw_manifest(3, schema_version=1))
+    assert read_records(path).manifest["schema_version"] == 1
+    write_raw(path, raw_columns(), raw_manifest(3, schema_version=99))
+    with pytest.raises(RecordsError, match=r"^manifest: schema_version 99 is from a newer calcas \(this one reads "
+                                           r"version 1\); upgrade calcas"):
+        read_records(path)
+    for bad in (0, "1", 1.0, True):
+        write_raw(path, raw_columns(), raw_manifest(3, schema_version=bad))
+        with pytest.raises(RecordsError, match=rf"^manifest: schema_version {re.escape(repr(bad))} is not a known version"):
+            read_records(path)
+
+
+@pytest.mark.parametrize("key", ["created", "producer"])
+def test_manifest_created_and_producer_are_required_in_a_file(tmp_path, key):
+    manifest = raw_manifest(3)
+    del manifest[key]
+    path = tmp_path / f"no_{key}.parquet"
+    write_raw(path, raw_columns(), manifest)
+    with pytest.raises(RecordsError, match=rf"^manifest: has no '{key}' \(make_records sets it"):
+        read_records(path)
+
+
+def test_read_errors_name_the_file(tmp_path):
+    path = tmp_path / "conf.parquet"
+    write_raw(path, raw_columns(confidence=pa.array([0.5, 1.5, 0.5])), raw_manifest(3))
+    with pytest.raises(RecordsError, match=rf"^confidence: .* \(file {re.escape(str(path))}\)$"):
+        read_records(path)
+
+
+def test_split_and_valid_labels_column_types(tmp_path):
+    path = tmp_path / "types.parquet"
+    write_raw(path, raw_columns(split=pa.array([0, 1, 0])), raw_manifest(3))
+    with pytest.raises(RecordsError, match=r"^split: expected strings, got int64"):
+        read_records(path)
+    write_raw(path, raw_columns(valid_labels=pa.array([["a"], [], ["b"]])), raw_manifest(3))
+    with pytest.raises(RecordsError, match=r"^valid_labels: expected list<int>, got list<element: string>"):
+        read_records(path)
+    write_raw(path, raw_columns(valid_labels=pa.array([[0, None], [], [1]], pa.list_(pa.int64()))), raw_manifest(3))
+    with pytest.raises(RecordsError, match=r"^valid_labels: expected a list of integer labels per row"):
+        read_records(path)
+    with pytest.raises(RecordsError, match=r"^valid_labels: expected a list of integer labels per row"):
+        make_records(["a"], [0], label=[0], confidence=[0.5], valid_labels=[["zero"]])
 
 
 def test_unknown_extra_column(tmp_path):
