@@ -318,8 +318,14 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m calcas run [--profile P] [--sections S ...] [--no-book]``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:  # its own parser: python -m calcas report --help
+        from .user_report import main as report_main
+        raise SystemExit(report_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="python -m calcas", description="calcas command line")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("report", help="the paper's diagnosis of your own model outputs (CSV or Parquet) as a "
+                                  "page: python -m calcas report FILE [FILE ...] --out DIR")
     p = sub.add_parser("run", help="execute the section notebooks with papermill, then build the book")
     p.add_argument("--profile", default="cpu", help=f"one of {sorted(PROFILES)} (default cpu)")
     p.add_argument("--sections", nargs="+", help="a subset of the steps, by folder or notebook name")

@@ -1,0 +1,453 @@
+"""The paper's diagnosis of your own model outputs: ``python -m calcas report FILE ... --out DIR``.
+
+Each FILE holds one model's outputs on the same samples, as CSV or Parquet (a calcas record set
+is read as it is). A table has one row per sample with the columns
+
+- ``id`` (unique; the join key across files), ``pred`` (the model's answer, a class index);
+- ``label`` (the given label, -1 unknown) or ``verified`` (1 if ``pred`` is right, 0 if not,
+  or a grade in [0, 1]); both may be given;
+- the confidence: ``confidence`` (the probability of ``pred``), or ``prob_0 … prob_{C-1}``
+  (class probabilities, each row summing to 1), or ``logit_0 … logit_{C-1}`` (raw logits).
+
+One file gives the calibration report (ECE before and after calibration on the test half, with
+bootstrap intervals, reliability diagrams, the calibrator fitted and why); two or more add the
+cascade of each file with the next one, in the order given (the first usually the cheaper
+model; ``--costs`` gives each a cost per sample); three or more add label cleaning with every
+file as an expert. The cal and test halves are :func:`calcas.cal_test_split` of the ids with the
+seed, as everywhere in calcas. ``DIR/index.html`` opens from disk with no network (its scripts
+are copied beside it) and ``DIR/results.json`` holds every number it shows.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .records import MANIFEST_KEY, Records, RecordsError, file_sha256, make_records, read_records
+
+__all__ = ["read_outputs", "user_report", "main"]
+
+_PROGRESS_BYTES = 32 << 20  # files larger than this show a progress bar while they are read
+_CHUNK_ROWS = 200_000
+_PROB_SUM_TOL = 1e-3  # class probabilities written with 4-6 decimals still sum to 1 within this
+
+
+def _fail(path: str | os.PathLike, message: str) -> RecordsError:
+    return RecordsError(f"{os.fspath(path)}: {message}")
+
+
+def _read_table(path: Path, progress: bool) -> pd.DataFrame:
+    """The file as a DataFrame with ``id`` as str; CSV is read in chunks (with a bar when large)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+        try:
+            return pq.read_table(path).to_pandas()
+        except Exception as err:  # pyarrow raises several types for damaged files
+            raise _fail(path, f"not a readable Parquet file ({err})") from err
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except pd.errors.EmptyDataError:
+        raise _fail(path, "the file is empty (expected a header line and one row per sample)") from None
+    with open(path, newline="", encoding="utf-8") as f:  # pandas renames a repeated column to "x.1"
+        columns = next(csv.reader(f))
+    if len(set(columns)) < len(columns):
+        again = next(c for i, c in enumerate(columns) if c in columns[:i])
+        raise _fail(path, f"{again}: the column appears twice in the header")
+    if "id" not in columns:
+        raise _fail(path, f"id: required column is missing (the header has {columns[:8]})")
+    # ids are text as written ("007" stays "007", "NA" is an id); empty cells elsewhere are NaN
+    reader = pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values={c: [""] for c in columns
+                                                                                     if c != "id"},
+                         chunksize=_CHUNK_ROWS)
+    bar = None
+    if progress and path.stat().st_size > _PROGRESS_BYTES:
+        from tqdm.auto import tqdm
+        bar = tqdm(desc=f"reading {path.name}", unit=" rows", unit_scale=True, file=sys.stderr)
+    chunks = []
+    for chunk in reader:
+        chunks.append(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return pd.concat(chunks, ignore_index=True) if chunks else header
+
+
+def _where(table: pd.DataFrame, bad: np.ndarray, path: Path) -> str:
+    """'line L (id X)' of the first True in ``bad``; CSV lines count the header as line 1."""
+    i = int(np.flatnonzero(bad)[0])
+    line = f"line {i + 2}" if path.suffix.lower() != ".parquet" else f"row {i}"
+    return f"{line} (id {table['id'].iloc[i]!r})"
+
+
+def _numbers(table: pd.DataFrame, column: str, path: Path, *, integer: bool = False,
+             low: float | None = None, high: float | None = None) -> np.ndarray:
+    """A numeric column, checked row by row; every error names the column and the first bad row."""
+    raw = table[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    missing = np.isnan(values)
+    if missing.any():
+        text = raw.to_numpy()[missing][0]
+        what = "is empty" if pd.isna(text) else f"is not a number ({text!r})"
+        raise _fail(path, f"{column}: {_where(table, missing, path)} {what}")
+    if not np.isfinite(values).all():
+        raise _fail(path, f"{column}: {_where(table, ~np.isfinite(values), path)} is infinite")
+    if integer:
+        fractional = values != np.round(values)
+        if fractional.any():
+            raise _fail(path, f"{column}: {_where(table, fractional, path)} is "
+                              f"{values[fractional][0]:g}, not a class index")
+    for bound, bad in ((low, values < low if low is not None else None),
+                       (high, values > high if high is not None else None)):
+        if bad is not None and bad.any():
+            limits = ", ".join("…" if b is None else f"{b:g}" for b in (low, high))
+            raise _fail(path, f"{column}: {_where(table, bad, path)} is {values[bad][0]:g}, outside [{limits}]")
+    return values.astype(np.int64) if integer else values
+
+
+def _class_columns(columns: Sequence[str], prefix: str, path: Path) -> list[str]:
+    """``prefix0 … prefix{C-1}``, in class order; a gap or a stray suffix is an error."""
+    found = [c for c in columns if c.startswith(prefix)]
+    suffixes = [c[len(prefix):] for c in found]
+    if not all(s.isdigit() for s in suffixes):
+        bad = next(c for c, s in zip(found, suffixes) if not s.isdigit())
+        raise _fail(path, f"{bad}: expected {prefix}<class index>, e.g. {prefix}0")
+    indices = sorted(int(s) for s in suffixes)
+    missing = sorted(set(range(max(indices) + 1)) - set(indices))
+    if missing or len(indices) < 2:
+        raise _fail(path, f"{prefix}{missing[0] if missing else 1}: missing; the class columns must run "
+                          f"{prefix}0 … {prefix}{{C-1}} with C >= 2")
+    return [f"{prefix}{i}" for i in range(len(indices))]
+
+
+def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: float | None = None,
+                 progress: bool = True) -> Records:
+    """One model's outputs, from a CSV or Parquet table of the module docstring's columns.
+
+    Parameters
+    ----------
+    path : path
+        ``.csv`` or ``.parquet``. A Parquet file that is a calcas record set (it carries the
+        manifest) is read with :func:`calcas.read_records`.
+    name : str, optional
+        The model's name in the report; default the file name without its suffix.
+    cost : float, optional
+        Cost per sample (FLOPs, seconds, money), recorded as the manifest's
+        ``extraction.flops_per_sample`` for the cascade's compute saving.
+    progress : bool, default True
+        Show a progress bar while a large CSV is read.
+
+    Returns
+    -------
+    Records
+        With ``logits`` (log of ``prob_*``, or ``logit_*``) or ``confidence``.
+
+    Raises
+    ------
+    RecordsError
+        Naming the file, the column and the first offending line: a missing column, an empty
+        file, a repeated id, an empty or non-numeric cell, a confidence or probability outside
+        [0, 1], probabilities that do not sum to 1, a gap in the class columns, a label or
+        prediction outside the classes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    name = name or path.stem
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+        try:
+            is_record_set = MANIFEST_KEY in (pq.read_schema(path).metadata or {})
+        except Exception as err:
+            raise _fail(path, f"not a readable Parquet file ({err})") from err
+        if is_record_set:
+            r = read_records(path)
+            manifest = {**r.manifest, "model": name}
+            if cost is not None:
+                manifest["extraction"] = {**(manifest.get("extraction") or {}), "flops_per_sample": cost}
+            return make_records(r.id.tolist(), r.pred, label=r.label, verified=r.verified, logits=r.logits,
+                                confidence=r.confidence, score=r.score, valid_labels=r.valid_labels,
+                                is_noisy=r.is_noisy, split=r.split, manifest=manifest)
+    elif path.suffix.lower() != ".csv":
+        raise _fail(path, f"expected a .csv or .parquet file, got {path.suffix or 'no suffix'!r}")
+    table = _read_table(path, progress)
+    columns = [str(c) for c in table.columns]
+    if len(table) == 0:
+        raise _fail(path, "has a header but no rows")
+    for required in ("id", "pred"):
+        if required not in columns:
+            raise _fail(path, f"{required}: required column is missing (the header has {columns[:8]})")
+    if "label" not in columns and "verified" not in columns:
+        raise _fail(path, "label/verified: give the given label or a 0/1 verified column (neither is there)")
+    ids = table["id"].to_numpy(dtype=object)
+    blank = np.array([i is None or (isinstance(i, float) and np.isnan(i)) or str(i).strip() == "" for i in ids])
+    if blank.any():
+        raise _fail(path, f"id: {_where(table, blank, path)} is empty")
+    order = np.argsort(ids, kind="stable")
+    repeat = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if len(repeat):
+        first, second = sorted(order[repeat[0]: repeat[0] + 2])
+        raise _fail(path, f"id: {ids[first]!r} appears on line {first + 2} and on line {second + 2}")
+    sources = {"confidence": "confidence" in columns, "prob_": any(c.startswith("prob_") for c in columns),
+               "logit_": any(c.startswith("logit_") for c in columns)}
+    given = [k for k, v in sources.items() if v]
+    if len(given) != 1:
+        found = [g if g == "confidence" else f"{g}*" for g in given] or "none"
+        raise _fail(path, "confidence: give exactly one of confidence, prob_0 … prob_{C-1} or "
+                          f"logit_0 … logit_{{C-1}}; found {found}")
+    kwargs: dict[str, Any] = {}
+    n_classes = None
+    if given[0] == "confidence":
+        kwargs["confidence"] = _numbers(table, "confidence", path, low=0.0, high=1.0)
+    else:
+        cols = _class_columns(columns, given[0], path)
+        n_classes = len(cols)
+        block = np.column_stack([_numbers(table, c, path, **({"low": 0.0, "high": 1.0} if given[0] == "prob_"
+                                                              else {})) for c in cols])
+        if given[0] == "prob_":
+            total = block.sum(axis=1)
+            off = np.abs(total - 1.0) > _PROB_SUM_TOL
+            if off.any():
+                raise _fail(path, f"prob_*: {_where(table, off, path)} sums to {total[off][0]:.6g}, not 1")
+            # log(p) has the same softmax as p; p = 0 becomes a very negative but finite logit
+            block = np.log(np.maximum(block, np.finfo(np.float64).tiny))
+        kwargs["logits"] = block
+    low = -1
+    pred = _numbers(table, "pred", path, integer=True, low=low, high=None if n_classes is None else n_classes - 1)
+    if "label" in columns:
+        kwargs["label"] = _numbers(table, "label", path, integer=True, low=low,
+                                   high=None if n_classes is None else n_classes - 1)
+    if "verified" in columns:
+        kwargs["verified"] = _numbers(table, "verified", path, low=0.0, high=1.0)
+    manifest = {"model": name, "dataset": None, "source_file": path.name, "source_sha256": file_sha256(path)}
+    if cost is not None:
+        manifest["extraction"] = {"flops_per_sample": cost}
+    try:
+        return make_records(ids.astype(str).tolist(), pred, manifest=manifest, **kwargs)
+    except RecordsError as err:
+        raise _fail(path, str(err)) from None
+
+
+def _same_ids(sets: Sequence[Records], paths: Sequence[Path]) -> None:
+    first = set(sets[0].id.tolist())
+    for r, p in zip(sets[1:], paths[1:]):
+        other = set(r.id.tolist())
+        if other != first:
+            only_first, only_other = sorted(first - other), sorted(other - first)
+            parts = [f"{len(only_first)} id(s) of {paths[0].name} are not in it (e.g. {only_first[:3]})"
+                     if only_first else "",
+                     f"{len(only_other)} of its ids are not in {paths[0].name} (e.g. {only_other[:3]})"
+                     if only_other else ""]
+            raise _fail(p, "id: the files must score the same samples; " + "; ".join(x for x in parts if x))
+
+
+def _same_labels(sets: Sequence[Records], paths: Sequence[Path]) -> bool:
+    """Whether every file gives the same label to each id (cleaning needs one given label)."""
+    order0 = np.argsort(sets[0].id)
+    for r, p in zip(sets[1:], paths[1:]):
+        order = np.argsort(r.id)
+        differ = sets[0].label[order0] != r.label[order]
+        if differ.any():
+            raise _fail(p, f"label: id {sets[0].id[order0][differ][0]!r} has label "
+                           f"{r.label[order][differ][0]} here and {sets[0].label[order0][differ][0]} in "
+                           f"{paths[0].name}; cleaning needs one given label per sample")
+    return bool((sets[0].label >= 0).all())
+
+
+def _why_calibrator(calibration: str) -> str:
+    if calibration != "auto":
+        return f"Calibrator: {calibration} scaling, as asked (--calibration {calibration})."
+    return ("Calibrator: temperature scaling for files with class probabilities or logits (one T rescales "
+            "every class), Platt scaling (a logistic fit of right/wrong on the log-odds of the confidence) for "
+            "files that give one confidence per sample; both are fitted on the cal half by exact Newton steps.")
+
+
+def _figure_html(fig: Any, alt_text: str) -> str:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img class="figure" alt="{html.escape(alt_text)}" src="data:image/png;base64,{data}">'
+
+
+def _markdown_html(text: str) -> str:
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark").render(text)
+
+
+_PAGE_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; line-height: 1.45;
+       color: #1a1a1a; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
+.table-wrap { overflow-x: auto; margin: 0.8rem 0; }
+table { border-collapse: collapse; font-size: 0.9rem; } th, td { padding: 0.2rem 0.6rem; text-align: right; }
+th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
+img.figure { max-width: 100%; height: auto; }
+.note { color: #444; font-size: 0.95rem; }
+"""
+
+
+def _page(title: str, blocks: list[str]) -> str:
+    # data-content_root tells calcas.interactive's loader where _static/vendored/ is: beside this page
+    return (f'<!DOCTYPE html>\n<html lang="en" data-content_root="./">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(blocks) + "\n</body>\n</html>\n")
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    from .plots import styled
+    return f'<div class="table-wrap">{styled(df).to_html()}</div>'
+
+
+def _copy_scripts(out: Path, root: Path | None = None) -> None:
+    """Vega, Vega-Lite and vega-embed into ``out/_static/vendored/`` from the pinned node packages."""
+    from .book import VENDOR_FILES, VENDOR_URL, ensure_node_packages
+    from .interactive import VENDOR_SCRIPTS
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        modules = ensure_node_packages(root)
+    except (RuntimeError, FileNotFoundError) as err:
+        raise RuntimeError(f"report: the page's charts need Vega from the pinned node packages ({err}); "
+                           f"run `npm ci` in {root}") from None
+    dest = out / VENDOR_URL
+    dest.mkdir(parents=True, exist_ok=True)
+    for package, files in VENDOR_FILES.items():
+        for rel in files:
+            name = Path(rel).name
+            target = dest / (name if name in VENDOR_SCRIPTS else f"{package}-{name}")
+            shutil.copy2(modules / package / rel, target)
+
+
+def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                costs: Sequence[float] | None = None, n_bins: int = 15, n_boot: int = 1000,
+                calibration: str = "auto", seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Write ``out_dir/index.html`` and ``out_dir/results.json`` for the given model outputs.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        One file per model (see the module docstring), all on the same samples.
+    out_dir : path
+        Created if missing; ``index.html``, ``results.json`` and ``_static/vendored/`` go there.
+    costs : sequence of float, optional
+        Cost per sample of each model, in the order of ``paths`` (for the cascade's compute saving).
+    n_bins, n_boot, calibration, seed
+        As in :func:`calcas.report.calibration_report`; the cascade and cleaning highlight the
+        book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
+
+    Returns
+    -------
+    dict
+        ``results.json`` as read back.
+    """
+    from . import interactive, plots, prose, report
+    from .params import write_results
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("paths: give at least one file of model outputs")
+    if costs is not None and len(costs) != len(paths):
+        raise ValueError(f"costs: give one cost per file ({len(paths)}), got {len(costs)}")
+    if costs is not None and any(not (isinstance(c, (int, float)) and np.isfinite(c) and c > 0) for c in costs):
+        raise ValueError(f"costs: every cost must be a positive number, got {list(costs)}")
+    names = [p.stem for p in paths]
+    names = [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
+    sets = [read_outputs(p, name=n, cost=None if costs is None else float(costs[i]), progress=progress)
+            for i, (p, n) in enumerate(zip(paths, names))]
+    _same_ids(sets, paths)
+    n_cal = int(sets[0].cal_mask(seed=seed).sum())
+    if n_cal < 2 * n_bins:
+        raise ValueError(f"n_bins: {n_bins} bins need at least {2 * n_bins} rows in the cal half; "
+                         f"{paths[0].name} has {sets[0].n} rows ({n_cal} in cal): lower n_bins")
+    K_cascade, K_cleaning = max(1, round(n_bins * 8 / 15)), max(1, round(n_bins * 12 / 15))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"inputs": [{"file": str(p), "name": n, "rows": r.n, "source": r.source,
+                                           "cost": None if costs is None else float(costs[i])}
+                                          for i, (p, n, r) in enumerate(zip(paths, names, sets))]}
+    blocks = [f"<h1>calcas report: {html.escape(', '.join(names))}</h1>",
+              f'<p class="note">{sets[0].n} samples; everything is fitted on the cal half and measured on '
+              f"the test half (<code>cal_test_split(ids, seed={seed})</code>). Numbers: "
+              '<a href="results.json">results.json</a>.</p>']
+
+    sections: dict[str, list[str]] = {}  # section -> its blocks; its prose follows once results.json is written
+    cal = report.calibration_report(sets, calibration=calibration, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    results["calibration"] = cal.to_dict()
+    sections["calibration"] = [
+        "<h2>Calibration</h2>", _table_html(cal.table()),
+        f'<p class="note">{html.escape(_why_calibrator(calibration))}</p>',
+        _table_html(cal.calibrator_table()),
+               _figure_html(plots.reliability_grid([(n, cal.reliability_tables(n)) for n in cal.models]),
+                            "reliability diagrams before and after calibration")]
+    for name in cal.models:
+        sections["calibration"].append(interactive.reliability_explorer(*cal.explorer_inputs(name), default=n_bins,
+                                                       title=f"{name}, test half").to_html())
+
+    if len(sets) >= 2:
+        pairs = {f"{a.manifest['model']} → {b.manifest['model']}": [a, b] for a, b in zip(sets, sets[1:])}
+        cas = report.cascade_report(pairs, K=K_cascade, calibration=calibration, n_bins=n_bins, seed=seed)
+        results["cascade"] = cas.to_dict()
+        K_used = {p: r["K_used"] for p, r in cas.pairs.items()}
+        sections["cascade"] = [
+            "<h2>Cascades</h2>", _figure_html(plots.cascade_grid(cas.curves, highlight_K=K_used), "cascade curves"),
+            _table_html(cas.table()), _table_html(cas.operating_points()),
+            *(interactive.cascade_explorer(c, title=p, default=K_used[p]).to_html() for p, c in cas.curves.items())]
+
+    if len(sets) >= 3:
+        if _same_labels(sets, paths):
+            cle = report.cleaning_report(sets, K=K_cleaning, calibration=calibration, n_bins=n_bins, seed=seed)
+            results["cleaning"] = cle.to_dict()
+            sections["cleaning"] = [
+                "<h2>Label cleaning</h2>", _table_html(cle.flags_table()), _table_html(cle.cleaned_table()),
+                interactive.cleaning_explorer(cle.lines(), title="method 2", default=cle.results["K_used"]).to_html()]
+        else:
+            results["cleaning"] = None
+            sections["cleaning_left_out"] = [
+                "<h2>Label cleaning</h2>",
+                '<p class="note">Left out: some labels are unknown (-1), and cleaning judges the given label '
+                "of every sample.</p>"]
+
+    written = json.loads(write_results(out, results).read_text())
+    write_prose = {"calibration": prose.calibration_prose, "cascade": prose.cascade_prose,
+                   "cleaning": prose.cleaning_prose}
+    for section, section_blocks in sections.items():
+        blocks += section_blocks
+        if section in write_prose:
+            blocks.append(_markdown_html(write_prose[section](written[section])))
+    _copy_scripts(out)
+    (out / "index.html").write_text(_page(f"calcas report: {', '.join(names)}", blocks), encoding="utf-8")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m calcas report FILE [FILE ...] --out DIR [--costs C ...] [--n-bins N] [--seed S]``."""
+    p = argparse.ArgumentParser(prog="python -m calcas report", description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="+", help="CSV or Parquet files of model outputs on the same samples")
+    p.add_argument("--out", required=True, help="folder for index.html and results.json")
+    p.add_argument("--costs", nargs="+", type=float, help="cost per sample of each model, in file order")
+    p.add_argument("--n-bins", type=int, default=15, help="equal-count bins (default 15, the paper's)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of each ECE interval")
+    p.add_argument("--calibration", default="auto", choices=("auto", "temperature", "platt"))
+    p.add_argument("--seed", type=int, default=0, help="seed of the cal/test split and the bootstrap")
+    args = p.parse_args(argv)
+    try:
+        user_report(args.files, args.out, costs=args.costs, n_bins=args.n_bins, n_boot=args.n_boot,
+                    calibration=args.calibration, seed=args.seed)
+    except (RecordsError, ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"calcas report: {err}", file=sys.stderr)
+        return 2
+    print(f"{Path(args.out) / 'index.html'}")
+    return 0

@@ -1,0 +1,256 @@
+"""`python -m calcas report`: a user's own CSV / Parquet outputs in, a page and results.json out."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import softmax
+
+import calcas
+from calcas import report
+from calcas.records import RecordsError
+from calcas.user_report import read_outputs, user_report
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("CALCAS_CHROMIUM", "/usr/bin/chromium"))
+
+
+def _outputs(n: int = 800, C: int = 4, *, seed: int = 0, skill: float = 2.0) -> pd.DataFrame:
+    """A model's logits on n samples: labels drawn, logits leaning towards them by ``skill``."""
+    rng = np.random.default_rng(seed)
+    label = np.random.default_rng(99).integers(0, C, n)  # the same labels for every model
+    z = rng.normal(size=(n, C)) * 1.5
+    z[np.arange(n), label] += skill
+    frame = pd.DataFrame({"id": [f"s{i:05d}" for i in range(n)], "pred": z.argmax(1), "label": label})
+    return frame.assign(**{f"logit_{j}": z[:, j] for j in range(C)})
+
+
+def _as(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+    logit_cols = [c for c in frame if c.startswith("logit_")]
+    z = frame[logit_cols].to_numpy()
+    base = frame[["id", "pred", "label"]]
+    if kind == "logit":
+        return frame
+    p = softmax(z, axis=1)
+    if kind == "prob":
+        return base.assign(**{f"prob_{j}": p[:, j] for j in range(p.shape[1])})
+    return base.assign(confidence=p.max(axis=1))
+
+
+def _csv(tmp_path: Path, name: str, frame: pd.DataFrame) -> Path:
+    path = tmp_path / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["logit", "prob", "confidence"])
+def test_each_confidence_form_reads_into_the_records_contract(tmp_path, kind):
+    frame = _outputs()
+    r = read_outputs(_csv(tmp_path, "m", _as(kind, frame)))
+    assert r.n == len(frame) and r.manifest["model"] == "m"
+    np.testing.assert_array_equal(r.id, frame["id"].to_numpy())
+    np.testing.assert_array_equal(r.verified, (frame["pred"] == frame["label"]).to_numpy())
+    p = softmax(frame[[c for c in frame if c.startswith("logit_")]].to_numpy(), axis=1)
+    if kind == "confidence":
+        assert r.source == "confidence"
+        np.testing.assert_allclose(r.confidence, p.max(1), rtol=1e-12)
+    else:  # log-probabilities have the probabilities' softmax; logits are kept as written
+        assert r.source == "logits"
+        np.testing.assert_allclose(softmax(r.logits, axis=1), p, rtol=1e-9, atol=1e-15)
+
+
+def test_one_file_report_is_the_calibration_report_of_the_same_rows(tmp_path):
+    path = _csv(tmp_path, "model_a", _as("logit", _outputs()))
+    res = user_report([path], tmp_path / "out", n_boot=50, progress=False)
+    direct = report.calibration_report([read_outputs(path)], n_boot=50)
+    assert set(res) == {"inputs", "calibration"}
+    ours, ref = res["calibration"]["models"]["model_a"], direct.models["model_a"]
+    assert ours["method"] == "temperature" and ours["temperature"] == pytest.approx(ref["temperature"], abs=1e-6)
+    for split in ("cal", "test"):
+        for key in ("ece_before", "ece_after"):
+            np.testing.assert_allclose(ours[split][key], ref[split][key], atol=1e-6)
+    # the halves are cal_test_split of the ids with seed 0
+    cal = calcas.cal_test_split(pd.read_csv(path)["id"].to_numpy(), seed=0)
+    assert ours["n_cal"] == int(cal.sum())
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "<h2>Calibration</h2>" in page and "<h2>Cascades</h2>" not in page
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == res
+
+
+def test_three_files_give_calibration_cascades_and_cleaning(tmp_path):
+    frames = [_outputs(seed=s, skill=k) for s, k in ((1, 0.8), (2, 2.0), (3, 3.0))]
+    paths = [_csv(tmp_path, f"m{i}", _as(kind, f)) for i, (f, kind) in enumerate(zip(frames, ("confidence", "prob",
+                                                                                             "logit")))]
+    res = user_report(paths, tmp_path / "out", costs=[1, 4, 16], n_boot=20, progress=False)
+    assert set(res) == {"inputs", "calibration", "cascade", "cleaning"}
+    assert set(res["cascade"]["pairs"]) == {"m0 → m1", "m1 → m2"}  # each file with the next
+    # the costs reach the compute saving: p - k_first / k_second at the fixed K
+    pair = res["cascade"]["pairs"]["m0 → m1"]
+    assert pair["at_K"]["CC"]["compute_saved"] == pytest.approx(pair["at_K"]["CC"]["p_small"] - 1 / 4, abs=1e-6)
+    assert res["cleaning"]["experts"] == ["m0", "m1", "m2"]
+    direct = report.cleaning_report([read_outputs(p) for p in paths], K=res["cleaning"]["K"])
+    assert res["cleaning"]["flags"]["method_1"]["flagged"] == direct.results["flags"]["method_1"]["flagged"]
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert page.count('class="calcas-explorer"') == 3 + 2 + 1  # reliability ×3, cascades ×2, cleaning
+    assert "http://" not in page and "https://" not in page  # nothing to fetch from anywhere
+    for script in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
+        assert (tmp_path / "out" / "_static" / "vendored" / script).is_file()
+
+
+def _bad(tmp_path, frame: pd.DataFrame, name: str = "bad") -> Path:
+    return _csv(tmp_path, name, frame)
+
+
+BASE = _as("confidence", _outputs(n=60))
+PROBS = _as("prob", _outputs(n=60))
+LOGITS = _as("logit", _outputs(n=60))
+
+
+@pytest.mark.parametrize("frame, message", [
+    (BASE.drop(columns="pred"), r"bad.csv: pred: required column is missing"),
+    (BASE.drop(columns="label"), r"label/verified: give the given label or a 0/1 verified column"),
+    (BASE.drop(columns="confidence"), r"confidence: give exactly one of .*found none"),
+    (PROBS.assign(confidence=0.5), r"confidence: give exactly one of .*found \['confidence', 'prob_\*'\]"),
+    (BASE.assign(id=["a"] * 2 + [f"x{i}" for i in range(58)]), r"id: 'a' appears on line 2 and on line 3"),
+    (BASE.assign(confidence=np.r_[BASE["confidence"][:6], 1.3, BASE["confidence"][7:]]),
+     r"confidence: line 8 \(id 's00006'\) is 1.3, outside \[0, 1\]"),
+    (BASE.assign(confidence=np.r_[BASE["confidence"][:4], np.nan, BASE["confidence"][5:]]),
+     r"confidence: line 6 \(id 's00004'\) is empty"),
+    (BASE.assign(pred=BASE["pred"].astype(object).where(BASE.index != 9, "cat")),
+     r"pred: line 11 \(id 's00009'\) is not a number \('cat'\)"),
+    (LOGITS.drop(columns="logit_2"), r"logit_2: missing; the class columns must run logit_0"),
+    (LOGITS.assign(logit_x=1.0), r"logit_x: expected logit_<class index>"),
+    (LOGITS.assign(logit_1=LOGITS["logit_1"].where(LOGITS.index != 3)), r"logit_1: line 5 \(id 's00003'\) is empty"),
+    (LOGITS.assign(label=LOGITS["label"].where(LOGITS.index != 2, 4)),
+     r"label: line 4 \(id 's00002'\) is 4, outside \[-1, 3\]"),
+    (LOGITS.assign(label=LOGITS["label"].astype(float).where(LOGITS.index != 0, 1.5)),
+     r"label: line 2 \(id 's00000'\) is 1.5, not a class index"),
+    (PROBS.assign(prob_0=PROBS["prob_0"].where(PROBS.index != 5, PROBS["prob_0"] + 0.2)),
+     r"prob_\*: line 7 \(id 's00005'\) sums to 1.2, not 1"),
+    (BASE.assign(verified=2.0), r"verified: line 2 \(id 's00000'\) is 2, outside \[0, 1\]"),
+])
+def test_every_bad_file_gets_one_message_naming_the_column_and_the_line(tmp_path, frame, message):
+    with pytest.raises(RecordsError, match=message):
+        read_outputs(_bad(tmp_path, frame))
+
+
+def test_empty_and_header_only_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(RecordsError, match=r"empty.csv: the file is empty"):
+        read_outputs(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("id,pred,label,confidence\n")
+    with pytest.raises(RecordsError, match=r"header.csv: has a header but no rows"):
+        read_outputs(tmp_path / "header.csv")
+    (tmp_path / "twice.csv").write_text("id,pred,pred,confidence\na,1,1,0.5\n")
+    with pytest.raises(RecordsError, match=r"pred: the column appears twice"):
+        read_outputs(tmp_path / "twice.csv")
+    with pytest.raises(RecordsError, match=r"expected a .csv or .parquet file, got '.txt'"):
+        (tmp_path / "x.txt").write_text("id\n")
+        read_outputs(tmp_path / "x.txt")
+
+
+def test_ids_that_do_not_match_across_files_are_named(tmp_path):
+    a = _as("confidence", _outputs(n=120))
+    b = a.assign(id=[*a["id"][:-1], "stranger"])
+    with pytest.raises(RecordsError, match=r"b.csv: id: the files must score the same samples; 1 id\(s\) of a.csv "
+                                           r"are not in it \(e.g. \['s00119'\]\); 1 of its ids are not in a.csv "
+                                           r"\(e.g. \['stranger'\]\)"):
+        user_report([_csv(tmp_path, "a", a), _csv(tmp_path, "b", b)], tmp_path / "out", progress=False)
+
+
+def test_too_few_rows_and_bad_costs_are_refused(tmp_path):
+    path = _csv(tmp_path, "small", _as("confidence", _outputs(n=40)))
+    with pytest.raises(ValueError, match=r"n_bins: 15 bins need at least 30 rows in the cal half; small.csv has 40"):
+        user_report([path], tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match=r"costs: give one cost per file \(1\), got 2"):
+        user_report([path], tmp_path / "out", costs=[1, 2])
+    with pytest.raises(ValueError, match=r"costs: every cost must be a positive number"):
+        user_report([path, path], tmp_path / "out", costs=[1, -2])
+
+
+def test_command_line_exit_codes_and_messages(tmp_path):
+    good = _csv(tmp_path, "good", _as("confidence", _outputs(n=200)))
+    bad = _csv(tmp_path, "bad", BASE.drop(columns="pred"))
+    run = [sys.executable, "-m", "calcas", "report"]
+    ok = subprocess.run([*run, str(good), "--out", str(tmp_path / "out"), "--n-boot", "20"], capture_output=True,
+                        text=True, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().endswith("index.html")
+    fail = subprocess.run([*run, str(bad), "--out", str(tmp_path / "out2")], capture_output=True, text=True, cwd=ROOT)
+    assert fail.returncode == 2
+    assert "calcas report: " in fail.stderr and "pred: required column is missing" in fail.stderr
+    assert "Traceback" not in fail.stderr
+
+
+def test_a_calcas_record_set_is_read_as_it_is(tmp_path):
+    r = read_outputs(_csv(tmp_path, "m", _as("logit", _outputs(n=100))))
+    calcas.write_records(r, tmp_path / "m.parquet")
+    again = read_outputs(tmp_path / "m.parquet", name="again", cost=3.0)
+    np.testing.assert_array_equal(again.logits, r.logits)
+    assert again.manifest["model"] == "again" and again.manifest["extraction"]["flops_per_sample"] == 3.0
+
+
+def test_a_public_per_sample_output_we_did_not_write(tmp_path):
+    """ImageNet-X's published ResNet-50 and ViT predictions, re-shaped into the CSV form only."""
+    from calcas.datasets.public import data_root
+    data = data_root()
+    if data is None or not (data / "imagenetx" / "ResNet50.csv").is_file():
+        pytest.skip("the public data is not on this machine (python -m calcas.datasets.public fetch)")
+    labels = pd.read_csv(data / "imagenetx" / "filename_label.csv")
+    paths = []
+    for model in ("ResNet50", "ViT"):
+        frame = pd.read_csv(data / "imagenetx" / f"{model}.csv").merge(labels, on="file_name")
+        frame = frame.rename(columns={"file_name": "id", "predicted_class": "pred", "predicted_probability": "confidence"})
+        paths.append(_csv(tmp_path, model, frame))
+    res = user_report(paths, tmp_path / "out", n_boot=20, progress=False)
+    frame = pd.read_csv(paths[0])
+    test = ~calcas.cal_test_split(frame["id"].to_numpy(), seed=0)
+    accuracy = float((frame["pred"] == frame["label"])[test].mean())
+    assert res["calibration"]["models"]["ResNet50"]["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert res["cascade"]["pairs"]["ResNet50 → ViT"]["n_test"] == int(test.sum())
+
+
+def test_the_page_draws_from_disk_with_no_network(tmp_path):
+    """The page opened as a file: every chart draws, every slider redraws, no request leaves the folder."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    paths = [_csv(tmp_path, f"m{i}", _as("prob", _outputs(seed=i, skill=1 + i))) for i in range(3)]
+    user_report(paths, tmp_path / "out", n_boot=20, progress=False)
+    folder = (tmp_path / "out").as_uri() + "/"
+    outside, errors = [], []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        try:
+            for width in (1280, 390):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.on("pageerror", lambda err: errors.append(str(err)))
+                page.route("**/*", lambda r: r.continue_() if r.request.url.startswith((folder, "data:", "blob:"))
+                           else (outside.append(r.request.url), r.abort()))
+                page.goto(folder + "index.html", wait_until="networkidle")
+                page.wait_for_function("() => Array.from(document.querySelectorAll('.calcas-explorer'))"
+                                       ".every(d => d.querySelector('svg') !== null)", timeout=20_000)
+                sliders = page.query_selector_all(".vega-bind input[type=range]")
+                assert len(sliders) == 6
+                for slider in sliders:
+                    chart = slider.evaluate_handle("el => el.closest('.calcas-explorer')")
+                    text = "c => Array.from(c.querySelectorAll('svg text')).map(t => t.textContent).join('|')"
+                    before = chart.evaluate(text)
+                    low = slider.get_attribute("min")
+                    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', "
+                                    "{bubbles: true})); }", low)
+                    page.wait_for_function(f"([c, b]) => ({text})(c) !== b", arg=[chart, before], timeout=5_000)
+                if os.environ.get("CALCAS_SCREENSHOTS"):
+                    page.screenshot(path=str(Path(os.environ["CALCAS_SCREENSHOTS"]) / f"user_report_{width}.png"),
+                                    full_page=True)
+                page.close()
+        finally:
+            browser.close()
+    assert not outside, f"requests left the folder: {outside}"
+    assert not errors, f"script errors: {errors}"
