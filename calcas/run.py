@@ -118,7 +118,7 @@ def _paper_steps(env: dict[str, str]) -> list[Step]:
     return steps
 
 
-#: What each paper step reproduces (the README's GPU section lists the commands in this order).
+#: What each paper step reproduces (book/reproduce.md lists the commands in this order).
 PAPER_TARGETS = {
     "paper/imagenet_extract": "record sets of seven timm models on ImageNet-1k val, with ReaL labels",
     "paper/imagenet_calibration": "Table 1 and Figure 1a: EVA02-L-448 before and after temperature scaling",
@@ -149,7 +149,7 @@ def _paper_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     missing = [k for k, v in env.items() if not v]
     if missing:
         raise SystemExit(f"profile: 'paper' needs {', '.join(missing)} set: the ImageNet-1k val folder "
-                         "(class sub-folders of ILSVRC2012_val_*.JPEG files); see the README's GPU section")
+                         "(class sub-folders of ILSVRC2012_val_*.JPEG files); see the book's Reproduce and re-run page")
     if not env["CALCAS_TENSOR_PARALLEL"].isdigit() or int(env["CALCAS_TENSOR_PARALLEL"]) < 1:
         raise SystemExit(f"CALCAS_TENSOR_PARALLEL: must be a positive integer, got {env['CALCAS_TENSOR_PARALLEL']!r}")
     return env
@@ -263,7 +263,7 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from .datasets.public import data_root, missing_data_message
+    from .datasets.public import ensure_data, missing_data_message
 
     steps = plan(profile)
     if sections:
@@ -273,7 +273,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
             raise SystemExit(f"sections: unknown {unknown}; expected folders or notebooks among {sorted(known)}")
         steps = [s for s in steps if s.folder in sections or s.notebook in sections]
     root = Path(root).resolve()
-    have_public = data_root() is not None
+    # fetched into the cache first when missing and reachable; offline, those chapters are placeholders
+    have_public = any(s.needs_public_data for s in steps) and ensure_data() is not None
     texts = chapter_texts(root)
     # The notebook kernel must be this interpreter, whatever PATH says.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")

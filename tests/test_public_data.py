@@ -402,3 +402,34 @@ def test_with_imagenet_real_attaches_real_by_file_name_for_extracted_records():
     assert all(v.dtype == np.int64 for v in labels)
     with pytest.raises(ValueError, match="is not an ImageNet-1k val image name"):
         public.with_imagenet_real(make_records(["cat/img1.png"], [0], label=[0], logits=[[1.0, 0.0]]))
+
+
+def _no_local_copy(monkeypatch, cache):
+    monkeypatch.setenv("CALCAS_CACHE", str(cache))
+    monkeypatch.delenv("CALCAS_DATA", raising=False)
+    monkeypatch.setattr(public, "REPO_ROOT", cache / "no" / "repo")  # no shared/data beside it
+
+
+def test_ensure_data_fetches_when_no_copy_is_found(tmp_path, monkeypatch, capsys):
+    _no_local_copy(monkeypatch, tmp_path / "cache")
+    got = []
+    monkeypatch.setattr(public, "fetch", lambda **kw: got.append(kw) or tmp_path / "cache")
+    assert public.ensure_data(progress=False) == tmp_path / "cache"
+    assert got == [{"timeout": 30.0, "progress": False}]
+    monkeypatch.setenv("CALCAS_DATA", str(tmp_path))  # a copy is found: nothing is fetched
+    assert public.ensure_data() == tmp_path and len(got) == 1
+
+
+def test_ensure_data_offline_is_one_line_and_no_data(tmp_path, monkeypatch, capsys):
+    _no_local_copy(monkeypatch, tmp_path / "cache")
+    _serve(monkeypatch, {})  # every origin unreachable
+    assert public.ensure_data(progress=False) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "origins cannot be reached" in err and public.FETCH_COMMAND in err
+
+
+def test_ensure_data_never_hides_a_wrong_file(tmp_path, monkeypatch):
+    _no_local_copy(monkeypatch, tmp_path / "cache")
+    monkeypatch.setattr(public, "fetch", lambda **kw: (_ for _ in ()).throw(public.ChecksumError("SHA-256 differs")))
+    with pytest.raises(public.ChecksumError, match="SHA-256"):
+        public.ensure_data(progress=False)

@@ -69,10 +69,10 @@ def test_paper_steps_pass_parameter_checks_but_for_files_made_on_gpus():
                 assert str(Path(*parts).parent) in made, (step.folder, path)
 
 
-def test_readme_gives_every_paper_command_exactly():
-    readme = (ROOT / "README.md").read_text()
+def test_reproduce_page_gives_every_paper_command_exactly():
+    page = (ROOT / "book" / "reproduce.md").read_text()
     for line in paper_commands():
-        assert line in readme, line
+        assert line in page, line
 
 
 def test_placeholder_is_one_clear_line(tmp_path):
@@ -142,3 +142,14 @@ def test_notebook_kernels_talk_over_ipc_so_nothing_warns_about_tcp(tmp_path, cap
     captured = capfd.readouterr()
     assert ("without encryption" in captured.err + captured.out) is not ipc
     assert not list(tmp_path.glob("kernel-*"))  # no socket files left in the working folder
+
+
+def test_no_document_sends_a_user_outside_the_repository():
+    """README, book pages, notebooks and docstrings: no path outside the clone (../shared, SPEC.md)."""
+    import subprocess
+    tracked = subprocess.run(["git", "ls-files", "README.md", "book", "notebooks", "calcas"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    offenders = [f"{name}: {line.strip()}" for name in tracked if name.endswith((".md", ".ipynb", ".py"))
+                 for line in (ROOT / name).read_text(encoding="utf-8").splitlines()
+                 if "../shared" in line or "SPEC.md" in line or "ARCHITECTURE.md" in line]
+    assert not offenders, "\n".join(offenders)

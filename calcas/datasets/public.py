@@ -2,9 +2,9 @@
 (SPEC §6), turned into record sets (SPEC §0).
 
 Four sources, each pinned to one commit of its public repository. Nothing here is committed to
-the project: tests and CI read the files from ``../shared/data``; a user with internet gets the
-same bytes from the origins with :func:`fetch` (``python -m calcas.datasets.public fetch``),
-and every file is checked against the SHA-256 recorded in :data:`FILES`.
+the project: :func:`fetch` (``python -m calcas.datasets.public fetch``; ``make book`` calls it
+through :func:`ensure_data` when no copy is found) downloads the files from the origins, and
+every file is checked against the SHA-256 recorded in :data:`FILES`.
 
 =============== =========================================================== ============
 folder          origin (repository @ commit)                                licence
@@ -22,8 +22,8 @@ mmlu-redux/     aryopg/mmlu-redux @ 4563cfa7, 57 subject files and the          
 Keep each licence's terms (CC BY-NC: no commercial use of the ImageNet-X predictions) and cite
 the sources wherever the data is shown.
 
-Where the data lives (:func:`data_root`): ``$CALCAS_DATA``; else ``../shared/data`` next to the
-repository; else the download cache (``$CALCAS_CACHE`` or ``~/.cache/calcas/data``) when it
+Where the data lives (:func:`data_root`): ``$CALCAS_DATA``; else a folder ``shared/data``
+beside the repository (the offline copy this project's CI reads); else the download cache (``$CALCAS_CACHE`` or ``~/.cache/calcas/data``) when it
 holds any of the files.
 
 Converters: :func:`imagenet_records`, :func:`plaut_records` (record sets) and
@@ -134,7 +134,7 @@ class DataFile:
         return None if self.origin_path is None else self.source.raw_url(self.origin_path)
 
 
-# SHA-256 of each file, computed from ../shared/data (verbatim copies of the origins, except the
+# SHA-256 of each file, computed from the origins' files (verbatim copies, except the
 # two plaut-llm CSVs, which are the re-shaping that fetch() reproduces byte for byte).
 _SHA256: dict[str, str] = {
     "imagenet-real/real.json": "d83e9bff374c631aae8439eb064c7019acc56e1b3bc3f56b8380c2a710b0220b",
@@ -286,7 +286,8 @@ def data_root() -> pathlib.Path | None:
     """Where the public reference data is read from.
 
     In order: the ``CALCAS_DATA`` environment variable if set (even if the folder lacks files,
-    so a wrong setting fails loudly); else ``<repo root>/../shared/data`` when that folder exists;
+    so a wrong setting fails loudly); else a folder ``shared/data`` beside the repository when it
+    exists (the offline copy this project's CI reads);
     else the download cache (:func:`cache_dir`) when it holds at least one registered file.
 
     Returns
@@ -304,6 +305,26 @@ def data_root() -> pathlib.Path | None:
     if any((cache / path).is_file() for path in FILES):
         return cache
     return None
+
+
+def ensure_data(*, timeout: float = 30.0, progress: bool = True) -> pathlib.Path | None:
+    """The public data's root, fetched into the cache first when no copy is on this machine.
+
+    Returns :func:`data_root` when it finds the data. Otherwise it tries :func:`fetch` (pinned
+    commits, SHA-256 checked, a progress bar) and returns the cache; when an origin cannot be
+    reached (offline), it prints one line saying how to fetch later and returns None, leaving
+    whatever was fetched in the cache. A file that arrives with another SHA-256 is an error,
+    never a placeholder.
+    """
+    root = data_root()
+    if root is not None:
+        return root
+    try:
+        return fetch(timeout=timeout, progress=progress)
+    except OSError as err:  # a ChecksumError is a ValueError: it is raised, never a placeholder
+        print(f"public data: not on this machine and its origins cannot be reached ({err}); "
+              f"those chapters say how to get it; later run `{FETCH_COMMAND}`", file=sys.stderr, flush=True)
+        return None
 
 
 def missing_data_message(dataset: str = "all") -> str:
@@ -470,7 +491,7 @@ def _write_verified(dest: pathlib.Path, data: bytes, entry: DataFile, origin: st
 
 
 def fetch(names: str | Iterable[str] | None = None, *, cache: str | os.PathLike | None = None,
-          timeout: float = 60.0, verbose: bool = False) -> pathlib.Path:
+          timeout: float = 60.0, verbose: bool = False, progress: bool = False) -> pathlib.Path:
     """Download the public reference data from the pinned origins into a local cache.
 
     Files already in the cache with the right SHA-256 are kept; every new file is written under
@@ -490,6 +511,8 @@ def fetch(names: str | Iterable[str] | None = None, *, cache: str | os.PathLike 
         Seconds per download.
     verbose : bool
         Print one line per file.
+    progress : bool
+        Show a progress bar over the files (tqdm, on stderr).
 
     Returns
     -------
@@ -504,7 +527,11 @@ def fetch(names: str | Iterable[str] | None = None, *, cache: str | os.PathLike 
         A download failed.
     """
     root = pathlib.Path(cache).expanduser() if cache is not None else cache_dir()
-    for entry in _select(names):
+    entries = list(_select(names))
+    if progress:
+        from tqdm.auto import tqdm
+        entries = tqdm(entries, desc="public data", unit=" file", file=sys.stderr)
+    for entry in entries:
         dest = root / entry.path
         if dest.is_file() and file_sha256(dest) == entry.sha256:
             continue
