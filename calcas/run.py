@@ -210,14 +210,40 @@ def chapter_texts(root: str | os.PathLike = ".") -> dict[str, dict[str, str]]:
     return yaml.safe_load(path.read_text()) if path.exists() else {}
 
 
-def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None) -> None:
+def launch_links(notebook: str, root: str | os.PathLike = ".") -> str:
+    """One Markdown line: where to run a chapter's notebook yourself.
+
+    Binder builds ``environment.yml`` (and ``postBuild``) of the repository named by
+    ``repository.url`` in ``_config.yml``; Colab opens the notebook from GitHub. Both are plain
+    links: the page loads nothing from them. Without a repository URL (a local clone) the line
+    names the notebook and the download button. The theme's download button offers the
+    executed notebook on every chapter page either way.
+    """
+    import yaml
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text()) or {}
+    repo = (config.get("repository") or {}).get("url") or ""
+    branch = (config.get("repository") or {}).get("branch") or "main"
+    where = f"`notebooks/{notebook}.ipynb`"
+    if not repo.startswith("https://github.com/"):
+        return (f"*Run it yourself:* {where} in this repository (papermill parameters: see *Reproduce and "
+                "re-run*), or download this executed notebook with the download button above.")
+    slug = repo.removeprefix("https://github.com/").strip("/")
+    binder = f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath=notebooks%2F{notebook}.ipynb"
+    colab = f"https://colab.research.google.com/github/{slug}/blob/{branch}/notebooks/{notebook}.ipynb"
+    return (f"*Run it yourself:* {where} [on Binder]({binder}) or [in Colab]({colab}), or download this "
+            "executed notebook with the download button above.")
+
+
+def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None,
+                   launch: str | None = None) -> None:
     """Give an executed notebook its chapter's title and opening, and drop the sections it has
     nothing to show for.
 
     The notebook's first cell is a Markdown cell starting with its generic ``# title``; a
     chapter's title replaces that line and its opening paragraph follows it. Cells tagged
     ``only-if:<key>`` are dropped when the section's ``results.json`` says
-    ``"shown": {"<key>": false}`` (no true labels, no class probabilities, ...).
+    ``"shown": {"<key>": false}`` (no true labels, no class probabilities, ...). ``launch``
+    (see :func:`launch_links`) is added after the opening.
     """
     import nbformat
     nb = nbformat.read(path, as_version=4)
@@ -225,7 +251,8 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
     if text and first.cell_type == "markdown" and first.source.startswith("# "):
         rest = first.source.split("\n", 1)[1] if "\n" in first.source else ""
         opening = f"\n\n{text['opening'].strip()}" if text.get("opening") else ""
-        first.source = f"# {text['title']}{opening}\n{rest}"
+        launch_line = f"\n\n{launch}" if launch else ""
+        first.source = f"# {text['title']}{opening}{launch_line}\n{rest}"
     shown = (results or {}).get("shown", {})
 
     def keep(cell: Any) -> bool:
@@ -302,7 +329,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
                              f"(the executed notebook with the traceback: {out})")
         results = folder / "results.json"
         finish_chapter(out, texts.get(step.folder) if profile != "paper" else None,
-                       json.loads(results.read_text()) if results.exists() else None)
+                       json.loads(results.read_text()) if results.exists() else None,
+                       launch=launch_links(step.notebook, root) if profile != "paper" else None)
         times[step.folder] = time.perf_counter() - start
         print(f"{times[step.folder]:6.1f} s", flush=True)
     if book:

