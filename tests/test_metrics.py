@@ -594,3 +594,16 @@ def test_precision_interval_ignores_unrated_rows():
     assert p == pytest.approx(3 / 4)
     assert (low, high) == pytest.approx(calcas.proportion_interval(3, 4))
     assert all(math.isnan(x) for x in calcas.precision_interval(np.zeros(3, bool), np.ones(3)))
+
+
+def test_equal_width_puts_one_in_the_last_bin_where_torchmetrics_gives_it_its_own():
+    """The README's and the Specification's claim: calcas folds c = 1.0 into the last bin;
+    torchmetrics bins it alone, so the two differ exactly when rows at 1.0 are wrong."""
+    c = np.array([0.95, 0.95, 1.0, 1.0])
+    v = np.array([1.0, 1.0, 0.0, 0.0])
+    # calcas, 2 equal-width bins: the bin [0.5, 1.0] holds all four rows, |0.975 - 0.5|
+    assert calcas.ece(c, v, 2, binning="equal_width") == pytest.approx(0.475)
+    ref = binary_calibration_error(torch.from_numpy(c), torch.from_numpy(v).long(), n_bins=2, norm="l1").item()
+    assert ref == pytest.approx(0.5 * 0.05 + 0.5 * 1.0, rel=1e-6)  # [0.5, 1.0) and {1.0} apart: 0.525
+    assert calcas.ece(c[:2], v[:2], 2, binning="equal_width") == pytest.approx(
+        binary_calibration_error(torch.from_numpy(c[:2]), torch.from_numpy(v[:2]).long(), n_bins=2).item())
