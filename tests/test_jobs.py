@@ -88,6 +88,46 @@ def test_mc_job_subset_is_seeded_and_a_changed_subset_is_refused(tiny_lm_dir, mm
                                      progress=False)
 
 
+def test_a_completed_job_is_checked_against_the_manifest_and_a_lost_manifest_is_an_error(tiny_lm_dir, mmlu_file,
+                                                                                          tmp_path):
+    """Every id done, so no shard writer opens: the job still refuses to label model A's rows
+    with model B's manifest, and shards whose manifest.json is gone are not a fresh start."""
+    job = tmp_path / "job"
+    path = jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), job, progress=False)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"manifest: .* different manifest \(keys that differ: \[.*'mode'"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), job, mode="option_likelihood",
+                                     progress=False)
+    assert path.read_bytes() == before
+    (job / "shards" / "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"manifest: .*shards/manifest\.json is missing, but .* holds 1 shard"):
+        jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), job, progress=False)
+
+
+def test_a_job_merges_exactly_its_planned_ids(tmp_path):
+    """jobs._run with stand-in batches: a short extraction is refused by id and completed by a
+    re-run; a row the job did not plan is refused when it is written."""
+    ids = [f"r{i}" for i in range(10)]
+    one = DistContext(0, 1, 0, None, "cpu")
+
+    def batches(drop=(), add=()):
+        def make(mine):
+            chosen = sorted(set(mine) - set(drop)) + list(add)
+            yield {"id": chosen, "pred": np.zeros(len(chosen), dtype=np.int64),
+                   "label": np.zeros(len(chosen), dtype=np.int64), "confidence": np.full(len(chosen), 0.5)}
+        return make
+
+    def run(make, out):
+        return jobs._run(ids, make, out, records=None, manifest={"model": "m"}, ctx=one, progress=False,
+                         shard_size=4)
+
+    with pytest.raises(ValueError, match=r"hold 9 ids, the job planned 10: 1 missing \('r3'\)"):
+        run(batches(drop={"r3"}), tmp_path / "short")
+    assert list(calcas.read_records(run(batches(), tmp_path / "short")).id) == sorted(ids)
+    with pytest.raises(ValueError, match="id: 'extra' is not among the 10 planned ids"):
+        run(batches(add=["extra"]), tmp_path / "padded")
+
+
 def test_generation_job_grades_with_the_task_verifier(tiny_lm_dir, gsm8k_file, tmp_path):
     path = jobs.extract_generation(str(tiny_lm_dir), "gsm8k", str(gsm8k_file), tmp_path / "gen", max_new_tokens=5,
                                    batch_size=2, progress=False)

@@ -1,10 +1,14 @@
 """Tests of calcas.extract: resumable sharded extraction output (ShardWriter, extract,
-merge_shards) and the data-parallel path (rank_slice, the demo CLI under a killed-and-resumed
-run and under torchrun with two gloo ranks)."""
+merge_shards, check_manifest), the checks of rows, manifests and planned ids, and the data-parallel
+path (rank_slice, the demo CLI under a killed-and-resumed run and under torchrun with two gloo
+ranks). Faults made by other processes (kills mid-write, a second writer, a dead lock holder) and
+damaged shards are in test_shard_faults.py."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calcas import make_records, read_records
+from calcas import RecordsError, make_records, read_records
 from calcas.extract.parallel import rank_slice, run_demo
-from calcas.extract.shards import ShardWriter, done_ids, extract, list_shards, merge_shards, read_manifest
+from calcas.extract.shards import (ShardWriter, check_manifest, done_ids, extract, list_shards, merge_shards,
+                                   read_manifest)
 
 VOLATILE = {"created", "extracted", "n_shards", "ranks"}
 MANIFEST = {"model": "toy", "dataset": "synthetic", "split": "test", "extraction": {"layer": -1}}
@@ -265,3 +270,153 @@ def test_merge_of_empty_directory_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no complete shard"):
         merge_shards(tmp_path)
     assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == []
+
+
+# --- 5. rows are checked before they are written --------------------------------------------------
+
+BAD_VALUES = [  # (confidence source of the batch, column, bad value)
+    ("confidence", "confidence", np.nan),
+    ("confidence", "confidence", 2.0),
+    ("confidence", "verified", -0.5),
+    ("score", "score", np.inf),
+    ("logits", "logits", np.inf),
+    ("logits", "label", 4),  # the logits are 4 wide
+    ("logits", "pred", 7),
+    ("confidence", "label", -2),
+    ("confidence", "pred", -3),
+]
+
+
+@pytest.mark.parametrize("source, column, value", BAD_VALUES)
+def test_a_bad_value_is_refused_by_column_and_first_id_and_nothing_of_its_batch_is_written(tmp_path, source,
+                                                                                           column, value):
+    cols = toy_columns(n=12, source=source)
+    good = {name: v[:6] for name, v in cols.items()}
+    bad = {name: v[6:] if name == "id" else np.array(v[6:]) for name, v in cols.items()}
+    for row in (2, 4):
+        if column == "logits":
+            bad["logits"][row, 1] = value
+        else:
+            bad[column][row] = value
+    with ShardWriter(tmp_path, manifest=MANIFEST, shard_size=1) as writer:  # a kept row would be a shard at once
+        writer.write(good)
+        with pytest.raises(RecordsError, match=rf"^{column}: id {re.escape(repr(bad['id'][2]))}: .*; "
+                                               "nothing of this batch was written$"):
+            writer.write(bad)
+        assert len(list_shards(tmp_path)) == 6
+    assert done_ids(tmp_path) == set(good["id"])
+    assert merge_shards(tmp_path).n == 6  # the directory is not poisoned
+
+
+def test_a_batch_without_verified_where_the_label_is_unknown_is_refused(tmp_path):
+    cols = toy_columns(n=10)
+    del cols["verified"]  # label[0] is -1 (unknown): nothing says whether row 0 is right
+    with ShardWriter(tmp_path, manifest=MANIFEST) as writer:
+        with pytest.raises(RecordsError, match=rf"^verified: id {re.escape(repr(cols['id'][0]))}: required where "
+                                               "label is unknown"):
+            writer.write(cols)
+
+
+def test_bf16_torch_logits_are_stored_as_float32_exactly(tmp_path):
+    torch = pytest.importorskip("torch")
+    z = (3 * torch.randn(6, 4, generator=torch.Generator().manual_seed(0))).to(torch.bfloat16)
+    ids = [f"b{i}" for i in range(6)]
+    extract([{"id": ids, "pred": z.float().argmax(dim=1), "label": torch.tensor([0, 1, 2, 3, 0, 1]), "logits": z}],
+            tmp_path, manifest=MANIFEST, progress=False)
+    records = merge_shards(tmp_path)
+    assert records.id.tolist() == ids and records.logits.dtype == np.float32
+    assert np.array_equal(records.logits, z.float().numpy())
+
+
+# --- 6. the manifest and the planned ids ----------------------------------------------------------
+
+def test_a_completed_extraction_is_checked_against_the_manifest_and_the_planned_ids(tmp_path):
+    cols = toy_columns()
+    extract(batches_of(cols), tmp_path, manifest=MANIFEST, planned_ids=cols["id"], progress=False)
+    assert check_manifest(tmp_path, MANIFEST, planned_ids=cols["id"])["n_rows"] == 53
+    other_model = r"manifest: .* holds an extraction with a different manifest \(keys that differ: \['model'\]\)"
+    with pytest.raises(ValueError, match=other_model):
+        check_manifest(tmp_path, {**MANIFEST, "model": "other"})
+    with pytest.raises(ValueError, match=other_model):
+        merge_shards(tmp_path, manifest={**MANIFEST, "model": "other"})
+    with pytest.raises(ValueError, match=r"planned: .* holds a job planned as \{'n': 53, .*this run plans \{'n': 52,"):
+        check_manifest(tmp_path, MANIFEST, planned_ids=cols["id"][1:])
+    with pytest.raises(ValueError, match=r"planned: .* holds a job planned as \{'n': 53, "):
+        ShardWriter(tmp_path, manifest=MANIFEST, planned_ids=cols["id"][1:])
+    assert check_manifest(tmp_path / "new", MANIFEST) is None  # nothing there yet: a fresh start
+
+
+def test_a_missing_or_unreadable_manifest_beside_shards_is_an_error_not_a_fresh_start(tmp_path):
+    cols = toy_columns()
+    extract(batches_of({name: v[:20] for name, v in cols.items()}), tmp_path, manifest=MANIFEST, shard_size=6,
+            progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("shard-*")}
+    path = tmp_path / "manifest.json"
+    path.unlink()
+    missing = rf"manifest: {re.escape(str(path))} is missing, but .* holds 4 shard\(s\)"
+    with pytest.raises(FileNotFoundError, match=missing):
+        check_manifest(tmp_path, MANIFEST)
+    with pytest.raises(FileNotFoundError, match=missing):  # a resume of another model must not start afresh
+        extract(batches_of(cols), tmp_path, manifest={**MANIFEST, "model": "other"}, progress=False)
+    for text, why in (("{not json", "cannot be read"), ("[1, 2]", "is not an extraction manifest"),
+                      ('{"format": 1, "manifest": "toy"}', "is not an extraction manifest")):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=rf"manifest: {re.escape(str(path))} {why}"):
+            check_manifest(tmp_path, MANIFEST)
+        with pytest.raises(ValueError, match=rf"manifest: {re.escape(str(path))} {why}"):
+            ShardWriter(tmp_path, manifest=MANIFEST)
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("shard-*")} == before
+    with pytest.raises(TypeError, match="manifest: expected a dict, got list"):
+        check_manifest(tmp_path, [MANIFEST])
+
+
+def test_the_planned_ids_are_recorded_and_a_short_merge_names_the_missing_ones(tmp_path):
+    cols = toy_columns()
+    planned = sorted(cols["id"])
+    extract(batches_of({name: v[:40] for name, v in cols.items()}), tmp_path, manifest=MANIFEST,
+            planned_ids=cols["id"], progress=False)
+    assert read_manifest(tmp_path)["planned"] == {"n": 53,
+                                                  "sha256": hashlib.sha256(json.dumps(planned).encode()).hexdigest()}
+    missing = sorted(cols["id"][40:])
+    with pytest.raises(ValueError, match=rf"hold 40 ids, the job planned 53: 13 missing "
+                                         rf"\({re.escape(', '.join(map(repr, missing[:5])))}, \.\.\.\)"):
+        merge_shards(tmp_path, planned_ids=cols["id"])
+    with pytest.raises(ValueError, match=r"hold 40 ids, the job planned 53 \(sha256 [0-9a-f]{64}\), and these "
+                                         "are not those"):
+        merge_shards(tmp_path)  # the count and hash recorded in manifest.json
+    with ShardWriter(tmp_path, manifest=MANIFEST, planned_ids=cols["id"]) as writer:
+        with pytest.raises(ValueError, match="id: 'zz' is not among the 53 planned ids of this job"):
+            writer.write({**{name: v[40:42] for name, v in cols.items()}, "id": [cols["id"][40], "zz"]})
+    assert len(done_ids(tmp_path)) == 40
+    extract(batches_of(cols), tmp_path, manifest=MANIFEST, planned_ids=cols["id"], progress=False)
+    assert_same_records(merge_shards(tmp_path, planned_ids=cols["id"]), direct_records(cols))
+
+
+def test_a_padded_merge_or_other_ids_of_the_planned_count_are_refused(tmp_path):
+    cols = toy_columns(n=10)
+    ids = list(cols["id"])
+    rows = lambda a, b: {name: v[a:b] for name, v in cols.items()}  # noqa: E731
+    # the last row comes from a writer that was not told the plan (a writer that is, refuses it)
+    extract(batches_of(rows(0, 9)), tmp_path / "padded", manifest=MANIFEST, planned_ids=ids[:9], progress=False)
+    extract(batches_of(rows(9, 10)), tmp_path / "padded", manifest=MANIFEST, progress=False)
+    with pytest.raises(ValueError, match=rf"hold 10 ids, the job planned 9: 1 not planned \({ids[9]!r}\)$"):
+        merge_shards(tmp_path / "padded", planned_ids=ids[:9])
+    # nine planned, nine written, one of them not planned: the count agrees, the recorded hash does not
+    extract(batches_of(rows(1, 9)), tmp_path / "other", manifest=MANIFEST, planned_ids=ids[:9], progress=False)
+    extract(batches_of(rows(9, 10)), tmp_path / "other", manifest=MANIFEST, progress=False)
+    with pytest.raises(ValueError, match=r"hold 9 ids, the job planned 9 \(sha256 [0-9a-f]{64}\), and these are "
+                                         "not those"):
+        merge_shards(tmp_path / "other")
+    with pytest.raises(ValueError, match=rf"1 missing \({ids[0]!r}\); .*; 1 not planned \({ids[9]!r}\)$"):
+        merge_shards(tmp_path / "other", planned_ids=ids[:9])
+
+
+def test_bad_planned_ids_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="planned_ids: 'a' appears more than once"):
+        ShardWriter(tmp_path, manifest=MANIFEST, planned_ids=["a", "b", "a"])
+    with pytest.raises(ValueError, match="planned_ids: expected a collection of ids, got a string"):
+        extract([], tmp_path, manifest=MANIFEST, planned_ids="abc", progress=False)
+    with pytest.raises(ValueError, match="planned_ids: every id must be a string"):
+        check_manifest(tmp_path, MANIFEST, planned_ids=["a", 2])
+    with pytest.raises(ValueError, match="planned_ids: 'b' appears more than once"):
+        merge_shards(tmp_path, planned_ids=["b", "b"])

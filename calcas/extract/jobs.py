@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..records import Records, write_records
 from .common import seeded_rows
 from .parallel import DistContext, distributed_context, rank_slice
-from .shards import done_ids, extract, merge_shards
+from .shards import check_manifest, done_ids, extract, merge_shards
 
 __all__ = ["extract_generation", "extract_models", "extract_multiple_choice", "extract_vision", "main",
            "record_name", "seeded_subset"]
@@ -48,21 +48,20 @@ def seeded_subset(ids: Sequence[str], n: int | None, seed: int = 0) -> list[str]
 def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dict]], out: str | os.PathLike, *,
          records: str | os.PathLike | None, manifest: dict, ctx: DistContext, progress: bool, shard_size: int,
          finish: Callable[[Records], Records] | None = None) -> Path:
-    """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges, passes
-    the merged rows through ``finish`` (e.g. to attach ground truth) and writes the record set."""
+    """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges exactly
+    ``all_ids``, passes the merged rows through ``finish`` (e.g. to attach ground truth) and writes
+    the record set. The manifest is checked on every run, also when nothing is left to extract."""
     shards = Path(out) / "shards"
+    check_manifest(shards, manifest, planned_ids=all_ids)
     finished = done_ids(shards)  # empty for a new job
     mine = [i for i in rank_slice(all_ids, ctx.rank, ctx.world_size) if i not in finished]
     if mine:
         extract(make_batches(set(mine)), shards, manifest=manifest, shard_size=shard_size, rank=ctx.rank,
-                world_size=ctx.world_size, progress=progress, total=len(mine))
+                world_size=ctx.world_size, planned_ids=all_ids, progress=progress, total=len(mine))
     ctx.barrier()
     path = Path(records) if records is not None else Path(out) / "records.parquet"
     if ctx.is_main:
-        records = merge_shards(shards)
-        if records.n != len(all_ids):
-            raise RuntimeError(f"{shards}: merged {records.n} rows, expected {len(all_ids)}; "
-                               "was the job run with other --n / --seed before?")
+        records = merge_shards(shards, manifest=manifest, planned_ids=all_ids)
         write_records(finish(records) if finish is not None else records, path)
         print(f"{records.n} rows -> {path}", flush=True)
     ctx.barrier()

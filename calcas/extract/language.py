@@ -581,5 +581,6 @@ def smollm2_mmlu_records(out_dir: str | os.PathLike, *, n: int = 200, seed: int 
                            weights_file=gguf, tokenizer=tokenizer, extra={"n": n, "seed": seed})
     batches = mc_batches(model, tokenizer, items, mode=mode, batch_size=batch_size,
                          skip_ids=done_ids(shards) if shards.exists() else frozenset())
-    extract(batches, shards, manifest=manifest, progress=progress, total=len(items))
-    return merge_shards(shards, out_dir / "smollm2_mmlu.parquet")
+    planned = [it["id"] for it in items]
+    extract(batches, shards, manifest=manifest, planned_ids=planned, progress=progress, total=len(items))
+    return merge_shards(shards, out_dir / "smollm2_mmlu.parquet", manifest=manifest, planned_ids=planned)

@@ -265,11 +265,11 @@ def run_demo(out: str | os.PathLike, n: int, *, merged: str | os.PathLike | None
                        "logits": z.numpy()}
 
         written = extract(batches(), out, manifest=manifest, shard_size=shard_size, rank=ctx.rank,
-                          world_size=ctx.world_size, progress=progress, total=len(todo))
+                          world_size=ctx.world_size, planned_ids=ids, progress=progress, total=len(todo))
         ctx.barrier()
         if ctx.is_main:
             path = merged if merged is not None else os.path.join(out, "records.parquet")
-            records = merge_shards(out, path=path)
+            records = merge_shards(out, path=path, manifest=manifest, planned_ids=ids)
             print(f"merged {records.n} rows from {records.manifest['n_shards']} shards into {path}", flush=True)
         ctx.barrier()
         return written

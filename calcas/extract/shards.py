@@ -1,16 +1,42 @@
 """Resumable, sharded extraction output (SPEC §0).
 
 An extraction writes its rows into a directory of Parquet *shards*
-``shard-r{rank:03d}-{k:06d}.parquet``, each written to a temporary name and moved into place
-with :func:`os.replace`, so a killed run leaves only complete shards. ``manifest.json`` in the
-same directory records the extraction manifest, the shard list and the row counts; it is
-rewritten atomically (under a file lock, as several ranks share it) after every shard. The
-directory listing is the truth: a shard that was moved into place just before a kill, before
+``shard-r{rank:03d}-{k:06d}.parquet``. Each is written to a temporary name, fsynced, and
+published with :func:`os.link`, which never replaces an existing file (a name that is taken sends
+the writer on to the next ``k``); the temporary name is then removed. So a killed run leaves only
+complete shards, and no shard is ever overwritten. ``manifest.json`` in the same directory records
+the extraction manifest, the ids the job planned, the shard list and the row counts; it is
+rewritten atomically (under the file lock ``.manifest.lock``, as several ranks share it) after
+every shard. The directory listing is the truth: a shard published just before a kill, before
 ``manifest.json`` caught up, still counts, and the next writer repairs the manifest.
+
+**One writer per directory and rank.** A :class:`ShardWriter` holds an exclusive, non-blocking
+``fcntl.flock`` on ``.writer-r{rank:03d}.lock`` (the file records the holder's pid, host and start
+time) for as long as it is open. A second live writer of the same rank is refused with a
+:class:`RuntimeError` naming the directory, the rank and the holder's pid. The kernel releases a
+flock when the process holding it dies, SIGKILL included, so a lock file left by a dead writer is
+simply taken over. (On a network file system flock is as good as that file system's locking; the
+no-clobber publishing still keeps every shard.)
+
+**The manifest and the planned ids.** :func:`check_manifest` compares a run's manifest with the
+recorded one; jobs call it on every run, a completed one included. Shards beside a missing or
+unreadable ``manifest.json`` are an error, never a fresh start. A writer given ``planned_ids``
+(all ids of the job, every rank's) records ``"planned": {"n", "sha256"}``, the count and the
+SHA-256 of ``json.dumps(sorted(ids))``, and refuses rows it does not plan; :func:`merge_shards`
+refuses a merge whose ids are not the planned ones, naming the missing and the extra ids.
+
+**Bad rows and bad shards.** Every batch is checked by the rules of :func:`calcas.make_records`
+(confidence and verified finite in [0, 1], score and logits finite, label and pred >= -1 and below
+the logits' width C) before any of it is kept; the error names the column and the first offending
+id. A shard that cannot be read (a truncated file, say) is set aside wherever it is found
+(:func:`done_ids`, a writer opening, :func:`merge_shards`): renamed to ``<name>.corrupt``, kept, not
+deleted, and named in a warning or error. Its ids no longer count as done, so the next run extracts
+them again (a rank's shard numbers continue past its set-aside shards, so a name is never reused).
 
 A *batch* is a dict of columns for ``b`` rows: ``"id"`` (list of str), ``"pred"`` (int),
 ``"label"`` (int, -1 unknown), optionally ``"verified"`` (float in [0, 1]), and exactly one of
-``"logits"`` (float array (b, C), fp16 or fp32, kept in its dtype), ``"confidence"``, ``"score"``.
+``"logits"`` (float array (b, C), fp16 or fp32, kept in its dtype; torch bf16 is stored as fp32,
+which holds it exactly), ``"confidence"``, ``"score"``.
 
 :func:`merge_shards` turns the directory into one record set, rows sorted by id, so the result
 does not depend on the shard size or on how the work was split between ranks.
@@ -19,28 +45,46 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
+import socket
+import warnings
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..records import SOURCES, Records, _logits_from_arrow, make_records, write_records
+from ..records import SOURCES, Records, RecordsError, _logits_from_arrow, make_records, write_records
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locks; one writer per rank is then the caller's duty
+    fcntl = None
 
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".manifest.lock"
+CORRUPT_SUFFIX = ".corrupt"
 FORMAT_VERSION = 1
 SHARD_RE = re.compile(r"^shard-r(\d{3,})-(\d{6,})\.parquet$")
 _COLUMNS = ("id", "pred", "label", "verified", *SOURCES)
+_UNREADABLE = (OSError, pa.ArrowException)  # what reading a truncated or garbled Parquet file raises
 
-__all__ = ["ShardWriter", "done_ids", "extract", "list_shards", "merge_shards", "read_manifest"]
+__all__ = ["ShardWriter", "check_manifest", "done_ids", "extract", "list_shards", "merge_shards", "read_manifest"]
 
 
 def _shard_name(rank: int, k: int) -> str:
     return f"shard-r{rank:03d}-{k:06d}.parquet"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _some(ids: list[str], k: int = 5) -> str:
+    return ", ".join(map(repr, ids[:k])) + (", ..." if len(ids) > k else "")
 
 
 def list_shards(out_dir: str | os.PathLike) -> list[tuple[str, int, int]]:
@@ -55,7 +99,8 @@ def list_shards(out_dir: str | os.PathLike) -> list[tuple[str, int, int]]:
     -------
     list of (str, int, int)
         ``(file name, rank, k)`` for every complete shard, sorted by rank then k. Temporary
-        files of an interrupted write are not shards and are ignored.
+        files of an interrupted write and set-aside ``.corrupt`` files are not shards and are
+        ignored.
     """
     if not os.path.isdir(out_dir):
         return []
@@ -65,6 +110,30 @@ def list_shards(out_dir: str | os.PathLike) -> list[tuple[str, int, int]]:
         if m:
             found.append((name, int(m.group(1)), int(m.group(2))))
     return sorted(found, key=lambda t: (t[1], t[2]))
+
+
+def _set_aside(out_dir: str, name: str) -> str:
+    """Rename an unreadable shard to ``<name>.corrupt`` (kept for inspection); returns the new name.
+
+    The name is free: a rank's shard numbers continue past its set-aside shards (:func:`_next_k`).
+    """
+    aside = name + CORRUPT_SUFFIX
+    with contextlib.suppress(FileNotFoundError):  # another process set it aside first
+        os.rename(os.path.join(out_dir, name), os.path.join(out_dir, aside))
+    return aside
+
+
+def _scan(out_dir: str) -> dict[str, list[str]]:
+    """The ids of every readable shard, by file name; unreadable shards are set aside, with a warning."""
+    ids: dict[str, list[str]] = {}
+    for name, _, _ in list_shards(out_dir):
+        try:
+            ids[name] = pq.read_table(os.path.join(out_dir, name), columns=["id"]).column("id").to_pylist()
+        except _UNREADABLE as err:
+            aside = _set_aside(out_dir, name)
+            warnings.warn(f"{name}: cannot be read ({type(err).__name__}: {err}); set aside as {aside} in "
+                          f"{out_dir}; its ids count as not done and are extracted again", stacklevel=3)
+    return ids
 
 
 def done_ids(out_dir: str | os.PathLike) -> set[str]:
@@ -78,12 +147,10 @@ def done_ids(out_dir: str | os.PathLike) -> set[str]:
     Returns
     -------
     set of str
-        The ids to skip when resuming.
+        The ids to skip when resuming. A shard that cannot be read is set aside (renamed to
+        ``<name>.corrupt``, with a warning naming it) and its ids are not counted.
     """
-    ids: set[str] = set()
-    for name, _, _ in list_shards(out_dir):
-        ids.update(pq.read_table(os.path.join(out_dir, name), columns=["id"]).column("id").to_pylist())
-    return ids
+    return set().union(*_scan(os.fspath(out_dir)).values())
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
@@ -97,34 +164,122 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"format", "manifest", "created", "shards": [{"file", "rank", "rows"}], "n_rows"}``.
+        ``{"format", "manifest", "created", "planned", "shards": [{"file", "rank", "rows"}], "n_rows"}``;
+        ``planned`` is ``{"n", "sha256"}`` of the job's ids, or None when no writer was told them.
 
     Raises
     ------
     FileNotFoundError
         When the directory holds no ``manifest.json`` (no :class:`ShardWriter` ever opened it).
+    ValueError
+        When ``manifest.json`` is not JSON, or not an object with a ``manifest`` object (naming the file).
     """
     path = os.path.join(out_dir, MANIFEST_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"manifest: {path} not found; is {out_dir} an extraction directory?")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"manifest: {path} not found; is {out_dir} an extraction directory?") from None
+    except ValueError as err:  # bad JSON or bad UTF-8
+        raise ValueError(f"manifest: {path} cannot be read ({err}); restore it, or move the shards away "
+                         "to start afresh") from err
+    planned = doc.get("planned") if isinstance(doc, dict) else None
+    if (not isinstance(doc, dict) or not isinstance(doc.get("manifest"), dict)
+            or not (planned is None or (isinstance(planned, dict) and set(planned) == {"n", "sha256"}))):
+        raise ValueError(f"manifest: {path} is not an extraction manifest (a JSON object with a 'manifest' "
+                         "object and 'planned' null or {'n', 'sha256'}); restore it, or move the shards away "
+                         "to start afresh")
+    return doc
 
 
 def _normalise(manifest: dict) -> dict:
     return json.loads(json.dumps(manifest, sort_keys=True, default=str))
 
 
-def _atomic_write_bytes(path: str, write: Any) -> None:
-    """Write through ``write(fileobj)`` to a temporary name beside ``path``, fsync, then replace."""
-    directory, base = os.path.split(path)
+def _planned(ids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """The record ``{"n", "sha256"}`` of a job's ids (their count and the SHA-256 of
+    ``json.dumps(sorted(ids))``) and the ids, sorted."""
+    if isinstance(ids, str):
+        raise ValueError("planned_ids: expected a collection of ids, got a string")
+    ordered = list(ids)
+    if not all(isinstance(i, str) for i in ordered):
+        raise ValueError("planned_ids: every id must be a string")
+    ordered.sort()
+    again = next((a for a, b in zip(ordered, ordered[1:]) if a == b), None)
+    if again is not None:
+        raise ValueError(f"planned_ids: {again!r} appears more than once")
+    digest = hashlib.sha256(json.dumps(ordered).encode("ascii")).hexdigest()
+    return {"n": len(ordered), "sha256": digest}, ordered
+
+
+def _check_recorded(out_dir: str, manifest: dict, planned: dict | None) -> dict | None:
+    """:func:`check_manifest` on a normalised manifest and a planned record."""
+    path = os.path.join(out_dir, MANIFEST_FILE)
+    if not os.path.exists(path):
+        shards = list_shards(out_dir)
+        if shards:
+            raise FileNotFoundError(f"manifest: {path} is missing, but {out_dir} holds {len(shards)} shard(s) "
+                                    f"({shards[0][0]}, ...) of an unknown extraction; restore it, or move the "
+                                    "shards away to start afresh")
+        return None
+    recorded = read_manifest(out_dir)
+    if recorded["manifest"] != manifest:
+        old = recorded["manifest"]
+        keys = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+        raise ValueError(f"manifest: {out_dir} holds an extraction with a different manifest "
+                         f"(keys that differ: {keys}); use a new out_dir or the same manifest")
+    if planned is not None and recorded.get("planned") not in (None, planned):
+        raise ValueError(f"planned: {out_dir} holds a job planned as {recorded['planned']}, this run plans "
+                         f"{planned}; use a new out_dir or the same ids")
+    return recorded
+
+
+def check_manifest(out_dir: str | os.PathLike, manifest: dict, *,
+                   planned_ids: Iterable[str] | None = None) -> dict[str, Any] | None:
+    """Check that ``out_dir`` holds this extraction, or nothing yet (call on every run, a completed one too).
+
+    Parameters
+    ----------
+    out_dir : path
+        The extraction directory (need not exist yet).
+    manifest : dict
+        What this run extracts.
+    planned_ids : iterable of str, optional
+        All ids of the job, every rank's; compared with the recorded ``planned`` count and hash
+        when there is one.
+
+    Returns
+    -------
+    dict or None
+        The recorded document (:func:`read_manifest`), or None for a new directory (no
+        ``manifest.json`` and no shard).
+
+    Raises
+    ------
+    FileNotFoundError
+        When shards lie beside no ``manifest.json`` (naming the file).
+    ValueError
+        When ``manifest.json`` cannot be read, records another manifest (naming the keys that
+        differ) or other planned ids; on repeated or non-string ``planned_ids``.
+    TypeError
+        When ``manifest`` is not a dict.
+    """
+    if not isinstance(manifest, dict):
+        raise TypeError(f"manifest: expected a dict, got {type(manifest).__name__}")
+    return _check_recorded(os.fspath(out_dir), _normalise(manifest),
+                           None if planned_ids is None else _planned(planned_ids)[0])
+
+
+def _write_and_move(directory: str, base: str, write: Any, move: Any) -> Any:
+    """Write through ``write(fileobj)`` to ``.{base}.tmp-{pid}`` in ``directory``, fsync, then return
+    ``move(tmp)``; the temporary file is removed when anything fails."""
     tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return move(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -134,27 +289,64 @@ def _atomic_write_bytes(path: str, write: Any) -> None:
 @contextlib.contextmanager
 def _locked(out_dir: str) -> Iterator[None]:
     """An exclusive lock on the directory's manifest (POSIX ``flock``; a no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if fcntl is None:  # pragma: no cover - Windows
         yield
         return
     with open(os.path.join(out_dir, LOCK_FILE), "a+b") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
+
+
+def _lock_holder(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            holder = json.load(f)
+        return f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+    except (OSError, ValueError, KeyError, TypeError):  # the holder is still writing its lock file
+        return "pid not yet recorded"
+
+
+def _take_writer_lock(out_dir: str, rank: int) -> int | None:
+    """Hold ``.writer-r{rank:03d}.lock`` of ``out_dir`` exclusively; returns the open descriptor.
+
+    The file itself is never removed (removing a lock file races with the next taker); a dead
+    holder's lock is gone with its process, as the kernel releases a flock when the holder dies.
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    path = os.path.join(out_dir, f".writer-r{rank:03d}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}).encode())
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"{out_dir}: rank {rank} already has a live writer ({_lock_holder(path)}); "
+                           "two writers of one rank would lose shards: wait for it or stop it") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _next_k(out_dir: str, rank: int) -> int:
+    """One past the largest shard number of ``rank`` in ``out_dir``, set-aside shards included."""
+    own = re.compile(rf"^shard-r{rank:03d}-(\d{{6,}})\.parquet")
+    return max((int(m.group(1)) for name in os.listdir(out_dir) if (m := own.match(name))), default=-1) + 1
 
 
 def _as_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor, possibly on an accelerator
-        values = values.detach().cpu().numpy()
+        values = values.detach().cpu()
+        if str(values.dtype) == "torch.bfloat16":  # numpy has no bf16; float32 holds every bf16 value
+            values = values.float()
+        values = values.numpy()
     return np.asarray(values)
 
 
 def _check_batch(batch: dict[str, Any]) -> tuple[dict[str, np.ndarray], int]:
-    """Validate one batch; returns its columns as numpy arrays and its row count."""
+    """Validate one batch's columns; returns them as numpy arrays and the row count."""
     if not isinstance(batch, dict):
         raise TypeError(f"batch: expected a dict of columns, got {type(batch).__name__}")
     unknown = set(batch) - set(_COLUMNS)
@@ -197,6 +389,28 @@ def _check_batch(batch: dict[str, Any]) -> tuple[dict[str, np.ndarray], int]:
     return cols, b
 
 
+def _record_error(cols: dict[str, np.ndarray], rows: slice) -> RecordsError | None:
+    """Why ``rows`` of a batch are not a valid record set (:func:`calcas.make_records`), or None."""
+    try:
+        make_records(**{name: v[rows] for name, v in cols.items()})
+    except RecordsError as err:
+        return err
+    return None
+
+
+def _check_rows(cols: dict[str, np.ndarray]) -> None:
+    """Refuse a batch whose values break the record-set rules, naming the column and the first bad id."""
+    err = _record_error(cols, slice(None))
+    if err is None:
+        return
+    for k, row_id in enumerate(cols["id"].tolist()):  # the first row that is bad on its own
+        row_err = _record_error(cols, slice(k, k + 1))
+        if row_err is not None:
+            column, _, why = str(row_err).partition(": ")
+            raise RecordsError(f"{column}: id {row_id!r}: {why}; nothing of this batch was written")
+    raise RecordsError(f"{err}; nothing of this batch was written")
+
+
 def _signature(cols: dict[str, np.ndarray]) -> tuple:
     z = cols.get("logits")
     return tuple(sorted(cols)), None if z is None else (str(z.dtype), z.shape[1])
@@ -223,7 +437,8 @@ class ShardWriter:
     Parameters
     ----------
     out_dir : path
-        The extraction directory; created when missing. Several ranks may share it.
+        The extraction directory; created when missing. Several ranks may share it, one writer
+        per rank at a time.
     manifest : dict
         What is being extracted (model, dataset, split, extraction parameters...). Stored in
         ``manifest.json``; a directory started with a different manifest is refused, so a
@@ -234,24 +449,33 @@ class ShardWriter:
         This process's rank and the number of ranks; shards are named
         ``shard-r{rank:03d}-{k:06d}.parquet`` with ``k`` continuing after this rank's existing
         shards.
+    planned_ids : iterable of str, optional
+        All ids of the job (every rank's). Recorded in ``manifest.json`` as their count and hash
+        for :func:`merge_shards` to check; a row whose id is not planned is refused.
 
     Raises
     ------
+    RuntimeError
+        When another live writer of this rank holds ``out_dir`` (naming the directory, the rank
+        and its pid).
+    FileNotFoundError
+        When ``out_dir`` holds shards but no ``manifest.json`` (:func:`check_manifest`).
     ValueError
-        On a bad ``shard_size``, ``rank`` or ``world_size``, or a manifest that differs from
-        the one already recorded in ``out_dir``.
+        On a bad ``shard_size``, ``rank``, ``world_size`` or ``planned_ids``, or a manifest or
+        planned ids that differ from those already recorded in ``out_dir``.
 
     Notes
     -----
     Use as a context manager: leaving the block normally flushes the buffered rows; leaving
     it through an exception discards them (they are not in any shard, so a resumed run
-    extracts them again). Opening a writer removes this rank's temporary files left by a
-    killed run. Rows whose id is already in a complete shard (see :meth:`done_ids`) are
-    dropped by :meth:`write`; an id given twice within one writer is an error.
+    extracts them again). Either way the writer lock is released. Opening a writer removes this
+    rank's temporary files left by a killed run and sets aside unreadable shards. Rows whose id is
+    already in a complete shard (see :meth:`done_ids`) are dropped by :meth:`write`; an id given
+    twice within one writer is an error.
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, manifest: dict, shard_size: int = 1024,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, planned_ids: Iterable[str] | None = None) -> None:
         if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
             raise ValueError(f"shard_size: must be a positive integer, got {shard_size!r}")
         if not isinstance(world_size, (int, np.integer)) or world_size < 1:
@@ -260,6 +484,10 @@ class ShardWriter:
             raise ValueError(f"rank: must satisfy 0 <= rank < world_size={world_size}, got {rank!r}")
         if not isinstance(manifest, dict):
             raise TypeError(f"manifest: expected a dict, got {type(manifest).__name__}")
+        self._planned, self._planned_ids = None, None
+        if planned_ids is not None:
+            self._planned, ordered = _planned(planned_ids)
+            self._planned_ids = frozenset(ordered)
         self.out_dir = os.fspath(out_dir)
         self.manifest = _normalise(manifest)
         self.shard_size = int(shard_size)
@@ -270,33 +498,39 @@ class ShardWriter:
         self._buffer: list[dict[str, np.ndarray]] = []
         self._n_buffered = 0
         self._signature: tuple | None = None
-        self._row_counts: dict[str, int] = {}
         self._closed = False
+        self._created = _now()
         os.makedirs(self.out_dir, exist_ok=True)
+        self._lock_fd = _take_writer_lock(self.out_dir, self.rank)
+        try:
+            self._open()
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self) -> None:
+        """Check the directory and tidy it up for this rank; the writer lock is held."""
         with _locked(self.out_dir):
+            _check_recorded(self.out_dir, self.manifest, self._planned)
             tmp_re = re.compile(rf"^\.(shard-r{self.rank:03d}-\d+\.parquet|{re.escape(MANIFEST_FILE)})\.tmp-")
             for name in os.listdir(self.out_dir):
-                if tmp_re.match(name):  # left by a killed run of this rank
+                if tmp_re.match(name):  # left by a killed run (no one writes manifest.json while we hold its lock)
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(os.path.join(self.out_dir, name))
-            path = os.path.join(self.out_dir, MANIFEST_FILE)
-            self._created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            if os.path.exists(path):
-                recorded = read_manifest(self.out_dir)
-                if recorded.get("manifest") != self.manifest:
-                    old, new = recorded.get("manifest") or {}, self.manifest
-                    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                    raise ValueError(f"manifest: {self.out_dir} holds an extraction with a different manifest "
-                                     f"(keys that differ: {keys}); use a new out_dir or the same manifest")
-                self._created = recorded.get("created", self._created)
+            shard_ids = _scan(self.out_dir)
+            self._row_counts = {name: len(ids) for name, ids in shard_ids.items()}
             self._update_manifest()
-        own = [k for _, r, k in list_shards(self.out_dir) if r == self.rank]
-        self._next_k = max(own) + 1 if own else 0
-        self._done = done_ids(self.out_dir)
+        self._done = set().union(*shard_ids.values())
         self._seen: set[str] = set()
-        existing = list_shards(self.out_dir)
-        self._existing_schema = (pq.read_schema(os.path.join(self.out_dir, existing[0][0])).remove_metadata()
-                                 if existing else None)
+        self._next_k = _next_k(self.out_dir, self.rank)
+        first = next(iter(shard_ids), None)
+        self._existing_schema = (None if first is None else
+                                 pq.read_schema(os.path.join(self.out_dir, first)).remove_metadata())
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     def done_ids(self) -> set[str]:
         """Ids in complete shards of ``out_dir`` for all ranks, read when the writer opened.
@@ -325,8 +559,10 @@ class ShardWriter:
         ------
         ValueError
             Naming the column, when the batch breaks the contract or its columns differ from
-            earlier batches (other columns, logits dtype or width), or naming the id, when an
-            id was already given to this writer.
+            earlier batches (other columns, logits dtype or width); naming the column and the
+            first offending id (a :class:`calcas.RecordsError`), when a value breaks the
+            record-set rules; naming the id, when it was already given to this writer or is not
+            among the planned ids. Nothing of a refused batch is kept.
         """
         if self._closed:
             raise ValueError("ShardWriter: write() after close()")
@@ -334,18 +570,24 @@ class ShardWriter:
         if b == 0:
             return 0
         sig = _signature(cols)
-        if self._signature is None:
-            self._signature = sig
-        elif sig != self._signature:
+        if self._signature is not None and sig != self._signature:
             what = "logits" if sig[0] == self._signature[0] else sorted(set(sig[0]) ^ set(self._signature[0]))[0]
             raise ValueError(f"{what}: this batch's columns {sig} differ from earlier batches' {self._signature}")
         ids = cols["id"].tolist()
+        if self._planned_ids is not None:
+            stray = next((i for i in ids if i not in self._planned_ids), None)
+            if stray is not None:
+                raise ValueError(f"id: {stray!r} is not among the {len(self._planned_ids)} planned ids of this "
+                                 "job; nothing of this batch was written")
         keep = np.fromiter((i not in self._done for i in ids), dtype=bool, count=b)
         new_ids = np.asarray(ids, dtype=object)[keep].tolist()
         new_set = set(new_ids)
         if len(new_set) < len(new_ids) or not self._seen.isdisjoint(new_set):
             again = next(i for k, i in enumerate(new_ids) if i in self._seen or i in new_ids[:k])
             raise ValueError(f"id: {again!r} was given twice to this writer")
+        _check_rows(cols)
+        # the batch is accepted: only now does the writer's state change
+        self._signature = sig
         self._seen |= new_set
         n_keep = int(keep.sum())
         self.rows_skipped += b - n_keep
@@ -360,12 +602,16 @@ class ShardWriter:
         return n_keep
 
     def close(self) -> None:
-        """Write the buffered rows as a last (shorter) shard; further writes are refused."""
+        """Write the buffered rows as a last (shorter) shard and release the writer lock; further
+        writes are refused."""
         if self._closed:
             return
-        if self._n_buffered:
-            self._flush(self._n_buffered)
-        self._closed = True
+        try:
+            if self._n_buffered:
+                self._flush(self._n_buffered)
+        finally:
+            self._closed = True
+            self._release()
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -375,6 +621,7 @@ class ShardWriter:
             self.close()
         else:
             self._buffer, self._n_buffered, self._closed = [], 0, True
+            self._release()
 
     def _flush(self, n: int) -> None:
         merged = {k: np.concatenate([c[k] for c in self._buffer]) for k in self._buffer[0]}
@@ -386,25 +633,40 @@ class ShardWriter:
         if self._existing_schema is not None and not table.schema.equals(self._existing_schema):
             raise ValueError(f"columns: this run's schema {table.schema} differs from the existing shards' "
                              f"{self._existing_schema} in {self.out_dir}")
-        name = _shard_name(self.rank, self._next_k)
-        self._next_k += 1
-        _atomic_write_bytes(os.path.join(self.out_dir, name), lambda f: pq.write_table(table, f))
+        name = _write_and_move(self.out_dir, _shard_name(self.rank, self._next_k),
+                               lambda f: pq.write_table(table, f), self._publish)
         self._row_counts[name] = n
         self.rows_written += n
         with _locked(self.out_dir):
             self._update_manifest()
 
+    def _publish(self, tmp: str) -> str:
+        """Link the complete file ``tmp`` to this rank's next free shard name; returns the name."""
+        while True:
+            name = _shard_name(self.rank, self._next_k)
+            self._next_k += 1
+            try:
+                os.link(tmp, os.path.join(self.out_dir, name))  # unlike a rename, never replaces a file
+            except FileExistsError:  # written by a writer the lock could not see (a lockless file system)
+                continue
+            os.remove(tmp)
+            return name
+
     def _update_manifest(self) -> None:
-        """Rewrite manifest.json from the directory listing; call with the lock held."""
+        """Rewrite manifest.json from the directory listing, keeping its creation time and planned
+        ids; call with the manifest lock held."""
+        kept = read_manifest(self.out_dir) if os.path.exists(os.path.join(self.out_dir, MANIFEST_FILE)) else {}
         shards = []
         for name, rank, _ in list_shards(self.out_dir):
-            if name not in self._row_counts:
+            if name not in self._row_counts:  # published by another rank since this writer opened
                 self._row_counts[name] = pq.ParquetFile(os.path.join(self.out_dir, name)).metadata.num_rows
             shards.append({"file": name, "rank": rank, "rows": self._row_counts[name]})
-        doc = {"format": FORMAT_VERSION, "manifest": self.manifest, "created": self._created,
-               "shards": shards, "n_rows": sum(s["rows"] for s in shards)}
+        doc = {"format": FORMAT_VERSION, "manifest": self.manifest, "created": kept.get("created", self._created),
+               "planned": kept.get("planned") or self._planned, "shards": shards,
+               "n_rows": sum(s["rows"] for s in shards)}
         data = json.dumps(doc, indent=1).encode("utf-8")
-        _atomic_write_bytes(os.path.join(self.out_dir, MANIFEST_FILE), lambda f: f.write(data))
+        path = os.path.join(self.out_dir, MANIFEST_FILE)
+        _write_and_move(self.out_dir, MANIFEST_FILE, lambda f: f.write(data), lambda tmp: os.replace(tmp, path))
 
 
 def _progress_bar(total: int | None, enabled: bool, desc: str) -> Any:
@@ -424,8 +686,8 @@ def _progress_bar(total: int | None, enabled: bool, desc: str) -> Any:
 
 
 def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, manifest: dict,
-            shard_size: int = 1024, rank: int = 0, world_size: int = 1, progress: bool = True,
-            total: int | None = None) -> int:
+            shard_size: int = 1024, rank: int = 0, world_size: int = 1, planned_ids: Iterable[str] | None = None,
+            progress: bool = True, total: int | None = None) -> int:
     """Write batches of model outputs to resumable shards in ``out_dir``.
 
     Parameters
@@ -442,6 +704,8 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
         Rows per shard.
     rank, world_size : int, default 0 and 1
         This process's rank and the number of ranks.
+    planned_ids : iterable of str, optional
+        All ids of the job, every rank's (see :class:`ShardWriter`).
     progress : bool, default True
         Show a tqdm progress bar (rows/s and ETA) on stderr.
     total : int, optional
@@ -454,11 +718,12 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
 
     Raises
     ------
-    ValueError
-        From :class:`ShardWriter` (bad ``shard_size``, manifest mismatch, bad batch).
+    RuntimeError, FileNotFoundError, ValueError
+        From :class:`ShardWriter` (a live writer of this rank, shards without a manifest, bad
+        ``shard_size``, manifest mismatch, bad batch).
     """
-    with ShardWriter(out_dir, manifest=manifest, shard_size=shard_size, rank=rank,
-                     world_size=world_size) as writer:
+    with ShardWriter(out_dir, manifest=manifest, shard_size=shard_size, rank=rank, world_size=world_size,
+                     planned_ids=planned_ids) as writer:
         bar = _progress_bar(total, progress, f"extract r{rank}/{world_size}")
         try:
             for batch in batches:
@@ -468,7 +733,21 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
     return writer.rows_written
 
 
-def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> Records:
+def _not_planned(out_dir: str, ids: list[str], planned: dict, planned_ids: Iterable[str] | None) -> str:
+    """Why the merged ``ids`` are not the planned ones: what is missing and extra, when the ids are known."""
+    head = f"ids: the shards of {out_dir} hold {len(ids)} ids, the job planned {planned['n']}"
+    if planned_ids is None:
+        return (f"{head} (sha256 {planned['sha256']}), and these are not those; pass planned_ids= to name the "
+                "missing and extra ones")
+    expected, got = set(planned_ids), set(ids)
+    missing, extra = sorted(expected - got), sorted(got - expected)
+    parts = [f"{len(missing)} missing ({_some(missing)}); resume the extraction to write them"] if missing else []
+    parts += [f"{len(extra)} not planned ({_some(extra)})"] if extra else []
+    return f"{head}: " + "; ".join(parts)
+
+
+def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = None, *,
+                 manifest: dict | None = None, planned_ids: Iterable[str] | None = None) -> Records:
     """Merge every complete shard of an extraction into one record set, rows sorted by id.
 
     Parameters
@@ -477,6 +756,11 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
         The extraction directory.
     path : path, optional
         Where to write the merged record set (one Parquet file, :func:`calcas.write_records`).
+    manifest : dict, optional
+        What the caller extracted; checked with :func:`check_manifest` first.
+    planned_ids : iterable of str, optional
+        All ids of the job: the merged ids must be exactly these. Without them, the count and
+        hash recorded in ``manifest.json`` (when a writer was given them) are checked instead.
 
     Returns
     -------
@@ -490,17 +774,31 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
     Raises
     ------
     ValueError
-        When there are no shards, when shards disagree on their columns (naming the shard),
-        or when an id appears more than once (naming ids and the shards holding them).
+        When there are no shards; when a shard cannot be read (naming it; it is set aside as
+        ``<name>.corrupt`` so that a resumed run extracts its ids again); when shards disagree on
+        their columns (naming the shard); when an id appears more than once (naming ids and the
+        shards holding them); when the ids are not the planned ones (naming how many, and with
+        ``planned_ids`` the first few, are missing or extra); from :func:`check_manifest`.
     """
     out_dir = os.fspath(out_dir)
+    if planned_ids is not None:
+        planned, planned_ids = _planned(planned_ids)
+    if manifest is not None:
+        check_manifest(out_dir, manifest)
     recorded = read_manifest(out_dir)
+    if planned_ids is None:
+        planned = recorded.get("planned")
     shards = list_shards(out_dir)
     if not shards:
         raise ValueError(f"shards: {out_dir} holds no complete shard to merge")
     tables, owner = [], []
     for name, _, _ in shards:
-        t = pq.read_table(os.path.join(out_dir, name)).replace_schema_metadata(None)
+        try:
+            t = pq.read_table(os.path.join(out_dir, name)).replace_schema_metadata(None)
+        except _UNREADABLE as err:
+            aside = _set_aside(out_dir, name)
+            raise ValueError(f"{name}: cannot be read ({type(err).__name__}: {err}); set aside as {aside} in "
+                             f"{out_dir}: resume the extraction to extract its ids again, then merge") from err
         if tables and not t.schema.equals(tables[0].schema):
             raise ValueError(f"{name}: its columns {t.schema.names} / types differ from {shards[0][0]}'s; "
                              "shards of one extraction must share one schema")
@@ -516,6 +814,8 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
         where = {i: sorted({owner[j] for j in np.flatnonzero(ids == i)}) for i in names[:3]}
         raise ValueError(f"id: {len(names)} id(s) appear in more than one row of the shards of {out_dir}, "
                          f"e.g. {', '.join(f'{i!r} in {w}' for i, w in where.items())}")
+    if planned is not None and _planned(sorted_ids.tolist())[0] != planned:
+        raise ValueError(_not_planned(out_dir, sorted_ids.tolist(), planned, planned_ids))
     table = table.take(pa.array(order))
     kwargs: dict[str, Any] = {"label": table.column("label").to_numpy()}
     for name in ("verified", "confidence", "score"):
@@ -523,7 +823,7 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
             kwargs[name] = table.column(name).to_numpy()
     if "logits" in table.column_names:
         kwargs["logits"] = _logits_from_arrow(table.column("logits"))
-    manifest = {**(recorded.get("manifest") or {}), "n_shards": len(shards),
+    manifest = {**recorded["manifest"], "n_shards": len(shards),
                 "ranks": sorted({r for _, r, _ in shards}), "extracted": recorded.get("created")}
     records = make_records(sorted_ids.tolist(), table.column("pred").to_numpy(), manifest=manifest, **kwargs)
     if path is not None:

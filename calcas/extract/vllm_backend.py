@@ -27,7 +27,8 @@ Example (one process; vLLM shards the model over the GPUs itself)::
 
     llm, tok = load_vllm("meta-llama/Meta-Llama-3-70B-Instruct", tensor_parallel_size=8)
     manifest = lm_manifest(..., backend="vllm", extra={"vllm": vllm.__version__, "tensor_parallel_size": 8})
-    extract(vllm_mc_batches(llm, tok, items, skip_ids=done_ids(out)), out, manifest=manifest)
+    extract(vllm_mc_batches(llm, tok, items, skip_ids=done_ids(out)), out, manifest=manifest,
+            planned_ids=[it["id"] for it in items])
 """
 from __future__ import annotations
 
