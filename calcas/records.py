@@ -12,12 +12,14 @@ The schema metadata key ``calcas`` holds a JSON manifest; files written by
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import itertools
 import json
 import os
+import secrets
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -349,7 +351,9 @@ def write_records(records: Records, path: str | os.PathLike) -> None:
     records : Records
         The record set.
     path : path-like
-        The Parquet file to write (replaced if it exists).
+        The Parquet file to write. It is written beside itself under a temporary name and then
+        moved into place, so a reader (or a second writer) never sees half a file, and a write
+        that fails leaves the previous file as it was.
     """
     columns = _columns_of(records)
     if "logits" in columns:
@@ -357,7 +361,15 @@ def write_records(records: Records, path: str | os.PathLike) -> None:
     manifest_json = json.dumps(records.manifest, default=str).encode()
     metadata = {MANIFEST_KEY: manifest_json, CHECKSUM_KEY: content_sha256(columns, manifest_json).encode()}
     table = pa.table({name: _to_arrow(name, value) for name, value in columns.items()})
-    pq.write_table(table.replace_schema_metadata(metadata), path)
+    directory, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def _logits_from_arrow(column: pa.ChunkedArray) -> np.ndarray:

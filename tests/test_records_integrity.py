@@ -185,3 +185,26 @@ def test_single_byte_flips_are_refused_or_harmless(tmp_path):
             assert same_records(back, r), f"byte {position} ^ {mask:#x} changed the record set without an error"
             outcomes["harmless"] += 1
     print(f"single-byte flips of a {len(data)}-byte file: {outcomes}")
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    # two jobs merging at once, or a kill mid-write, must never leave half a record set
+    import pyarrow.parquet as pq
+
+    from calcas.records import read_records, write_records
+    first = make_records(["a", "b", "c"], [0, 1, 1], label=[0, 1, 0], confidence=[0.9, 0.8, 0.7])
+    path = tmp_path / "r.parquet"
+    write_records(first, path)
+    real = pq.write_table
+
+    def dies_half_way(table, where, **kw):
+        real(table, where, **kw)
+        with open(where, "r+b") as f:
+            f.truncate(40)
+        raise KeyboardInterrupt("killed")
+    monkeypatch.setattr(pq, "write_table", dies_half_way)
+    second = make_records(["x"], [1], label=[1], confidence=[0.5])
+    with pytest.raises(KeyboardInterrupt):
+        write_records(second, path)
+    assert read_records(path).id.tolist() == ["a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["r.parquet"]  # no temporary file left
