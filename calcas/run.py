@@ -336,7 +336,7 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
     if book:
         from .book import build_book
         start = time.perf_counter()
-        print(f"{'[book]':>7} {'jupyter-book build -W -n --keep-going':<34}", end=" ", flush=True)
+        print(f"{'[book]':>7} {'jupyter-book build -W -n':<34}", end=" ", flush=True)
         # the paper's chapters make a book of their own (_toc_paper.yml), beside the CPU book
         html = build_book(root, **PAPER_BOOK) if profile == "paper" else build_book(root)
         times["book build"] = time.perf_counter() - start
