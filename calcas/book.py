@@ -68,6 +68,16 @@ def ensure_node_packages(root: str | Path = ".") -> Path:
     return modules
 
 
+def copy_vega(modules: Path, dest: Path) -> None:
+    """Copy :data:`VENDOR_FILES` (Vega, Vega-Lite, vega-embed and their licences) from
+    ``node_modules`` into ``dest`` (created if missing): the scripts the explorers load."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for package, files in VENDOR_FILES.items():
+        for rel in files:
+            name = f"{package}.LICENSE.txt" if rel == "LICENSE" else Path(rel).name
+            shutil.copy2(modules / package / rel, dest / name)
+
+
 def vendor_js(root: str | Path = ".") -> Path:
     """Copy Vega, Vega-Lite, vega-embed and MathJax from ``node_modules`` into the folder that
     ``html_extra_path`` serves; returns ``<root>/_build/vendor``.
@@ -78,12 +88,7 @@ def vendor_js(root: str | Path = ".") -> Path:
     dest = extra / VENDOR_URL
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for package, files in VENDOR_FILES.items():
-        for rel in files:
-            src = modules / package / rel
-            name = f"{package}.LICENSE.txt" if rel == "LICENSE" else Path(rel).name
-            shutil.copy2(src, dest / name)
+    copy_vega(modules, dest)
     mathjax = modules / "mathjax"
     for part in MATHJAX_PARTS:
         src, out = mathjax / "es5" / part, dest / "mathjax" / part

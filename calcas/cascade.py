@@ -81,6 +81,10 @@ class AdvantageRouter:
         """Fit on cal: calibrated confidences (n,) of both models, rows aligned; returns self."""
         return self._set_bins(_advantage_bins(*_checked_cal(conf_first, conf_second, self.n_bins)))
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "order_"):
+            raise RuntimeError("AdvantageRouter is not fitted; call fit(conf_first, conf_second) first")
+
     def _set_bins(self, fitted: dict[str, np.ndarray]) -> "AdvantageRouter":
         for key, value in fitted.items():
             setattr(self, key + "_", value)
@@ -93,8 +97,7 @@ class AdvantageRouter:
         ``K`` is a count of bins asked for, ``0 <= K <= n_bins``; a K beyond ``n_bins_`` (the
         bins that exist) keeps them all.
         """
-        if not hasattr(self, "order_"):
-            raise RuntimeError("AdvantageRouter is not fitted; call fit(conf_first, conf_second) first")
+        self._check_fitted()
         return self.order_[: min(check_k(K, self.n_bins), self.n_bins_)]
 
     def route(self, conf_first: Any, K: int) -> np.ndarray:
@@ -126,8 +129,7 @@ class AdvantageRouter:
         -------
         DataFrame as :func:`cascade_curve` returns, without fitting again.
         """
-        if not hasattr(self, "order_"):
-            raise RuntimeError("AdvantageRouter is not fitted; call fit(conf_first, conf_second) first")
+        self._check_fitted()
         rows = _checked_test(conf_first, correct_first, correct_second,
                              ("conf_first", "correct_first", "correct_second"))
         _check_costs(cost_first, cost_second)

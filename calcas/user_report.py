@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import dataclasses
 import html
 import io
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -176,9 +176,7 @@ def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: floa
             manifest = {**r.manifest, "model": name}
             if cost is not None:
                 manifest["extraction"] = {**(manifest.get("extraction") or {}), "flops_per_sample": cost}
-            return make_records(r.id.tolist(), r.pred, label=r.label, verified=r.verified, logits=r.logits,
-                                confidence=r.confidence, score=r.score, valid_labels=r.valid_labels,
-                                is_noisy=r.is_noisy, split=r.split, manifest=manifest)
+            return dataclasses.replace(r, manifest=manifest)  # columns already checked by read_records
     elif path.suffix.lower() != ".csv":
         raise _fail(path, f"expected a .csv or .parquet file, got {path.suffix or 'no suffix'!r}")
     table = _read_table(path, progress)
@@ -314,21 +312,21 @@ def _table_html(df: pd.DataFrame) -> str:
 
 def _copy_scripts(out: Path, root: Path | None = None) -> None:
     """Vega, Vega-Lite and vega-embed into ``out/_static/vendored/`` from the pinned node packages."""
-    from .book import VENDOR_FILES, VENDOR_URL, ensure_node_packages
-    from .interactive import VENDOR_SCRIPTS
+    from .book import VENDOR_URL, copy_vega, ensure_node_packages
     root = root or Path(__file__).resolve().parents[1]
     try:
         modules = ensure_node_packages(root)
     except (RuntimeError, FileNotFoundError) as err:
         raise RuntimeError(f"report: the page's charts need Vega from the pinned node packages ({err}); "
                            f"run `npm ci` in {root}") from None
-    dest = out / VENDOR_URL
-    dest.mkdir(parents=True, exist_ok=True)
-    for package, files in VENDOR_FILES.items():
-        for rel in files:
-            name = Path(rel).name
-            target = dest / (name if name in VENDOR_SCRIPTS else f"{package}-{name}")
-            shutil.copy2(modules / package / rel, target)
+    copy_vega(modules, out / VENDOR_URL)
+
+
+def _default_K(section: str, n_bins: int) -> int:
+    """The chapter's highlighted K (its papermill default), scaled from its default bin count to ``n_bins``."""
+    from .params import SECTIONS
+    declared = SECTIONS[section]
+    return max(1, round(n_bins * declared["K"].default / declared["n_bins"].default))
 
 
 def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
@@ -372,7 +370,7 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     if n_cal < 2 * n_bins:
         raise ValueError(f"n_bins: {n_bins} bins need at least {2 * n_bins} rows in the cal half; "
                          f"{paths[0].name} has {sets[0].n} rows ({n_cal} in cal): lower n_bins")
-    K_cascade, K_cleaning = max(1, round(n_bins * 8 / 15)), max(1, round(n_bins * 12 / 15))
+    K_cascade, K_cleaning = (_default_K(section, n_bins) for section in ("03_cascading", "04_cleaning"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"inputs": [{"file": str(p), "name": n, "rows": r.n, "source": r.source,
