@@ -326,6 +326,28 @@ def _columns_of(records: Records) -> dict[str, Any]:
     return {name: getattr(records, name) for name in COLUMNS if getattr(records, name) is not None}
 
 
+def same_records(a: Records, b: Records, *, ignore: Sequence[str] = ("created",)) -> bool:
+    """Whether two record sets hold the same columns with the same values (dtypes included)
+    and the same manifest apart from the keys ``ignore``.
+
+    Parameters
+    ----------
+    a, b : Records
+        The record sets.
+    ignore : sequence of str, default ("created",)
+        Manifest keys left out of the comparison: by default the time a set was written, so a
+        set merged again from the same shards counts as the same set.
+
+    Returns
+    -------
+    bool
+    """
+    def manifest(r: Records) -> dict:
+        return {k: v for k, v in r.manifest.items() if k not in ignore}
+    return (manifest(a) == manifest(b)
+            and content_sha256(_columns_of(a), b"") == content_sha256(_columns_of(b), b""))
+
+
 _ARROW_TYPES = {"id": pa.string(), "pred": pa.int64(), "label": pa.int64(), "verified": pa.float64(),
                 "confidence": pa.float64(), "score": pa.float64(), "is_noisy": pa.bool_(), "split": pa.string()}
 

@@ -3,6 +3,7 @@ tiny random-weight LLaMA saved to a folder and timm's tiny test model (no hub, n
 data-parallel under torchrun with two gloo ranks."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -71,7 +72,9 @@ def test_mc_job_writes_the_scores_of_mc_batches(tiny_lm_dir, mmlu_file, model, t
     m = records.manifest
     assert (m["task"], m["backend"], m["mode"]) == ("mmlu", "transformers", "first_token")
     assert m["subset"] == {"n": None, "seed": 0}
-    # a second run finds everything done: nothing recomputed, the same record set
+    # a second run finds everything done: nothing recomputed, the same record set, its creation
+    # time kept (set in the past here, so a rewrite in another second cannot pass unseen)
+    calcas.write_records(dataclasses.replace(records, manifest={**m, "created": "2000-01-01T00:00:00+00:00"}), path)
     before = path.read_bytes()
     jobs.extract_multiple_choice(str(tiny_lm_dir), "mmlu", str(mmlu_file), tmp_path / "job", batch_size=3,
                                  progress=False)

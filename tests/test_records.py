@@ -2,6 +2,7 @@
 the seeded cal/test split. Bad files are written with pyarrow directly."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import warnings
@@ -472,3 +473,21 @@ assert not above, above
     import calcas
     from calcas import _version
     assert calcas.__version__ == _version.__version__
+
+
+def test_same_records_ignores_only_the_creation_time(tmp_path):
+    from calcas.records import same_records
+    rng = np.random.default_rng(0)
+    r = make_records([f"s{i}" for i in range(6)], rng.integers(0, 3, 6), label=rng.integers(0, 3, 6),
+                     logits=rng.normal(size=(6, 3)).astype(np.float32), manifest={"model": "m", "created": "t0"})
+    write_records(r, tmp_path / "r.parquet")
+    back = read_records(tmp_path / "r.parquet")
+    assert same_records(back, r)
+    assert same_records(r, dataclasses.replace(r, manifest={**r.manifest, "created": "t1"}))
+    assert not same_records(r, dataclasses.replace(r, manifest={**r.manifest, "model": "other"}))
+    changed = r.logits.copy()
+    changed[2, 1] += 1e-3
+    assert not same_records(r, dataclasses.replace(r, logits=changed))
+    # the same values in another dtype are another record set
+    assert not same_records(r, dataclasses.replace(r, logits=r.logits.astype(np.float16)))
+    assert not same_records(r, r.take(np.arange(5)))

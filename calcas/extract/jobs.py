@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..records import Records, write_records
+from ..records import Records, RecordsError, read_records, same_records, write_records
 from .common import seeded_rows
 from .parallel import DistContext, distributed_context, rank_slice
 from .shards import check_manifest, done_ids, extract, merge_shards
@@ -62,10 +62,25 @@ def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dic
     path = Path(records) if records is not None else Path(out) / "records.parquet"
     if ctx.is_main:
         records = merge_shards(shards, manifest=manifest, planned_ids=all_ids)
-        write_records(finish(records) if finish is not None else records, path)
-        print(f"{records.n} rows -> {path}", flush=True)
+        records = finish(records) if finish is not None else records
+        if _holds(path, records):
+            print(f"{records.n} rows, unchanged: {path}", flush=True)
+        else:
+            write_records(records, path)
+            print(f"{records.n} rows -> {path}", flush=True)
     ctx.barrier()
     return path
+
+
+def _holds(path: Path, records: Records) -> bool:
+    """Whether ``path`` already is this record set (a re-run that found every id done): then it
+    is left as it is, its creation time included. An unreadable file is simply rewritten."""
+    if not path.exists():
+        return False
+    try:
+        return same_records(read_records(path), records)
+    except (RecordsError, OSError):
+        return False
 
 
 def _with_context(job: Callable[[DistContext], Path], ctx: DistContext | None) -> Path:
