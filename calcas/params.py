@@ -118,6 +118,19 @@ SECTIONS: dict[str, dict[str, Param]] = {
         "results_dir": Param(str, "..", "folder holding the other sections' output folders"),
         "output_dir": _COMMON["output_dir"],
     },
+    "08_lab": {
+        "n": Param(int, 20000, "samples of the synthetic model", low=100),
+        "n_bins": _COMMON["n_bins"],
+        "seed": _COMMON["seed"],
+        "output_dir": _COMMON["output_dir"],
+    },
+    "09_ece_estimators": {
+        "draws": Param(int, 500, "simulated data sets per configuration", low=2),
+        "amplitude": Param(float, 0.03, "miscalibration amplitude a: accuracy at confidence c is c - a*sin(pi*c)", low=0.0, high=0.5),
+        "n_boot": Param(int, 200, "bootstrap replicates per interval", low=1),
+        "seed": _COMMON["seed"],
+        "output_dir": _COMMON["output_dir"],
+    },
 }
 
 

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results")
+CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results", "08_lab",
+                "09_ece_estimators")
 
 
 @dataclasses.dataclass(frozen=True)
