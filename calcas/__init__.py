@@ -12,8 +12,8 @@ from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_
                        precision_interval)
 from .confidence import (class_confidence, max_prob_confidence, mean_token_logit, restricted_confidence,
                          sequence_likelihood, softmax, top1_logit)
-from .metrics import (brier, ece, ece_bootstrap, mce, monotonicity, nll, paired_difference_interval,
-                      proportion_interval, reliability_table)
+from .metrics import (brier, default_n_bins, ece, ece_bootstrap, mce, min_detectable_ece, monotonicity, nll,
+                      paired_difference_interval, proportion_interval, reliability_table)
 from .records import (Records, RecordsError, align, cal_test_split, make_records, read_records, record_set_names,
                       write_records)
 from .synthetic import make_synthetic
