@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import offset_copy
 
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
-           "reliability_diagram", "reliability_grid", "cascade_plot", "cascade_grid", "cleaning_plot",
+           "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
            "styled"]
 
 #: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
@@ -180,6 +180,54 @@ def reliability_grid(rows: Sequence[tuple[str, Mapping[str, Mapping[str, pd.Data
             if c:
                 ax.set_ylabel("")
     _figure_legend(fig, seen)
+    return fig
+
+
+def showcase_figure(tables: Mapping[str, pd.DataFrame], intervals: Mapping[str, Sequence[float]], *,
+                    title: str = "", detectable: float | None = None, width: float = COLUMN_INCHES) -> Figure:
+    """One model's reliability diagram beside its ECE with 95% intervals, before and after.
+
+    Parameters
+    ----------
+    tables : dict series -> DataFrame from :func:`calcas.reliability_table`
+        E.g. ``{"uncalibrated": t0, "calibrated": t1}``.
+    intervals : dict series -> [ECE, low, high]
+        The same series' ECE and interval (keys as in ``tables``).
+    title : str
+        Over the diagram.
+    detectable : float, optional
+        The smallest ECE the data can detect (:func:`calcas.min_detectable_ece`), drawn as a
+        dotted line on the ECE panel.
+
+    Returns
+    -------
+    matplotlib Figure
+        Left: the diagram (square); right: one point and interval per series, in the series'
+        own style, on an ECE axis from 0.
+    """
+    names = list(tables)
+    if list(intervals) != names:
+        raise ValueError(f"intervals: expected the series of tables {names}, got {list(intervals)}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(width, width * 0.56), dpi=INLINE_DPI, layout="constrained",
+                                      gridspec_kw={"width_ratios": [1.7, 1]})
+    _draw_reliability(left, tables, title, _title_chars(width * 0.6))
+    top = max(max(v[2] for v in intervals.values()), detectable or 0.0)
+    for i, name in enumerate(names):
+        value, low, high = intervals[name]
+        style = series_style(name, i)
+        # a bootstrap interval of ECE can lie above its estimate, so it is drawn as a range, not an error bar
+        right.vlines(i, low, high, color=style["color"], lw=2.2)
+        right.hlines([low, high], i - 0.12, i + 0.12, color=style["color"], lw=1.5)
+        right.plot([i], [value], color=style["color"], marker=style["marker"] or "o", ms=7, ls="none")
+    if detectable is not None:
+        right.axhline(detectable, color="0.35", ls=":", lw=1.3)
+        right.annotate("detectable", (len(names) - 0.5, detectable), xytext=(0, 3), textcoords="offset points",
+                       ha="right", va="bottom", fontsize=8, color="0.35")
+    right.set(xlim=(-0.6, len(names) - 0.4), ylim=(0, 1.15 * top if top > 0 else 1), ylabel="ECE (95% interval)")
+    right.set_xticks(range(len(names)), [_wrap(n, 12) for n in names], fontsize=9)
+    right.grid(alpha=0.3, axis="y")
+    handles = {h_l[1]: h_l[0] for h_l in zip(*left.get_legend_handles_labels())}
+    _figure_legend(fig, handles)
     return fig
 
 

@@ -85,6 +85,97 @@ def _calibration_model(name: str, m: dict[str, Any], n_bins: int) -> list[str]:
     return out
 
 
+def _helps(before: list[float], after: list[float]) -> str:
+    """Whether a calibration helps, from the ECE before and after with their intervals."""
+    if after[2] < before[1]:
+        return "visibly"
+    if after[0] < before[1]:
+        return "beyond noise"
+    if after[0] < before[0]:
+        return "within noise"
+    return "not"
+
+
+def showcase_prose(res: dict[str, Any]) -> str:
+    """The calibration chapter's opening example: the showcased model (``res["showcase"]``,
+    chosen by :func:`calcas.report.choose_showcase`) before and after calibration, and what
+    that says on these data, including when calibration does not help it."""
+    s = res["showcase"]
+    name, before, after = s["model"], s["ece_before"], s["ece_after"]
+    real = [n for n, m in res["models"].items() if m.get("dataset") != "synthetic"]
+    pool = ("the real models" if real else "the models") if s["verifier"] == "given_labels" else \
+        "the models whose record sets carry true labels"
+    if s["verifier"] == "true_labels":
+        how = (f"Measured against the **true** labels of its {s['n']:,} test rows (a clean verifier), a "
+               f"temperature fitted on the true labels of the cal half (T = {_f(s['temperature'], 2)})")
+        why = "largest fall in test ECE against the true labels"
+    else:
+        fitted = (f"T = {_f(s['temperature'], 2)}" if s.get("temperature") is not None else
+                  f"a = {_f(s.get('platt_a'), 2)}, b = {_f(s.get('platt_b'), 2)}")
+        method = "Platt scaling" if s["method"] == "platt" else "temperature scaling"
+        how = f"On its {s['n']:,} test rows, {method} fitted on the cal half ({fitted})"
+        why = "largest fall in test ECE under calibration"
+    out = [f"**{name}** is shown first: of {pool}, it has the {why}. {how} takes its ECE from "
+           f"{_ci(before)} to {_ci(after)}."]
+    verdict = _helps(before, after)
+    if verdict == "visibly":
+        out.append("The two intervals do not overlap: calibration visibly helps.")
+    elif verdict == "beyond noise":
+        out.append("The calibrated ECE lies below the interval of the uncalibrated one, though the two intervals "
+                   "overlap: calibration helps, modestly.")
+    elif verdict == "within noise":
+        out.append("On these data calibration does **not** visibly help even this model, the best case they "
+                   "offer: the calibrated ECE lies within the interval of the uncalibrated one.")
+    else:
+        out.append("On these data calibration does **not** help even this model, the best case they offer: its "
+                   "ECE does not fall. Where a model is calibrated already, there is nothing to fix.")
+    gap = s["gap_before"]
+    side = ("over-confident (mean confidence above accuracy, the curve below the diagonal)" if gap > 0 else
+            "under-confident (mean confidence below accuracy, the curve above the diagonal)")
+    out.append(f"Before calibration it is {side} by {_f(abs(gap))} on average")
+    t = s.get("temperature")
+    if t is not None and s["method"] == "temperature":
+        out[-1] += (f"; T = {_f(t, 2)} {'>' if t > 1 else '<'} 1 "
+                    + ("softens its confidences." if t > 1 else "sharpens its confidences."))
+    else:
+        out[-1] += "."
+    if s["verifier"] == "given_labels":
+        out.append("These record sets carry no true labels, so the verifier is the given label throughout.")
+    return " ".join(out)
+
+
+def flipped_label_prose(res: dict[str, Any]) -> str:
+    """The flipped-label lesson of the showcased model: calibrated on the given labels, which
+    include flips, and measured against them and against the true labels."""
+    s = res["showcase"]
+    if s["verifier"] != "true_labels":
+        return ""
+    name, lesson = s["model"], s["lesson"]
+    m = res["models"][name]
+    tl, test = m["true_labels"], m["test"]
+    out = [f"The rest of this chapter calibrates against the **given** labels, {_pct(lesson['flipped_share'])} of "
+           f"which are wrong on {name}'s test half. Fitted on them, {name}'s temperature is "
+           f"T = {_f(s['temperature_given_labels'], 2)}, not the T = {_f(s['temperature'], 2)} the true labels give."]
+    out.append(f"Against the given labels its test ECE goes from {_ci(test['ece_before'])} to "
+               f"{_ci(test['ece_after'])}"
+               + (": calibration looks like it makes it worse." if test["ece_after"][0] > test["ece_before"][0]
+                  else "."))
+    if lesson["top_bin_confidence"] > lesson["accuracy_ceiling"]:
+        out.append(f"No bin can be right much more often than the share of correct labels, "
+                   f"{_f(lesson['accuracy_ceiling'])}: in the calibrated model's most confident bin, accuracy against "
+                   f"the given labels is {_f(lesson['top_bin_accuracy'])} at mean confidence "
+                   f"{_f(lesson['top_bin_confidence'])}, so the curve cannot follow the diagonal at the top (left "
+                   "panel below).")
+    worse = tl["ece_calibrated_given_labels"] > tl["ece_uncalibrated"]
+    out.append(f"Against the true labels (right panel), the temperature fitted on the given labels takes the ECE "
+               f"from {_f(tl['ece_uncalibrated'])} to {_f(tl['ece_calibrated_given_labels'])}, where the one fitted "
+               f"on the true labels reaches {_f(tl['ece_temperature_true_labels'])}"
+               + (": fitted on labels with flips, calibration made the model worse against the truth." if worse else
+                  ": fitted on labels with flips, the temperature does less good against the truth than one fitted "
+                  "on clean labels." if tl["ece_calibrated_given_labels"] > tl["ece_temperature_true_labels"] else "."))
+    return " ".join(out)
+
+
 def calibration_prose(res: dict[str, Any]) -> str:
     """"Beside the paper" for the calibration chapter."""
     n_bins = res["parameters"]["n_bins"]

@@ -74,7 +74,9 @@ class CalibrationReport:
     """What the calibration chapter shows (paper §2.1, Table 1, Fig. 1).
 
     ``models`` maps a record set's display name to its numbers (see :meth:`to_dict`);
-    ``fits`` and ``cal`` keep the fitted calibrators and splits for the figures.
+    ``featured`` is the showcased model (:func:`choose_showcase`) and ``showcase`` its numbers
+    against the verifier it is shown with; ``fits`` and ``cal`` keep the fitted calibrators and
+    splits for the figures, ``true_fits`` the temperature fitted on the true labels.
     """
 
     parameters: dict[str, Any]
@@ -83,12 +85,16 @@ class CalibrationReport:
     fits: dict[str, CalibratedRecords] = dataclasses.field(repr=False)
     sets: dict[str, Records] = dataclasses.field(repr=False)
     cal: dict[str, np.ndarray] = dataclasses.field(repr=False)
+    showcase: dict[str, Any] = dataclasses.field(default_factory=dict)
+    true_fits: dict[str, TemperatureScaling] = dataclasses.field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
         return {"section": "02_calibration", "parameters": self.parameters, "models": self.models,
-                "featured": self.featured, "n_cal": {n: m["n_cal"] for n, m in self.models.items()},
-                "shown": {"true_labels": any(m.get("true_labels") for m in self.models.values())}}
+                "featured": self.featured, "showcase": self.showcase,
+                "n_cal": {n: m["n_cal"] for n, m in self.models.items()},
+                "shown": {"true_labels": any(m.get("true_labels") for m in self.models.values()),
+                          "flipped_label_lesson": self.showcase.get("verifier") == "true_labels"}}
 
     def reliability_tables(self, name: str) -> dict[str, dict[str, pd.DataFrame]]:
         """Per split, the uncalibrated and calibrated reliability tables of one model."""
@@ -127,8 +133,58 @@ class CalibrationReport:
             "ece_temperature_true_labels": "ECE, T fitted on true labels",
             "temperature_given_labels": "T (given labels)", "temperature_true_labels": "T (true labels)"})
 
+    def _true_correct(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Correctness against the true labels and the mask of rows whose true label is known."""
+        r = self.sets[name]
+        true = _true_labels(r)
+        return (r.pred == true).astype(float), true >= 0
+
+    def showcase_title(self) -> str:
+        """"<model>, test half" and, where it is shown against them, "against the true labels"."""
+        against = ", against the true labels" if self.showcase.get("verifier") == "true_labels" else ""
+        return f"{self.featured}, test half{against}"
+
+    def showcase_tables(self) -> dict[str, pd.DataFrame]:
+        """The showcased model's test-half reliability tables, uncalibrated and calibrated,
+        against the verifier it is shown with (``showcase["verifier"]``)."""
+        conf, correct = self.explorer_inputs()
+        n_bins = min(self.parameters["n_bins"], len(correct))
+        return {k: reliability_table(c, correct, n_bins) for k, c in conf.items()}
+
+    def lesson_tables(self) -> dict[str, dict[str, pd.DataFrame]] | None:
+        """The flipped-label lesson for the showcased model (None without true labels): its
+        test half against the given labels (uncalibrated, and calibrated on the given labels
+        as in the rest of the chapter), and against the true labels (the same two, and the
+        temperature fitted on the true labels)."""
+        name = self.featured
+        if self.showcase.get("verifier") != "true_labels":
+            return None
+        f, r, test = self.fits[name], self.sets[name], ~self.cal[name]
+        right, known = self._true_correct(name)
+        m = test & known
+        n_bins = self.parameters["n_bins"]
+        true_t = self.true_fits[name].transform(r.logits[m])
+        return {"against the given labels": {
+                    "uncalibrated": reliability_table(f.raw[test], r.verified[test], n_bins),
+                    "calibrated": reliability_table(f.calibrated[test], r.verified[test], n_bins)},
+                "against the true labels": {
+                    "uncalibrated": reliability_table(f.raw[m], right[m], n_bins),
+                    "calibrated": reliability_table(f.calibrated[m], right[m], n_bins),
+                    "T fitted on true labels": reliability_table(true_t, right[m], n_bins)}}
+
     def explorer_inputs(self, name: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Test-half confidences (uncalibrated, calibrated) and correctness of one model."""
+        """Test-half confidences (uncalibrated, calibrated) and correctness of one model.
+
+        Without ``name``, the showcased model against its verifier: where it is shown against
+        the true labels, "calibrated" is the temperature fitted on the true labels of the cal
+        half and correctness is against the true labels (rows whose true label is known)."""
+        if name is None and self.showcase.get("verifier") == "true_labels":
+            name = self.featured
+            r, test = self.sets[name], ~self.cal[name]
+            right, known = self._true_correct(name)
+            m = test & known
+            return ({"uncalibrated": self.fits[name].raw[m],
+                     "calibrated": self.true_fits[name].transform(r.logits[m])}, right[m])
         name = name or self.featured
         f, r, cal = self.fits[name], self.sets[name], self.cal[name]
         return {"uncalibrated": f.raw[~cal], "calibrated": f.calibrated[~cal]}, r.verified[~cal]
@@ -150,11 +206,18 @@ def _split_metrics(raw: np.ndarray, calibrated: np.ndarray, correct: np.ndarray,
             "overconfident_bins_before": int((over["mean_confidence"] > over["accuracy"]).sum())}
 
 
-def _true_label_check(r: Records, f: CalibratedRecords, cal: np.ndarray, n_bins: int) -> dict[str, float] | None:
-    """The same model against its true labels (a clean verifier), where the set carries them."""
+def _true_labels(r: Records) -> np.ndarray:
+    """The first true label of each row (-1 where none is known); needs ``valid_labels``."""
+    return np.array([v[0] if len(v) else -1 for v in r.valid_labels])
+
+
+def _true_label_check(r: Records, f: CalibratedRecords, cal: np.ndarray,
+                      n_bins: int) -> tuple[dict[str, float], TemperatureScaling] | tuple[None, None]:
+    """The same model against its true labels (a clean verifier), where the set carries them,
+    and the temperature fitted on the true labels of the cal half."""
     if r.valid_labels is None or r.logits is None:
-        return None
-    true = np.array([v[0] if len(v) else -1 for v in r.valid_labels])
+        return None, None
+    true = _true_labels(r)
     known = true >= 0
     right = (r.pred == true).astype(float)
     fit_true = TemperatureScaling().fit(r.logits[cal & known], true[cal & known])
@@ -163,7 +226,73 @@ def _true_label_check(r: Records, f: CalibratedRecords, cal: np.ndarray, n_bins:
             "ece_calibrated_given_labels": ece(f.calibrated[m], right[m], n_bins),
             "ece_temperature_true_labels": ece(fit_true.transform(r.logits[m]), right[m], n_bins),
             "temperature_given_labels": getattr(f.calibrator, "temperature_", None),
-            "temperature_true_labels": fit_true.temperature_}
+            "temperature_true_labels": fit_true.temperature_}, fit_true
+
+
+def choose_showcase(models: Mapping[str, Mapping[str, Any]]) -> tuple[str, str]:
+    """The model the calibration chapter shows first, and the verifier it is shown against.
+
+    Among the real models (not ``dataset == "synthetic"``; all of them when every one is
+    synthetic): where some carry true labels, the one whose test ECE against the true labels
+    falls most under a temperature fitted on the true labels (verifier ``"true_labels"``);
+    otherwise the one whose test ECE falls most under the chapter's calibration (verifier
+    ``"given_labels"``). The fall can be negative: then no model is helped, and this is the
+    one hurt least. Ties go to the first in order.
+
+    Parameters
+    ----------
+    models : mapping name -> model entry
+        The ``models`` of a calibration ``results.json`` (:meth:`CalibrationReport.to_dict`).
+
+    Returns
+    -------
+    (name, verifier)
+    """
+    if not models:
+        raise ValueError("models: no models to choose from")
+    real = [n for n, m in models.items() if m.get("dataset") != "synthetic"] or list(models)
+    with_truth = [n for n in real if models[n].get("true_labels")]
+    if with_truth:
+        drop = {n: models[n]["true_labels"]["ece_uncalibrated"] - models[n]["true_labels"]["ece_temperature_true_labels"]
+                for n in with_truth}
+        verifier = "true_labels"
+    else:
+        drop = {n: models[n]["test"]["ece_before"][0] - models[n]["test"]["ece_after"][0] for n in real}
+        verifier = "given_labels"
+    return max(drop, key=drop.__getitem__), verifier
+
+
+def _showcase(rep: CalibrationReport, verifier: str, n_boot: int, seed: int) -> dict[str, Any]:
+    """The showcased model's numbers against its verifier: ECE before and after with bootstrap
+    intervals, and for the flipped-label lesson what the given labels cap."""
+    name = rep.featured
+    m = rep.models[name]
+    conf, correct = rep.explorer_inputs()
+    n_bins = min(rep.parameters["n_bins"], len(correct))
+    before = list(ece_bootstrap(conf["uncalibrated"], correct, n_bins, n_boot=n_boot, seed=seed))
+    after = list(ece_bootstrap(conf["calibrated"], correct, n_bins, n_boot=n_boot, seed=seed))
+    table = reliability_table(conf["uncalibrated"], correct, n_bins)
+    out = {"model": name, "verifier": verifier, "n": int(len(correct)), "accuracy": float(correct.mean()),
+           "n_bins_effective": int((table["count"] > 0).sum()), "ece_before": before, "ece_after": after,
+           "gap_before": float(conf["uncalibrated"].mean() - correct.mean()),
+           "method": "temperature" if verifier == "true_labels" else m["method"]}
+    if verifier == "true_labels":
+        out["temperature"] = m["true_labels"]["temperature_true_labels"]
+        out["temperature_given_labels"] = m["true_labels"]["temperature_given_labels"]
+        r, test = rep.sets[name], ~rep.cal[name]
+        true = _true_labels(r)
+        known = test & (true >= 0)
+        flipped = float((r.label[known] != true[known]).mean())
+        given = reliability_table(rep.fits[name].calibrated[test], r.verified[test], rep.parameters["n_bins"])
+        top = given[given["count"] > 0].iloc[-1]
+        out["lesson"] = {"flipped_share": flipped, "accuracy_ceiling": 1.0 - flipped,
+                         "top_bin_confidence": float(top["mean_confidence"]),
+                         "top_bin_accuracy": float(top["accuracy"])}
+    elif m["method"] == "temperature":
+        out["temperature"] = m["temperature"]
+    else:
+        out["platt_a"], out["platt_b"] = m["platt_a"], m["platt_b"]
+    return out
 
 
 def calibration_report(records: Sequence[Any], *, calibration: str = "auto", n_bins: int = 15,
@@ -185,9 +314,11 @@ def calibration_report(records: Sequence[Any], *, calibration: str = "auto", n_b
     Returns
     -------
     CalibrationReport
+        ``featured`` is the model the chapter shows first (:func:`choose_showcase`), and
+        ``showcase`` its ECE before and after against that verifier, with intervals.
     """
     sets, names = _load(records)
-    models, fits, cal_of = {}, {}, {}
+    models, fits, cal_of, true_fits = {}, {}, {}, {}
     for name, r in zip(names, sets):
         cal = cal_of[name] = r.cal_mask(cal_fraction=cal_fraction, seed=seed)
         f = fits[name] = calibrate_records(r, cal, method=calibration)
@@ -200,15 +331,18 @@ def calibration_report(records: Sequence[Any], *, calibration: str = "auto", n_b
         for split, m in (("cal", cal), ("test", ~cal)):
             entry[split] = _split_metrics(f.raw[m], f.calibrated[m], r.verified[m], n_bins, n_boot, seed)
         entry["tie_value"], entry["tie_share"] = _largest_tie_share(f.raw)
-        entry["true_labels"] = _true_label_check(r, f, cal, n_bins)
+        entry["true_labels"], true_fit = _true_label_check(r, f, cal, n_bins)
+        if true_fit is not None:
+            true_fits[name] = true_fit
         models[name] = entry
-    # The slider shows the most accurate real model (not a synthetic teaching set).
-    real = [n for n in names if models[n]["dataset"] != "synthetic"] or names
-    featured = max(real, key=lambda n: models[n]["test"]["accuracy"])
+    featured, verifier = choose_showcase(models)
     params = {"records": [str(p) if not isinstance(p, Records) else n for p, n in zip(records, names)],
               "calibration": calibration, "n_bins": n_bins, "n_boot": n_boot, "cal_fraction": cal_fraction,
               "seed": seed}
-    return CalibrationReport(params, models, featured, fits, dict(zip(names, sets)), cal_of)
+    rep = CalibrationReport(params, models, featured, fits, dict(zip(names, sets)), cal_of,
+                            {"verifier": verifier}, true_fits)
+    rep.showcase = _showcase(rep, verifier, n_boot, seed)
+    return rep
 
 
 # ============================================================================ cascades

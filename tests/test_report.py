@@ -38,6 +38,25 @@ def _tied(n: int = 2000, seed: int = 0) -> tuple[calcas.Records, calcas.Records]
     return make(c1, v1, "tied"), make(c2, v2, "other")
 
 
+def _flipped(n: int = 3000, scales=(2.0, 0.5, 1.0), flip: float = 0.15, seed: int = 0,
+             dataset: str = "toy") -> list[calcas.Records]:
+    """Logit record sets whose given labels include flips, with the true labels kept
+    (``valid_labels``): one model per scale (> 1 over-confident, < 1 under-confident)."""
+    rng = np.random.default_rng(seed)
+    C = 5
+    true = rng.integers(0, C, n)
+    flipped = rng.random(n) < flip
+    label = np.where(flipped, (true + rng.integers(1, C, n)) % C, true)
+    ids = [f"r{i:05d}" for i in range(n)]
+    sets = []
+    for j, scale in enumerate(scales):
+        logits = scale * (2.0 * np.eye(C)[true] + rng.standard_normal((n, C)))
+        sets.append(calcas.make_records(ids, logits.argmax(1), label=label, logits=logits,
+                                        valid_labels=[[t] for t in true], is_noisy=flipped,
+                                        manifest={"model": f"m{j}", "dataset": dataset}))
+    return sets
+
+
 def _numbers(obj) -> list[float]:
     if isinstance(obj, dict):
         return [x for v in obj.values() for x in _numbers(v)]
@@ -99,6 +118,91 @@ def test_calibration_report_keys_are_snake_case(synthetic):
                 yield from keys(v, skip=k in ("models", "pairs", "found_at_k", "models_t2"))
     bad = [k for k in keys(d) if not re.fullmatch(r"[a-z][a-z0-9_]*|K|K_[a-z_]+", k)]
     assert not bad, f"display strings as keys: {bad}"
+
+
+def _entry(dataset, before, after, truth=None):
+    return {"dataset": dataset, "test": {"ece_before": [before, 0, 1], "ece_after": [after, 0, 1]},
+            "true_labels": truth and {"ece_uncalibrated": truth[0], "ece_temperature_true_labels": truth[1]}}
+
+
+def test_choose_showcase_follows_the_results_not_the_names():
+    # true labels present: the largest fall against them, whatever the fall on the given labels
+    models = {"a": _entry("d", 0.3, 0.01, (0.10, 0.05)), "b": _entry("d", 0.1, 0.2, (0.20, 0.01)),
+              "c": _entry("d", 0.5, 0.0)}
+    assert report.choose_showcase(models) == ("b", "true_labels")
+    # no true labels: the largest fall on test; synthetic teaching sets never, while a real one exists
+    models = {"syn": _entry("synthetic", 0.9, 0.0), "x": _entry("d", 0.10, 0.08), "y": _entry("d", 0.2, 0.15)}
+    assert report.choose_showcase(models) == ("y", "given_labels")
+    # every model synthetic, and calibration helping none: the one hurt least
+    models = {"s1": _entry("synthetic", 0.1, 0.3), "s2": _entry("synthetic", 0.1, 0.15)}
+    assert report.choose_showcase(models) == ("s2", "given_labels")
+    with pytest.raises(ValueError, match="models: no models to choose from"):
+        report.choose_showcase({})
+
+
+def test_showcase_against_true_labels_matches_a_direct_computation():
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    sets = _flipped()
+    rep = report.calibration_report(sets, n_boot=50, n_bins=10)
+    s = rep.to_dict()["showcase"]
+    falls = {}
+    for r in sets:
+        cal = r.cal_mask()
+        test = ~cal
+        true = np.array([v[0] for v in r.valid_labels])
+        right = (r.pred == true).astype(float)
+        # T by a bounded 1-D search of the NLL against the true labels of cal (not calcas' Newton)
+        nll = lambda t: -log_softmax(r.logits[cal] / t, axis=1)[np.arange(cal.sum()), true[cal]].mean()
+        t_true = minimize_scalar(nll, bounds=(0.05, 20), method="bounded", options={"xatol": 1e-8}).x
+        raw = np.exp(log_softmax(r.logits[test], axis=1)).max(1)
+        scaled = np.exp(log_softmax(r.logits[test] / t_true, axis=1)).max(1)
+        before, after = calcas.ece(raw, right[test], 10), calcas.ece(scaled, right[test], 10)
+        falls[r.manifest["model"]] = (before - after, before, after, t_true, right[test], r, test, true)
+    name = max(falls, key=lambda k: falls[k][0])
+    _, before, after, t_true, right, r, test, true = falls[name]
+    assert rep.featured == s["model"] == name and s["verifier"] == "true_labels"
+    assert s["temperature"] == pytest.approx(t_true, rel=1e-5)
+    assert s["ece_before"][0] == pytest.approx(before) and s["ece_after"][0] == pytest.approx(after, abs=1e-6)
+    assert s["ece_before"][1] <= s["ece_before"][2] and s["ece_after"][1] <= s["ece_after"][2]
+    assert s["n"] == int(test.sum()) and s["accuracy"] == pytest.approx(right.mean())
+    assert s["lesson"]["flipped_share"] == pytest.approx((r.label[test] != true[test]).mean())
+    # the explorer and the figure show the same rows against the same verifier
+    conf, correct = rep.explorer_inputs()
+    assert np.array_equal(correct, right)
+    assert calcas.ece(conf["calibrated"], correct, 10) == pytest.approx(after, abs=1e-6)
+    assert rep.showcase_title().endswith("against the true labels")
+    lesson = rep.lesson_tables()
+    given = lesson["against the given labels"]["calibrated"]
+    assert given["count"].sum() == test.sum()
+    assert rep.to_dict()["shown"]["flipped_label_lesson"] is True
+
+
+def test_showcase_without_true_labels_is_the_largest_fall_on_test(synthetic):
+    tied, other = _tied(1500)
+    sets = [tied, other, *synthetic.values()]
+    d = report.calibration_report(sets, n_boot=20).to_dict()
+    falls = {n: m["test"]["ece_before"][0] - m["test"]["ece_after"][0] for n, m in d["models"].items()
+             if m["dataset"] != "synthetic"}
+    assert d["showcase"]["model"] == max(falls, key=falls.get) and d["showcase"]["verifier"] == "given_labels"
+    assert d["shown"]["flipped_label_lesson"] is False
+    m = d["models"][d["featured"]]
+    assert d["showcase"]["ece_after"] == m["test"]["ece_after"] and d["showcase"]["ece_before"] == m["test"]["ece_before"]
+
+
+def test_showcase_prose_says_when_calibration_does_not_help():
+    base = {"model": "m", "verifier": "given_labels", "n": 500, "method": "platt", "platt_a": 1.0,
+            "platt_b": 0.1, "gap_before": 0.01}
+    res = {"models": {"m": {"dataset": "d"}}}
+    helped = prose.showcase_prose({**res, "showcase": {**base, "ece_before": [0.2, 0.18, 0.22],
+                                                       "ece_after": [0.02, 0.01, 0.04]}})
+    assert "visibly helps" in helped and "**not**" not in helped
+    within = prose.showcase_prose({**res, "showcase": {**base, "ece_before": [0.05, 0.03, 0.07],
+                                                       "ece_after": [0.04, 0.03, 0.06]}})
+    assert "does **not** visibly help" in within
+    worse = prose.showcase_prose({**res, "showcase": {**base, "ece_before": [0.05, 0.03, 0.07],
+                                                      "ece_after": [0.06, 0.04, 0.08]}})
+    assert "does **not** help even this model" in worse and "no true labels" in worse
 
 
 def test_ece_flat_under_bins_when_every_bin_overconfident():
@@ -215,6 +319,11 @@ def test_every_number_in_the_prose_comes_from_the_results(synthetic):
     ref = report.paper_reference()
     cal = _rounded(report.calibration_report(sets, n_boot=10).to_dict())
     assert_prose_numbers_from(prose.calibration_prose(cal), cal, ref)
+    assert_prose_numbers_from(prose.showcase_prose(cal), cal, ref)
+    truth = _rounded(report.calibration_report(_flipped(), n_boot=10).to_dict())
+    for text in (prose.showcase_prose(truth), prose.flipped_label_prose(truth), prose.calibration_prose(truth)):
+        assert text
+        assert_prose_numbers_from(text, truth, ref)
     casc = _rounded(report.cascade_report({"a": sets[:2], "large-large": sets[1:]}, K=8).to_dict())
     assert_prose_numbers_from(prose.cascade_prose(casc), casc, ref)
     clean = _rounded(report.cleaning_report(sets, K=12).to_dict())
@@ -288,9 +397,19 @@ def _prose_outputs(nb) -> list[str]:
             if o.get("metadata", {}).get("calcas") == "prose"]
 
 
-PROSE = {"02_calibration": prose.calibration_prose, "03_cascading": prose.cascade_prose,
-         "04_cleaning": prose.cleaning_prose, "06_mmlu_redux": prose.redux_prose,
-         "05_results": prose.summary_prose, "07_public_summary": prose.summary_prose}
+def _calibration_chapter(res: dict) -> list[str]:
+    """The calibration chapter's generated paragraphs, in page order (the lesson only where shown)."""
+    lesson = [prose.flipped_label_prose(res)] if res["shown"].get("flipped_label_lesson") else []
+    return [prose.showcase_prose(res), *lesson, prose.calibration_prose(res)]
+
+
+def _one(fn):
+    return lambda res: [fn(res)]
+
+
+PROSE = {"02_calibration": _calibration_chapter, "03_cascading": _one(prose.cascade_prose),
+         "04_cleaning": _one(prose.cleaning_prose), "06_mmlu_redux": _one(prose.redux_prose),
+         "05_results": _one(prose.summary_prose), "07_public_summary": _one(prose.summary_prose)}
 
 
 def test_built_chapters_prose_is_what_their_results_say():
@@ -307,8 +426,9 @@ def test_built_chapters_prose_is_what_their_results_say():
             continue
         shown = _prose_outputs(nbformat.read(path, as_version=4))
         assert shown, f"{path}: no generated prose"
-        assert shown == [PROSE[path.stem](res)], f"{path}: the page's prose differs from its results.json"
-        assert_prose_numbers_from(shown[0], res, report.paper_reference())
+        assert shown == PROSE[path.stem](res), f"{path}: the page's prose differs from its results.json"
+        for text in shown:
+            assert_prose_numbers_from(text, res, report.paper_reference())
         checked += 1
     assert checked
 
