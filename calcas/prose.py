@@ -38,6 +38,23 @@ def _reference_key(dataset: str | None) -> str | None:
 
 # ---------------------------------------------------------------------------- calibration
 
+def _detectable(name: str, split: dict[str, Any], before: float, after: float) -> str:
+    """The smallest ECE the split can detect, and what it says of the two ECEs ("" without one)."""
+    d = split.get("min_detectable_ece")
+    if d is None:
+        return ""
+    text = f"The smallest ECE that {split['n']:,} rows in {split['n_bins_effective']} bins can detect is {_f(d)}"
+    if before < d and after < d:
+        return text + (f"; both ECEs lie below it: before or after calibration, the data cannot tell {name} from a "
+                       "calibrated model.")
+    if after < d:
+        return text + f"; after calibration the ECE lies below it: the data cannot tell {name} from a calibrated model."
+    if before < d:
+        return text + (f"; already before calibration the ECE lies below it: the data cannot tell {name} from a "
+                       "calibrated model.")
+    return text + "; both ECEs lie above it."
+
+
 def _calibration_model(name: str, m: dict[str, Any], n_bins: int) -> list[str]:
     t, c = m["test"], m["cal"]
     fitted = f"T = {_f(m['temperature'], 2)}" if m.get("temperature") is not None else \
@@ -45,6 +62,9 @@ def _calibration_model(name: str, m: dict[str, Any], n_bins: int) -> list[str]:
     before, after = t["ece_before"], t["ece_after"]
     out = [f"**{name}** ({m['method']} scaling, {fitted}; {t['n']:,} test rows): test ECE "
            f"{_ci(before)} before and {_ci(after)} after calibration."]
+    detect = _detectable(name, t, before[0], after[0])
+    if detect:
+        out.append(detect)
     if after[1] > after[0]:
         out.append("(The bootstrap interval after calibration lies above the estimate: ECE is biased upward, more "
                    "so on resamples, and a well-calibrated model shows it most.)")
@@ -118,6 +138,7 @@ def showcase_prose(res: dict[str, Any]) -> str:
     out = [f"**{name}** is shown first: of {pool}, it has the {why}. {how} takes its ECE from "
            f"{_ci(before)} to {_ci(after)}."]
     verdict = _helps(before, after)
+    detect = _detectable(name, s, before[0], after[0])
     if verdict == "visibly":
         out.append("The two intervals do not overlap: calibration visibly helps.")
     elif verdict == "beyond noise":
@@ -129,6 +150,8 @@ def showcase_prose(res: dict[str, Any]) -> str:
     else:
         out.append("On these data calibration does **not** help even this model, the best case they offer: its "
                    "ECE does not fall. Where a model is calibrated already, there is nothing to fix.")
+    if detect:
+        out.append(detect)
     gap = s["gap_before"]
     side = ("over-confident (mean confidence above accuracy, the curve below the diagonal)" if gap > 0 else
             "under-confident (mean confidence below accuracy, the curve above the diagonal)")

@@ -30,8 +30,8 @@ from .cascade import AdvantageRouter, cascade_curves
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_learning_flags, disagreement_sweep,
                        flag_class_threshold, flag_confident_disagreement, flag_top1_disagreement, label_errors,
                        overlap_summary, precision_interval)
-from .metrics import (brier, ece, ece_bootstrap, mce, monotonicity, paired_difference_interval, proportion_interval,
-                      reliability_table)
+from .metrics import (brier, ece, ece_bootstrap, mce, min_detectable_ece, monotonicity, paired_difference_interval,
+                      proportion_interval, reliability_table)
 from .records import Records, align, read_records, record_set_names
 
 REFERENCE_FILE = Path(__file__).parent / "data" / "paper_reference.json"
@@ -60,6 +60,15 @@ def _curve_dict(table: pd.DataFrame, columns: Sequence[str]) -> dict[str, list]:
     return {c: table[c].tolist() for c in columns if c in table.columns}
 
 
+def detectable_ece(n: int, n_bins: int, accuracy: float) -> float | None:
+    """:func:`calcas.min_detectable_ece` of a split: its ``n``, the bins that exist on it and
+    its accuracy; None where the accuracy is 0 or 1 (no bin's accuracy varies: nothing to
+    detect against)."""
+    if not 0.0 < accuracy < 1.0:
+        return None
+    return min_detectable_ece(n, n_bins, accuracy=accuracy)
+
+
 def _largest_tie_share(confidence: np.ndarray) -> tuple[float, float]:
     """The most repeated confidence value and the share of samples holding it."""
     values, counts = np.unique(confidence, return_counts=True)
@@ -68,6 +77,9 @@ def _largest_tie_share(confidence: np.ndarray) -> tuple[float, float]:
 
 
 # ============================================================================ calibration
+
+#: The column beside every ECE: the smallest ECE the split's data can detect (:func:`detectable_ece`).
+DETECTABLE = "detectable ECE ≥"
 
 @dataclasses.dataclass
 class CalibrationReport:
@@ -113,7 +125,7 @@ class CalibrationReport:
                              "ECE before": s["ece_before"][0], "95% low before": s["ece_before"][1],
                              "95% high before": s["ece_before"][2], "ECE after": s["ece_after"][0],
                              "95% low after": s["ece_after"][1], "95% high after": s["ece_after"][2],
-                             "bins": s["n_bins_effective"]})
+                             DETECTABLE: s["min_detectable_ece"], "bins": s["n_bins_effective"]})
         return pd.DataFrame(rows).set_index(["model", "split"])
 
     def calibrator_table(self) -> pd.DataFrame:
@@ -127,11 +139,11 @@ class CalibrationReport:
         rows = {n: m["true_labels"] for n, m in self.models.items() if m.get("true_labels")}
         if not rows:
             return None
-        return pd.DataFrame(rows).T.rename(columns={
-            "test_accuracy": "test accuracy (true labels)", "ece_uncalibrated": "ECE uncalibrated",
-            "ece_calibrated_given_labels": "ECE, calibrated on given labels",
-            "ece_temperature_true_labels": "ECE, T fitted on true labels",
-            "temperature_given_labels": "T (given labels)", "temperature_true_labels": "T (true labels)"})
+        columns = {"test_accuracy": "test accuracy (true labels)", "ece_uncalibrated": "ECE uncalibrated",
+                   "ece_calibrated_given_labels": "ECE, calibrated on given labels",
+                   "ece_temperature_true_labels": "ECE, T fitted on true labels", "min_detectable_ece": DETECTABLE,
+                   "temperature_given_labels": "T (given labels)", "temperature_true_labels": "T (true labels)"}
+        return pd.DataFrame(rows).T[list(columns)].rename(columns=columns)
 
     def _true_correct(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Correctness against the true labels and the mask of rows whose true label is known."""
@@ -202,6 +214,7 @@ def _split_metrics(raw: np.ndarray, calibrated: np.ndarray, correct: np.ndarray,
             "monotonicity_before": monotonicity(raw, correct, n_bins),
             "monotonicity_after": monotonicity(calibrated, correct, n_bins),
             "n_bins_effective": int(len(over)),
+            "min_detectable_ece": detectable_ece(len(correct), len(over), float(correct.mean())),
             "gap_before": float(raw.mean() - correct.mean()),
             "overconfident_bins_before": int((over["mean_confidence"] > over["accuracy"]).sum())}
 
@@ -222,7 +235,9 @@ def _true_label_check(r: Records, f: CalibratedRecords, cal: np.ndarray,
     right = (r.pred == true).astype(float)
     fit_true = TemperatureScaling().fit(r.logits[cal & known], true[cal & known])
     m = ~cal & known
+    bins = int((reliability_table(f.raw[m], right[m], n_bins)["count"] > 0).sum())
     return {"test_accuracy": float(right[m].mean()), "ece_uncalibrated": ece(f.raw[m], right[m], n_bins),
+            "min_detectable_ece": detectable_ece(int(m.sum()), bins, float(right[m].mean())),
             "ece_calibrated_given_labels": ece(f.calibrated[m], right[m], n_bins),
             "ece_temperature_true_labels": ece(fit_true.transform(r.logits[m]), right[m], n_bins),
             "temperature_given_labels": getattr(f.calibrator, "temperature_", None),
@@ -274,6 +289,7 @@ def _showcase(rep: CalibrationReport, verifier: str, n_boot: int, seed: int) -> 
     table = reliability_table(conf["uncalibrated"], correct, n_bins)
     out = {"model": name, "verifier": verifier, "n": int(len(correct)), "accuracy": float(correct.mean()),
            "n_bins_effective": int((table["count"] > 0).sum()), "ece_before": before, "ece_after": after,
+           "min_detectable_ece": detectable_ece(len(correct), int((table["count"] > 0).sum()), float(correct.mean())),
            "gap_before": float(conf["uncalibrated"].mean() - correct.mean()),
            "method": "temperature" if verifier == "true_labels" else m["method"]}
     if verifier == "true_labels":
@@ -735,7 +751,7 @@ def summary_report(results: Mapping[str, dict[str, Any] | None]) -> SummaryRepor
     ref = paper_reference()
     table1 = [{"source": "paper", "model": f"{r['model']} ({r['dataset']})", "ECE before": r["test"]["ece_before"],
                "95% low before": None, "95% high before": None, "ECE after": r["test"]["ece_after"],
-               "95% low after": None, "95% high after": None} for r in ref["table1"].values()
+               "95% low after": None, "95% high after": None, DETECTABLE: None} for r in ref["table1"].values()
               if isinstance(r, dict)]
     cleaning, table3 = [], []
     for chapter, res in results.items():
@@ -744,7 +760,8 @@ def summary_report(results: Mapping[str, dict[str, Any] | None]) -> SummaryRepor
         for name, m in res.get("models", {}).items():
             b, a = m["test"]["ece_before"], m["test"]["ece_after"]
             table1.append({"source": chapter, "model": name, "ECE before": b[0], "95% low before": b[1],
-                           "95% high before": b[2], "ECE after": a[0], "95% low after": a[1], "95% high after": a[2]})
+                           "95% high before": b[2], "ECE after": a[0], "95% low after": a[1], "95% high after": a[2],
+                           DETECTABLE: m["test"].get("min_detectable_ece")})
         for key, f in (res.get("flags") or {}).items():
             cleaning.append({"chapter": chapter, "method": f["label"], "flagged": f["flagged"],
                              "precision": f["precision"], "95% low": f["precision_low"],

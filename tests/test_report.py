@@ -107,6 +107,38 @@ def test_calibration_report_matches_direct_calls(synthetic):
     assert d["featured"] in d["models"]
 
 
+def test_detectable_ece_beside_every_ece(synthetic):
+    sets = list(synthetic.values())
+    rep = report.calibration_report(sets, n_boot=20, n_bins=10)
+    table = rep.table()
+    for name, r in synthetic.items():
+        cal = r.cal_mask()
+        for split, m in (("cal", cal), ("test", ~cal)):
+            raw = calcas.calibrate_records(r, cal).raw[m]
+            bins = len(np.unique(calcas.assign_bins(raw, calcas.equal_count_edges(raw, 10))))
+            want = calcas.min_detectable_ece(int(m.sum()), bins, accuracy=r.verified[m].mean())
+            assert table.loc[(name, split), report.DETECTABLE] == pytest.approx(want)
+    d = rep.to_dict()
+    s = d["showcase"]
+    assert s["min_detectable_ece"] == pytest.approx(
+        calcas.min_detectable_ece(s["n"], s["n_bins_effective"], accuracy=s["accuracy"]))
+    summary = report.summary_report({"02_calibration": _rounded(d)}).frames()["table1"]
+    ours = summary.loc["02_calibration"]
+    assert ours[report.DETECTABLE].tolist() == pytest.approx(
+        [d["models"][n]["test"]["min_detectable_ece"] for n in ours.index], abs=1e-6)
+    assert summary.loc["paper"][report.DETECTABLE].isna().all()
+    # a split whose accuracy is 0 or 1 has nothing to detect against: no value, not an error
+    assert report.detectable_ece(100, 10, 1.0) is None and report.detectable_ece(100, 10, 0.0) is None
+
+
+def test_prose_says_when_the_data_cannot_tell_a_model_from_a_calibrated_one():
+    split = {"n": 400, "n_bins_effective": 10, "min_detectable_ece": 0.05}
+    assert "both ECEs lie below it" in prose._detectable("m", split, 0.04, 0.03)
+    assert "after calibration the ECE lies below it: the data cannot tell m" in prose._detectable("m", split, 0.2, 0.03)
+    assert "both ECEs lie above it" in prose._detectable("m", split, 0.2, 0.08)
+    assert prose._detectable("m", {**split, "min_detectable_ece": None}, 0.2, 0.03) == ""
+
+
 def test_calibration_report_keys_are_snake_case(synthetic):
     d = report.calibration_report([synthetic["small"]], n_boot=5).to_dict()
 
