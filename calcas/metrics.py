@@ -160,10 +160,178 @@ def ece(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_c
     """
     _check_estimator(estimator)
     c, v = _checked(confidence, correct)
-    e = _checked_edges(c, n_bins, binning, edges)
+    return _ece_at_edges(c, v, _checked_edges(c, n_bins, binning, edges), estimator)
+
+
+def _ece_at_edges(c: np.ndarray, v: np.ndarray, e: np.ndarray, estimator: str) -> float:
+    """ECE of checked inputs in the bins of ``e`` by a checked ``estimator`` (unchecked)."""
     if estimator == "plugin":
         return _ece(*_binned(c, v, e))
     return float(_debiased_ece(*_bin_sums(_assign_bins(c, e), len(e) - 1, c, v, v * v)))
+
+
+def _checked_multiclass(probabilities: Any, label: Any, n_bins: int, binning: str,
+                        estimator: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Entry checks of the multi-class ECEs: probabilities (n, C), labels in [0, C)."""
+    _check_estimator(estimator)
+    check_binning(binning, BINNINGS)
+    p = float_array(probabilities, "probabilities", ndim=2, low=0.0, high=1.0)
+    y = label_array(label, "label", p.shape[1])
+    same_length(probabilities=p, label=y)
+    return p, y, check_n_bins(n_bins, len(p))
+
+
+def classwise_ece(probabilities: Any, label: Any, n_bins: int = 15, binning: str = "equal_count",
+                  *, estimator: str = "plugin") -> float:
+    """Class-wise ECE (Kull et al. 2019, "Beyond temperature scaling"): the mean over classes k
+    of the ECE of ``p_k`` against ``1[label == k]`` over all samples.
+
+    Parameters
+    ----------
+    probabilities : array, shape (n, C)
+        Class probabilities (rows sum to 1), not logits: pass logits through
+        :func:`calcas.softmax` first.
+    label : array of int, shape (n,)
+        True classes in [0, C).
+    n_bins, binning, estimator
+        As in :func:`ece`; the bins are fitted per class, on that class's probabilities.
+    """
+    p, y, n_bins = _checked_multiclass(probabilities, label, n_bins, binning, estimator)
+    return float(np.mean([_ece_at_edges(p[:, k], (y == k).astype(np.float64), _edges(p[:, k], n_bins, binning),
+                                        estimator) for k in range(p.shape[1])]))
+
+
+def top_label_ece(probabilities: Any, label: Any, n_bins: int = 15, binning: str = "equal_count",
+                  *, estimator: str = "plugin") -> float:
+    """Top-label ECE (Gupta & Ramdas 2021, "Top-label calibration and multiclass-to-binary
+    reductions"): for each predicted class, the ECE of the top probability against
+    ``1[label == that class]`` among the samples predicted as that class, weighted by the
+    class's share of the samples.
+
+    Unlike the top-1 ECE (:func:`ece` of the top probability against correctness), it bins
+    each predicted class on its own, so a model over-confident on one class and
+    under-confident on another cannot cancel out within a bin.
+
+    Parameters
+    ----------
+    probabilities : array, shape (n, C)
+        Class probabilities (rows sum to 1), not logits: pass logits through
+        :func:`calcas.softmax` first. The predicted class is the first argmax.
+    label : array of int, shape (n,)
+        True classes in [0, C).
+    n_bins, binning, estimator
+        As in :func:`ece`; a class predicted for fewer than ``n_bins`` samples gets one bin per
+        sample at most.
+    """
+    p, y, n_bins = _checked_multiclass(probabilities, label, n_bins, binning, estimator)
+    predicted = p.argmax(axis=1)
+    top = p[np.arange(len(p)), predicted]
+    total = 0.0
+    for k in np.unique(predicted).tolist():
+        rows = predicted == k
+        c, v = top[rows], (y[rows] == k).astype(np.float64)
+        total += len(c) * _ece_at_edges(c, v, _edges(c, min(n_bins, len(c)), binning), estimator)
+    return total / len(p)
+
+
+# The smooth ECE's discretisation, as relplot 1.0.3 (the reference implementation of Błasiok &
+# Nakkiran) computes it, so that the two agree to 1e-6: each sample's weight is split linearly
+# between the two nearest of M grid points on [0, 1] (M = max(2000, round(20 / sigma)) // 2 + 1),
+# the reflected Gaussian kernel is cut at |t - t'| <= 1/2, the smoothed functions are read by
+# linear interpolation at max(200, round(10 / sigma)) evaluation points, the density there gets a
+# floor of 1e-4, and the fixed point sigma = smECE_sigma is bracketed by 10 halvings of [0, 1].
+_SMOOTH_FLOOR = 1e-4
+_SMOOTH_MIN_MESH = 200
+_SMOOTH_HALVINGS = 10
+_SMOOTH_MIN_SIGMA = 1e-3
+
+
+def _smooth_grid_size(sigma: float) -> int:
+    return max(2000, round(20.0 / sigma)) // 2 + 1
+
+
+def _linear_binning(c: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """Each row of ``weights`` (shape (k, n)) split linearly onto ``size`` grid points of [0, 1]
+    between the two points around each ``c``: shape (k, size)."""
+    position = c * (size - 1)
+    left = np.clip(position.astype(np.int64), 0, size - 2)
+    right_share = position - left
+    return np.stack([np.bincount(left, w * (1.0 - right_share), minlength=size)
+                     + np.bincount(left + 1, w * right_share, minlength=size) for w in weights])
+
+
+def _reflected_smooth(grid: np.ndarray, sigma: float) -> np.ndarray:
+    """Rows of ``grid`` (values at t_j = j / (M - 1), M odd) convolved with the Gaussian kernel of
+    width ``sigma`` cut at |t - t_j| <= 1/2, the values mirrored about t = 0 and t = 1."""
+    from scipy.signal import fftconvolve
+
+    size = grid.shape[1]
+    half = (size - 1) // 2
+    offsets = np.arange(-half, half + 1) / (size - 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2) / (np.sqrt(2.0 * np.pi) * sigma)
+    mirrored = np.concatenate([grid[:, :0:-1], grid, grid[:, -2::-1]], axis=1)
+    return fftconvolve(mirrored, kernel[None, :], mode="valid", axes=1)[:, half:half + size]
+
+
+def _smooth_ece_at(c: np.ndarray, residual: np.ndarray, sigma: float, grids: dict) -> float:
+    """Smooth ECE at kernel width ``sigma`` (``grids`` caches the linear binning per grid size)."""
+    size = _smooth_grid_size(sigma)
+    if size not in grids:
+        grids[size] = _linear_binning(c, np.stack([residual, np.ones_like(c)]), size)
+    smoothed = _reflected_smooth(grids[size], sigma)
+    t = np.linspace(0.0, 1.0, max(round(10.0 / sigma), _SMOOTH_MIN_MESH))
+    left = np.clip((t * (size - 1)).astype(np.int64), 0, size - 2)
+    share = t * (size - 1) - left
+    at_t = smoothed[:, left] * (1.0 - share) + smoothed[:, left + 1] * share
+    # |smoothed residual / density| weighted by the density: the density cancels
+    return float(np.abs(at_t[0]).sum() / (at_t[1] + _SMOOTH_FLOOR).sum())
+
+
+def smooth_ece(confidence: Any, correct: Any) -> float:
+    """Smooth ECE of Błasiok & Nakkiran (2023, "Smooth ECE: principled reliability diagrams via
+    kernel smoothing").
+
+    The residuals ``confidence - correct`` are kernel-smoothed over confidence with a Gaussian
+    kernel of width sigma reflected at 0 and 1, giving a smoothed residual r(t) and density
+    d(t); ``smECE_sigma = integral |r(t)| d(t) dt`` (the mean absolute smoothed residual), and
+    the smooth ECE is ``smECE_sigma`` at the sigma with ``smECE_sigma = sigma`` (the fixed
+    point, which exists as smECE_sigma falls with sigma). No bins: it is a continuous
+    function of the data, and within a constant factor of the distance to the nearest
+    perfectly calibrated predictor. It measures a smoothed quantity, not the binned ECE, and
+    is biased upward at small n like every absolute-residual estimate.
+
+    The discretisation (grid, kernel cut, density floor, 10 halvings to bracket sigma) is
+    that of ``relplot.smECE`` 1.0.3, which this equals to 1e-6; the grid's binning is done
+    once per grid size and the convolution by FFT, so it is much faster at large n.
+
+    Parameters
+    ----------
+    confidence : array, shape (n,)
+        Probabilities in [0, 1] of each sample's predicted answer (not logits).
+    correct : array, shape (n,)
+        Verifier score of that answer (bool, 0/1, or in [0, 1]).
+    """
+    c, v = _checked(confidence, correct)
+    residual, grids, cache = c - v, {}, {}
+
+    def at(sigma: float) -> float:
+        if sigma not in cache:
+            cache[sigma] = _smooth_ece_at(c, residual, sigma, grids)
+        return cache[sigma]
+
+    def below_fixed_point(sigma: float) -> bool:
+        return sigma < _SMOOTH_MIN_SIGMA or sigma < at(sigma)
+
+    if below_fixed_point(1.0):
+        return at(1.0)
+    high, low = 1.0, 0.0
+    for _ in range(_SMOOTH_HALVINGS):
+        mid = (high + low) / 2.0
+        if below_fixed_point(mid):
+            low = mid
+        else:
+            high = mid
+    return at(high)
 
 
 def mce(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
@@ -303,9 +471,21 @@ def _counted_ece(s: np.ndarray, v: np.ndarray, counts: np.ndarray, bounds: np.nd
     return gap / counts.sum()
 
 
+def _counted_debiased_ece(s: np.ndarray, v: np.ndarray, vv: np.ndarray, counts: np.ndarray, bounds: np.ndarray,
+                          buffer: np.ndarray) -> float:
+    """Debiased ECE (see :func:`_debiased_ece`) of the counted rows, bins as in :func:`_counted_ece`;
+    ``vv`` is ``v * v``."""
+    sums = np.empty((4, len(bounds) + 1))
+    for b, (lo, hi) in enumerate(zip([0, *bounds.tolist()], [*bounds.tolist(), len(s)])):
+        w = counts[lo:hi]
+        sums[:, b] = (float(w.sum()), _weighted_sum(w, s[lo:hi], buffer), _weighted_sum(w, v[lo:hi], buffer),
+                      _weighted_sum(w, vv[lo:hi], buffer))
+    return float(_debiased_ece(*sums))
+
+
 def _ece_replicates(c: np.ndarray, v: np.ndarray, n_bins: int, binning: str, n_boot: int,
-                    seed: Any, block: int = _RESAMPLE_BLOCK) -> np.ndarray:
-    """ECE of each of ``n_boot`` resamples of the checked ``c``, ``v``, shape (n_boot,).
+                    seed: Any, block: int = _RESAMPLE_BLOCK, estimator: str = "plugin") -> np.ndarray:
+    """ECE (by ``estimator``) of each of ``n_boot`` resamples of the checked ``c``, ``v``, shape (n_boot,).
 
     The rows are sorted once (stably) and each resample is held as counts over the sorted
     rows, in one buffer refilled per replicate, so a replicate costs O(n) time and no new
@@ -316,6 +496,7 @@ def _ece_replicates(c: np.ndarray, v: np.ndarray, n_bins: int, binning: str, n_b
     order = np.argsort(c, kind="stable")
     s, v_sorted = c[order], v[order]
     del order
+    vv_sorted = v_sorted * v_sorted if estimator == "debiased" else None
     n = len(s)
     if binning == "equal_width":
         fixed_bounds = np.searchsorted(s, _edges(s, n_bins, binning)[1:-1], side="left")
@@ -329,7 +510,10 @@ def _ece_replicates(c: np.ndarray, v: np.ndarray, n_bins: int, binning: str, n_b
             edges = _equal_count_edges_of_sorted(n, n_bins, resample.value_at, resample.run_bounds)
             # a value equal to an edge goes to the upper bin, as in assign_bins
             bounds = np.searchsorted(s, edges[1:-1], side="left")
-        reps[r] = _counted_ece(s, v_sorted, counts, bounds, buffer)
+        if estimator == "plugin":
+            reps[r] = _counted_ece(s, v_sorted, counts, bounds, buffer)
+        else:
+            reps[r] = _counted_debiased_ece(s, v_sorted, vv_sorted, counts, bounds, buffer)
     return reps
 
 
@@ -387,6 +571,92 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     e = _checked_edges(c, n_bins, binning, None)
     point = _ece(*_binned(c, v, e))
     return (point, *_percentile_interval(_ece_replicates(c, v, n_bins, binning, n_boot, seed), level))
+
+
+def ece_interval(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
+                 *, estimator: str = "debiased", n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """ECE with a bootstrap interval for the true calibration error.
+
+    :func:`ece_bootstrap`'s percentile interval is the spread of a biased statistic: at a
+    small true ECE it lies wholly above the truth. This interval is built in two parts:
+
+    - a bias-corrected basic bootstrap: the data's own plug-in ECE ``P`` is the true ECE of
+      the world the resamples are drawn from, so ``E* - P`` (``E*`` the estimate on a
+      resample) stands in for ``E - truth``, giving ``[E + P - q_high(E*), E + P - q_low(E*)]``;
+      the resamples are :func:`ece_bootstrap`'s (bins re-fitted on each, O(n) per replicate);
+    - a test of perfect calibration for the lower end: the scores are redrawn ``n_boot``
+      times as Bernoulli(confidence), in the data's bins, and when ``E`` does not exceed the
+      ``1 - (1 - level) / 2`` quantile of its values there the data are consistent with a
+      calibrated model and the lower end is 0 (Bröcker & Smith's consistency resampling).
+
+    Both ends are clipped at 0. The test is what makes the interval cover at and near a true
+    ECE of 0, where the estimator's bias is largest and the bootstrap misjudges it; the
+    coverage is measured in :mod:`calcas.estimator_study`.
+
+    Parameters
+    ----------
+    confidence, correct, n_bins, binning, n_boot, level, seed
+        As in :func:`ece_bootstrap` (confidence: probabilities in [0, 1], shape (n,);
+        correct: verifier scores in [0, 1], shape (n,)); ``n_boot`` also counts the test's
+        redraws.
+    estimator : {"debiased", "plugin"}, default "debiased"
+        The estimate ``E``, as in :func:`ece`.
+
+    Returns
+    -------
+    (ece, low, high) : the estimate on the data (unclipped) and the interval's bounds.
+    """
+    _check_estimator(estimator)
+    c, v = _checked(confidence, correct)
+    level = check_level(level)
+    n_boot = check_positive_int(n_boot, "n_boot")
+    e = _checked_edges(c, n_bins, binning, None)
+    count, sum_c, sum_v, sum_vv = _bin_sums(_assign_bins(c, e), len(e) - 1, c, v, v * v)
+    plugin = _ece(count, sum_c, sum_v)
+    point = plugin if estimator == "plugin" else float(_debiased_ece(count, sum_c, sum_v, sum_vv))
+    reps = _ece_replicates(c, v, n_bins, binning, n_boot, seed, estimator=estimator)
+    null = _calibrated_replicates(c, e, n_boot, np.random.default_rng(seed).bit_generator.jumped(), estimator)
+    low, high = _corrected_interval(point, plugin, reps, null, level)
+    return point, float(low), float(high)
+
+
+def _calibrated_replicates(c: np.ndarray, e: np.ndarray, n_boot: int, bit_generator: Any,
+                           estimator: str) -> np.ndarray:
+    """The estimate on ``n_boot`` redraws of the scores as Bernoulli(c), bins ``e`` kept: its
+    distribution under perfect calibration, shape (n_boot,)."""
+    rng = np.random.Generator(bit_generator)
+    bins = _assign_bins(c, e)
+    m = len(e) - 1
+    count, sum_c = _bin_sums(bins, m, c)
+    order = np.argsort(bins, kind="stable")
+    c_sorted, starts = c[order], np.searchsorted(bins[order], np.arange(m))
+    full = count > 0
+    out = np.empty(n_boot)
+    chunk = max(1, (1 << 20) // len(c))
+    for lo in range(0, n_boot, chunk):
+        hi = min(n_boot, lo + chunk)
+        drawn = (rng.random((hi - lo, len(c))) < c_sorted).astype(np.float64)
+        sum_v = np.zeros((hi - lo, m))
+        sum_v[:, full] = np.add.reduceat(drawn, starts[full], axis=1)
+        if estimator == "plugin":
+            out[lo:hi] = np.abs(sum_c - sum_v).sum(axis=1) / len(c)
+        else:
+            out[lo:hi] = _debiased_ece(count, sum_c, sum_v, sum_v)  # 0/1 draws: v * v = v
+    return out
+
+
+def _corrected_interval(point: Any, plugin: Any, reps: np.ndarray, null: np.ndarray,
+                        level: float) -> tuple[Any, Any]:
+    """The interval of :func:`ece_interval` from the estimate, the plug-in, the bootstrap
+    replicates and the replicates under perfect calibration (replicates on the last axis,
+    leading axes broadcast)."""
+    alpha = (1.0 - level) / 2.0
+    q_low, q_high = np.quantile(reps, [alpha, 1.0 - alpha], axis=-1)
+    calibrated = point <= np.quantile(null, 1.0 - alpha, axis=-1)
+    low = np.where(calibrated, 0.0, np.maximum(point + plugin - q_high, 0.0))
+    high = np.maximum(point + plugin - q_low, 0.0)
+    return low, high
 
 
 def proportion_interval(successes: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any]:

@@ -152,3 +152,185 @@ def test_default_n_bins_rule():
         assert n < 100 or n / k >= 100
     with pytest.raises(ValueError, match=r"n: must be >= 1, got 0"):
         calcas.default_n_bins(0)
+
+
+# ================================================================ smooth ECE against relplot
+
+
+def smooth_cases():
+    rng = np.random.default_rng(7)
+    for n in [1, 2, 3, 4, 5, 17, 300, 3000]:
+        c = rng.beta(8, 2, n)
+        yield f"beta-{n}", c, (rng.random(n) < c - 0.05).astype(float)
+    c = np.round(rng.random(500), 1)  # runs of ties
+    yield "ties", c, (rng.random(500) < c).astype(float)
+    c = rng.random(200)
+    yield "all-correct", c, np.ones(200)
+    yield "all-wrong", c, np.zeros(200)
+    c = np.r_[np.zeros(50), np.ones(50), rng.random(100)]  # confidences at 0 and 1
+    yield "ends", c, (rng.random(200) < 0.5).astype(float)
+    yield "fractional", rng.random(400), rng.random(400)  # verifier scores in [0, 1]
+    yield "calibrated", (c := rng.random(2000)), (rng.random(2000) < c).astype(float)
+    c = rng.beta(9, 1, 100_000)
+    yield "n=1e5", c, (rng.random(100_000) < c - 0.03 * np.sin(np.pi * c)).astype(float)
+
+
+@pytest.mark.parametrize("name, c, v", list(smooth_cases()), ids=[case[0] for case in smooth_cases()])
+def test_smooth_ece_matches_relplot(name, c, v):
+    relplot = pytest.importorskip("relplot")
+    assert calcas.smooth_ece(c, v) == pytest.approx(relplot.smECE(c, v), abs=1e-6)
+
+
+def test_smooth_ece_inputs():
+    assert calcas.smooth_ece([True, False], np.array([1, 0])) == calcas.smooth_ece([1.0, 0.0], [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"confidence: values must be <= 1.0"):
+        calcas.smooth_ece([0.5, 1.5], [1, 0])
+    with pytest.raises(ValueError, match=r"length mismatch: confidence has 2, correct has 3 rows"):
+        calcas.smooth_ece([0.5, 0.6], [1, 0, 1])
+
+
+# ================================================================ class-wise and top-label ECE
+
+
+def make_multiclass(n=1500, C=4, seed=3):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, C)) * 2
+    p = calcas.softmax(logits)
+    y = np.array([rng.choice(C, p=row) for row in calcas.softmax(logits * 0.7)])  # over-confident
+    return p, y
+
+
+@pytest.mark.parametrize("binning", ["equal_count", "equal_width"])
+@pytest.mark.parametrize("estimator", ["plugin", "debiased"])
+def test_classwise_ece_is_the_mean_of_per_class_eces(binning, estimator):
+    p, y = make_multiclass()
+    by_hand = np.mean([calcas.ece(p[:, k], (y == k).astype(float), 10, binning, estimator=estimator)
+                       for k in range(p.shape[1])])
+    assert calcas.classwise_ece(p, y, 10, binning, estimator=estimator) == pytest.approx(by_hand, abs=1e-12)
+
+
+def test_classwise_ece_by_hand_on_a_tiny_case():
+    # two classes, 1 bin: class 0's mean p is 0.55 against frequency 0.5, class 1's 0.45 against 0.5
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
+    y = np.array([0, 1, 1, 0])
+    assert calcas.classwise_ece(p, y, 1) == pytest.approx((0.05 + 0.05) / 2)
+
+
+@pytest.mark.parametrize("estimator", ["plugin", "debiased"])
+def test_top_label_ece_by_hand(estimator):
+    p, y = make_multiclass()
+    pred = p.argmax(axis=1)
+    top = p.max(axis=1)
+    by_hand = sum(np.mean(pred == k) * calcas.ece(top[pred == k], (y[pred == k] == k).astype(float), 10,
+                                                  estimator=estimator) for k in np.unique(pred))
+    assert calcas.top_label_ece(p, y, 10, estimator=estimator) == pytest.approx(by_hand, abs=1e-12)
+
+
+def test_top_label_ece_with_one_predicted_class_is_torchmetrics_top1_ece():
+    torch = pytest.importorskip("torch")
+    from torchmetrics.functional.classification import multiclass_calibration_error
+    rng = np.random.default_rng(5)
+    n = 2000
+    p = np.column_stack([rng.uniform(0.5, 0.99, n), np.zeros(n), np.zeros(n)])
+    p[:, 1] = (1 - p[:, 0]) * rng.random(n)
+    p[:, 2] = 1 - p[:, 0] - p[:, 1]  # class 0 always predicted: top-label = top-1 ECE
+    y = np.where(rng.random(n) < p[:, 0] - 0.1, 0, rng.integers(1, 3, n))
+    ref = multiclass_calibration_error(torch.from_numpy(p), torch.from_numpy(y), num_classes=3, n_bins=10,
+                                       norm="l1").item()
+    assert calcas.top_label_ece(p, y, 10, "equal_width") == pytest.approx(ref, rel=1e-5)
+    assert calcas.ece(p.max(axis=1), (p.argmax(axis=1) == y).astype(float), 10, "equal_width") == pytest.approx(ref, rel=1e-5)
+
+
+def test_top_label_ece_with_a_rarely_predicted_class():
+    # class 2 predicted for 3 samples only, n_bins 15: that class gets 3 bins (one per sample)
+    p = np.array([[0.7, 0.2, 0.1]] * 40 + [[0.1, 0.2, 0.7], [0.2, 0.1, 0.7], [0.0, 0.1, 0.9]])
+    p[:40, 0] += np.linspace(0, 0.1, 40)
+    p[:40, 1] -= np.linspace(0, 0.1, 40)
+    y = np.r_[np.zeros(30, int), np.ones(10, int), [2, 0, 2]]
+    rare = calcas.ece(np.array([0.7, 0.7, 0.9]), np.array([1.0, 0.0, 1.0]), 3)
+    common = calcas.ece(p[:40].max(axis=1), (y[:40] == 0).astype(float), 15)
+    assert calcas.top_label_ece(p, y) == pytest.approx((40 * common + 3 * rare) / 43)
+
+
+@pytest.mark.parametrize("function", [calcas.classwise_ece, calcas.top_label_ece])
+def test_multiclass_ece_bad_inputs(function):
+    p, y = make_multiclass(n=50)
+    with pytest.raises(ValueError, match=r"probabilities: expected a 2-D array, got shape \(50,\)"):
+        function(p[:, 0], y)
+    with pytest.raises(ValueError, match=r"probabilities: values must be >= 0.0"):
+        function(p - 0.5, y)
+    with pytest.raises(ValueError, match=r"label: class indices must be < 4 \(number of classes\), found 4"):
+        function(p, np.r_[y[:-1], 4])
+    with pytest.raises(ValueError, match=r"length mismatch: probabilities has 50, label has 49 rows"):
+        function(p, y[:-1])
+    with pytest.raises(ValueError, match=r"n_bins: 60 bins need at least as many samples, got 50"):
+        function(p, y, 60)
+    with pytest.raises(ValueError, match=r"binning: expected one of"):
+        function(p, y, binning="quantile")
+    with pytest.raises(ValueError, match=r"estimator: expected one of"):
+        function(p, y, estimator="smooth")
+
+
+# ================================================================ ece_interval
+
+
+@pytest.mark.parametrize("binning", ["equal_count", "equal_width"])
+def test_debiased_bootstrap_replicates_equal_ece_of_the_materialised_resample(binning):
+    from calcas.metrics import _ece_replicates, _resamples
+    rng = np.random.default_rng(2)
+    c = np.r_[rng.random(150), np.round(rng.random(50), 1)]  # with runs of ties
+    v = (rng.random(200) < c).astype(float)
+    order = np.argsort(c, kind="stable")
+    rows = [np.repeat(order, counts.astype(np.int64)) for counts, _ in _resamples(200, 20, 9, 64)]
+    naive = [calcas.ece(c[r], v[r], 12, binning, estimator="debiased") for r in rows]
+    got = _ece_replicates(c, v, 12, binning, 20, 9, 64, estimator="debiased")
+    np.testing.assert_allclose(got, naive, rtol=1e-12, atol=1e-15)
+
+
+def test_calibrated_replicates_are_draws_of_a_perfectly_calibrated_model():
+    from calcas.metrics import _calibrated_replicates
+    rng = np.random.default_rng(4)
+    c = rng.uniform(0.6, 1.0, 400)
+    e = _edges(c, 8, "equal_count")
+    null = _calibrated_replicates(c, e, 3000, np.random.PCG64(1), "plugin")
+    # the same thing by brute force: scores redrawn as Bernoulli(c), ece() in the same bins
+    brute = [calcas.ece(c, (rng.random(400) < c).astype(float), edges=e) for _ in range(3000)]
+    assert np.mean(null) == pytest.approx(np.mean(brute), rel=0.03)
+    assert np.quantile(null, 0.975) == pytest.approx(np.quantile(brute, 0.975), rel=0.06)
+
+
+def coverage(amplitude, n, n_bins, draws, interval):
+    """Share of ``draws`` data sets of the U(0.5, 1) model whose interval holds the true ECE."""
+    truth = amplitude * 2 / np.pi
+    hits = 0
+    for seed in range(draws):
+        c, v = make_model(n, seed=1000 + seed, amplitude=amplitude)
+        _, low, high = interval(c, v, n_bins, n_boot=200, seed=seed)
+        hits += low <= truth <= high
+    return hits / draws
+
+
+def test_ece_interval_covers_where_the_percentile_interval_does_not():
+    # perfectly calibrated, 60 data sets: the percentile interval of the plug-in never holds 0
+    assert coverage(0.0, 400, 10, 60, calcas.ece_bootstrap) < 0.1
+    assert coverage(0.0, 400, 10, 60, calcas.ece_interval) >= 0.9
+    # a small miscalibration (true ECE 0.019): both sides of the interval are at work
+    assert coverage(0.03, 400, 10, 60, calcas.ece_interval) >= 0.85
+
+
+def test_ece_interval_outputs_and_bad_inputs():
+    c, v = make_model(300, amplitude=0.2)
+    point, low, high = calcas.ece_interval(c, v, 5, n_boot=100, seed=1)
+    assert point == calcas.ece(c, v, 5, estimator="debiased")
+    assert 0 < low <= high  # a clear miscalibration: the test rejects, the interval leaves 0
+    assert calcas.ece_interval(c, v, 5, n_boot=100, seed=1) == (point, low, high)
+    plug = calcas.ece_interval(c, v, 5, "equal_width", estimator="plugin", n_boot=100, level=0.8)
+    assert plug[0] == calcas.ece(c, v, 5, "equal_width")
+    with pytest.raises(ValueError, match=r"estimator: expected one of"):
+        calcas.ece_interval(c, v, estimator="smooth")
+    with pytest.raises(ValueError, match=r"n_boot: must be >= 1, got 0"):
+        calcas.ece_interval(c, v, n_boot=0)
+    with pytest.raises(ValueError, match=r"level: must be in \(0, 1\), got 95"):
+        calcas.ece_interval(c, v, level=95)
+    with pytest.raises(ValueError, match=r"length mismatch"):
+        calcas.ece_interval(c, v[:-1])
