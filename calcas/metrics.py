@@ -590,9 +590,13 @@ def ece_interval(confidence: Any, correct: Any, n_bins: int = 15, binning: str =
       ``1 - (1 - level) / 2`` quantile of its values there the data are consistent with a
       calibrated model and the lower end is 0 (Bröcker & Smith's consistency resampling).
 
+    The upper end is at least the ``1 - (1 - level) / 2`` quantile of ``E*``: where ``E`` is
+    nearly unbiased (large n, gaps well above the noise) the bootstrap over-states its bias
+    and the basic upper end alone fell below the truth in up to 8% of the study's draws.
     Both ends are clipped at 0. The test is what makes the interval cover at and near a true
-    ECE of 0, where the estimator's bias is largest and the bootstrap misjudges it; the
-    coverage is measured in :mod:`calcas.estimator_study`.
+    ECE of 0, where the estimator's bias is largest and the bootstrap misjudges it. The
+    coverage, measured in :mod:`calcas.estimator_study`, was at least 92% in every
+    configuration there (n from 500 to 20,000, 5 to 30 bins, true ECE 0 and 0.009).
 
     Parameters
     ----------
@@ -655,7 +659,7 @@ def _corrected_interval(point: Any, plugin: Any, reps: np.ndarray, null: np.ndar
     q_low, q_high = np.quantile(reps, [alpha, 1.0 - alpha], axis=-1)
     calibrated = point <= np.quantile(null, 1.0 - alpha, axis=-1)
     low = np.where(calibrated, 0.0, np.maximum(point + plugin - q_high, 0.0))
-    high = np.maximum(point + plugin - q_low, 0.0)
+    high = np.maximum(np.maximum(point + plugin - q_low, q_high), 0.0)
     return low, high
 
 

@@ -334,3 +334,57 @@ def test_ece_interval_outputs_and_bad_inputs():
         calcas.ece_interval(c, v, level=95)
     with pytest.raises(ValueError, match=r"length mismatch"):
         calcas.ece_interval(c, v[:-1])
+
+
+# ================================================================ the estimator study
+
+
+def test_study_estimates_are_those_of_the_public_functions():
+    from calcas import estimator_study as es
+    c, v = es.draw(700, 4, 0.05, np.random.default_rng(0))
+    assert np.all(np.diff(c, axis=1) > 0)  # sorted, no ties: array_split groups are the bins
+    for n_bins in (5, 15, 30):
+        count, sum_c, _, sum_v = es.bin_sums(c, v, n_bins)
+        plugin = np.abs(sum_c - sum_v).sum(axis=1) / 700
+        debiased = calcas.metrics._debiased_ece(count, sum_c, sum_v, sum_v)
+        for d in range(4):
+            assert plugin[d] == pytest.approx(calcas.ece(c[d], v[d], n_bins), abs=1e-12)
+            assert debiased[d] == pytest.approx(calcas.ece(c[d], v[d], n_bins, estimator="debiased"), abs=1e-12)
+
+
+def test_study_truth_against_monte_carlo():
+    from calcas import estimator_study as es
+    rng = np.random.default_rng(1)
+    c = rng.beta(*es.BETA, 2_000_000)
+    for a in (0.0, 0.03, 0.3):
+        gaps = np.abs(c - es.accuracy_at(c, a))
+        assert es.true_ece(a) == pytest.approx(gaps.mean(), abs=4 * gaps.std() / np.sqrt(len(c)) + 1e-12)
+    assert es.true_ece(0.0) == 0.0
+
+
+def test_study_bin_level_intervals_track_the_functions():
+    from calcas import estimator_study as es
+    check = es.interval_check(n=2000, n_bins=15, draws=8, n_boot=200)
+    for _, rows in check.groupby("interval"):
+        # re-fitting the bins (the functions) against keeping them (the study), different replicates
+        assert np.mean(np.abs(rows["study_low"] - rows["function_low"])) < 0.003
+        assert np.mean(np.abs(rows["study_high"] - rows["function_high"])) < 0.003
+
+
+def test_run_study_small_and_bad_inputs():
+    from calcas import estimator_study as es
+    r = es.run_study(draws=3, amplitudes=(0.0, 0.0, 0.1), n_boot=20, sizes=(100, 300), bin_counts=(5, 10))
+    assert len(r.estimates) == 2 * 2 * 2 * 3 and len(r.intervals) == 2 * 2 * 2 * 2
+    assert r.truth[0.0]["ece"] == 0.0 and r.truth[0.1]["ece"] > 0
+    assert es.estimates_table(r).shape == (8, 6) and es.intervals_table(r).shape == (8, 4)
+    assert r.intervals["coverage"].between(0, 1).all()
+    summary = es.summary(r)
+    assert set(summary) >= {"a=0", "a=0.1", "draws", "seconds"}
+    with pytest.raises(ValueError, match=r"draws: must be >= 2"):
+        es.run_study(draws=1)
+    with pytest.raises(ValueError, match=r"amplitudes: expected values in \[0, 0.5\]"):
+        es.run_study(draws=2, amplitudes=(0.7,))
+    with pytest.raises(ValueError, match=r"bin_counts: 30 bins need at least as many samples, smallest n is 20"):
+        es.run_study(draws=2, sizes=(20,))
+    with pytest.raises(ValueError, match=r"n_boot: must be >= 1"):
+        es.run_study(draws=2, n_boot=0)

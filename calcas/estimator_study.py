@@ -1,0 +1,283 @@
+"""The ECE estimator study (chapter "How wrong can an ECE be?", ``benchmarks/bench_ece_study.py``):
+how biased the plug-in, debiased and smooth ECE are, and how often the bootstrap intervals hold
+the truth, on synthetic models whose true calibration error is known.
+
+The model: confidences ``c ~ Beta(9, 1)`` (mean 0.9, most mass above 0.8: the confidences of a
+classifier about 90% accurate), and ``correct ~ Bernoulli(clip(c - a sin(pi c), 0, 1))``, so
+the model is over-confident by ``a sin(pi c)`` at confidence ``c`` (``a = 0``: perfectly
+calibrated). Its true ECE is ``E|c - P(correct | c)|`` under the Beta, by numerical
+integration. The gap never changes sign, so binning cancels nothing: the true ECE of any
+binning (the population value the binned estimators aim at) is the same number.
+
+Each configuration (amplitude a, sample size n, bin count N) draws ``draws`` data sets at
+once, as ``(draws, n)`` arrays. Beta draws have no ties, so the equal-count bins of a sorted
+row are its ``np.array_split`` groups, exactly the bins of :func:`calcas.equal_count_edges`,
+and the plug-in and debiased ECE of every draw come from per-bin sums (the same kernel as
+:func:`calcas.ece`). The smooth ECE is :func:`calcas.smooth_ece`, draw by draw.
+
+Intervals. :func:`calcas.ece_bootstrap` and :func:`calcas.ece_interval` resample rows and
+re-fit the bins, O(n) per replicate: 500 draws x 9 configurations x 200 replicates would take
+many minutes. The study resamples each draw's bins instead, vectorised over draws and
+replicates: a resample's bin counts are multinomial, its correct answers per bin binomial
+(exact for 0/1 scores once the bins are fixed), its confidence sums normal around the bin's
+mean with the bin's spread (a bin's confidences span a few thousandths), and the redraws
+under perfect calibration binomial at the bin's mean confidence. This keeps the bins of the
+data where the functions re-fit them on each resample; :func:`interval_check` measures how
+far the two are apart on draws where both are run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import integrate, stats
+
+from ._validate import check_level, check_positive_int
+from .metrics import _corrected_interval, _debiased_ece, ece_bootstrap, ece_interval, smooth_ece
+
+#: Beta parameters of the confidences: mean 0.9, like a 90%-accurate classifier's.
+BETA = (9.0, 1.0)
+SIZES = (500, 2000, 20_000)
+BIN_COUNTS = (5, 15, 30)
+ESTIMATOR_NAMES = {"plugin": "plug-in", "debiased": "debiased", "smooth": "smooth"}
+INTERVAL_NAMES = {"percentile": "ece_bootstrap (percentile)", "corrected": "ece_interval"}
+# n for the smooth ECE's large-n limit (noise-free scores P(correct | c)).
+_SMOOTH_LIMIT_N = 1_000_000
+
+
+def accuracy_at(c: np.ndarray, amplitude: float) -> np.ndarray:
+    """``P(correct | c) = clip(c - a sin(pi c), 0, 1)`` of the study's model."""
+    return np.clip(c - amplitude * np.sin(np.pi * c), 0.0, 1.0)
+
+
+def true_ece(amplitude: float, beta: tuple[float, float] = BETA) -> float:
+    """``E|c - P(correct | c)|`` for ``c ~ Beta(*beta)`` (scipy.integrate.quad)."""
+    density = stats.beta(*beta).pdf
+    value, _ = integrate.quad(lambda c: abs(c - accuracy_at(np.float64(c), amplitude)) * density(c), 0.0, 1.0,
+                              limit=200)
+    return float(value)
+
+
+def smooth_ece_limit(amplitude: float, seed: int = 0, n: int = _SMOOTH_LIMIT_N) -> float:
+    """The smooth ECE's large-n limit: :func:`calcas.smooth_ece` on ``n`` confidences with the
+    noise-free scores ``P(correct | c)`` (the smoothed residual is linear in the scores, so only
+    the confidences' own sampling is left). It measures a smoothed miscalibration, not the
+    ECE: this, not :func:`true_ece`, is what the smooth ECE's bias is measured against."""
+    c = np.random.default_rng(seed).beta(*BETA, n)
+    return smooth_ece(c, accuracy_at(c, amplitude))
+
+
+def draw(n: int, draws: int, amplitude: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``draws`` data sets of the model, each row sorted by confidence: (c, correct), (draws, n)."""
+    c = np.sort(rng.beta(*BETA, size=(draws, n)), axis=1)
+    return c, (rng.random((draws, n)) < accuracy_at(c, amplitude)).astype(np.float64)
+
+
+def bin_sums(c: np.ndarray, v: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
+    """Per-bin count, sums of c, c^2 and v of rows sorted by confidence without ties, in the
+    equal-count bins (``np.array_split`` groups), shape (draws, n_bins) each."""
+    sizes = np.array([len(g) for g in np.array_split(np.arange(c.shape[1]), n_bins)])
+    starts = np.cumsum(sizes) - sizes
+    count = np.broadcast_to(sizes.astype(np.float64), (c.shape[0], n_bins))
+    return (count, *(np.add.reduceat(x, starts, axis=1) for x in (c, c * c, v)))
+
+
+def _plugin(count: np.ndarray, sum_c: np.ndarray, sum_v: np.ndarray) -> np.ndarray:
+    return np.abs(sum_c - sum_v).sum(axis=-1) / count.sum(axis=-1)
+
+
+def _binned_replicates(count: np.ndarray, sum_c: np.ndarray, sum_cc: np.ndarray, sum_v: np.ndarray, n_boot: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plug-in and debiased ECE of ``n_boot`` bin-level resamples of each draw, and the debiased
+    ECE of ``n_boot`` redraws under perfect calibration: each (draws, n_boot)."""
+    n = int(count[0].sum())
+    mean_c = sum_c / count
+    sd_c = np.sqrt(np.maximum(sum_cc / count - mean_c ** 2, 0.0))
+    boot_count = rng.multinomial(n, count / n, size=(n_boot, *count.shape[:-1])).astype(np.float64)
+    boot_v = rng.binomial(boot_count.astype(np.int64), sum_v / count).astype(np.float64)
+    boot_c = boot_count * mean_c + np.sqrt(boot_count) * sd_c * rng.standard_normal(boot_count.shape)
+    plugin = _plugin(boot_count, boot_c, boot_v).T
+    debiased = _debiased_ece(boot_count, boot_c, boot_v, boot_v).T
+    null_v = rng.binomial(count.astype(np.int64), mean_c, size=(n_boot, *count.shape)).astype(np.float64)
+    null = _debiased_ece(count, sum_c, null_v, null_v).T
+    return plugin, debiased, null
+
+
+@dataclass
+class StudyResult:
+    """The study's tables. ``estimates``: one row per (amplitude, n, n_bins, estimator) with the
+    target, mean, bias and RMSE over draws (the smooth ECE has no bins: its rows repeat for
+    every n_bins). ``intervals``: one row per (amplitude, n, n_bins, interval) with coverage of
+    the true ECE and mean width. ``seconds``: wall time of :func:`run_study`."""
+    estimates: pd.DataFrame
+    intervals: pd.DataFrame
+    truth: dict[float, dict[str, float]]
+    draws: int
+    n_boot: int
+    level: float
+    seconds: float
+
+
+def run_study(draws: int = 500, amplitudes: Sequence[float] = (0.03, 0.0), n_boot: int = 200, seed: int = 0, *,
+              sizes: Sequence[int] = SIZES, bin_counts: Sequence[int] = BIN_COUNTS, level: float = 0.95) -> StudyResult:
+    """Bias and RMSE of the plug-in, debiased and smooth ECE, and coverage and width of the
+    percentile (:func:`calcas.ece_bootstrap`) and corrected (:func:`calcas.ece_interval`)
+    intervals, ``draws`` data sets per (amplitude, n, n_bins); see the module docstring.
+
+    Parameters
+    ----------
+    draws : int, default 500
+        Data sets per configuration, >= 2.
+    amplitudes : sequence of float, default (0.03, 0.0)
+        Miscalibration amplitudes a in [0, 0.5] (duplicates dropped).
+    n_boot : int, default 200
+        Replicates per interval, >= 1.
+    seed : int, default 0
+        Seed of every draw (``numpy.random.default_rng([seed, a, n, N])``).
+    sizes, bin_counts
+        Sample sizes and bin counts (every bin count <= every size).
+    level : float, default 0.95
+        Interval level.
+    """
+    start = time.perf_counter()
+    draws = check_positive_int(draws, "draws")
+    if draws < 2:
+        raise ValueError(f"draws: must be >= 2 (a bias needs a spread), got {draws}")
+    n_boot = check_positive_int(n_boot, "n_boot")
+    level = check_level(level)
+    amplitudes = list(dict.fromkeys(float(a) for a in amplitudes))
+    if not amplitudes or any(not 0.0 <= a <= 0.5 for a in amplitudes):
+        raise ValueError(f"amplitudes: expected values in [0, 0.5], got {amplitudes}")
+    if max(bin_counts) > min(sizes):
+        raise ValueError(f"bin_counts: {max(bin_counts)} bins need at least as many samples, smallest n is {min(sizes)}")
+    estimates, intervals, truth = [], [], {}
+    for i, a in enumerate(amplitudes):
+        truth[a] = {"ece": true_ece(a), "smooth": smooth_ece_limit(a, seed)}
+        for n in sizes:
+            rng = np.random.default_rng([seed, i, n])
+            c, v = draw(n, draws, a, rng)
+            smooth = np.array([smooth_ece(ci, vi) for ci, vi in zip(c, v)])
+            for n_bins in bin_counts:
+                count, sum_c, sum_cc, sum_v = bin_sums(c, v, n_bins)
+                values = {"plugin": _plugin(count, sum_c, sum_v), "debiased": _debiased_ece(count, sum_c, sum_v, sum_v),
+                          "smooth": smooth}
+                for name, x in values.items():
+                    target = truth[a]["smooth" if name == "smooth" else "ece"]
+                    estimates.append({"amplitude": a, "n": n, "n_bins": n_bins, "estimator": ESTIMATOR_NAMES[name],
+                                      "target": target, "mean": x.mean(), "bias": x.mean() - target,
+                                      "rmse": float(np.sqrt(np.mean((x - target) ** 2)))})
+                boot_p, boot_d, null = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot,
+                                                          np.random.default_rng([seed, i, n, n_bins]))
+                alpha = (1.0 - level) / 2.0
+                bounds = {"percentile": tuple(np.quantile(boot_p, [alpha, 1.0 - alpha], axis=1)),
+                          "corrected": _corrected_interval(values["debiased"], values["plugin"], boot_d, null, level)}
+                for name, (low, high) in bounds.items():
+                    t = truth[a]["ece"]
+                    intervals.append({"amplitude": a, "n": n, "n_bins": n_bins, "interval": INTERVAL_NAMES[name],
+                                      "coverage": float(np.mean((low <= t) & (t <= high))),
+                                      "width": float(np.mean(high - low)), "below": float(np.mean(high < t)),
+                                      "above": float(np.mean(low > t))})
+    return StudyResult(pd.DataFrame(estimates), pd.DataFrame(intervals), truth, draws, n_boot, level,
+                       time.perf_counter() - start)
+
+
+def interval_check(n: int = 2000, n_bins: int = 15, amplitude: float = 0.03, draws: int = 10, n_boot: int = 200,
+                   seed: int = 0) -> pd.DataFrame:
+    """The study's bin-level intervals beside :func:`calcas.ece_bootstrap` and
+    :func:`calcas.ece_interval` run on the same ``draws`` data sets: one row per draw and
+    interval with both bounds from each (the replicates differ, so the bounds agree within
+    Monte Carlo noise plus the effect of re-fitting the bins)."""
+    c, v = draw(n, draws, amplitude, np.random.default_rng([seed, 99, n]))
+    count, sum_c, sum_cc, sum_v = bin_sums(c, v, n_bins)
+    plugin, debiased = _plugin(count, sum_c, sum_v), _debiased_ece(count, sum_c, sum_v, sum_v)
+    boot_p, boot_d, null = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot, np.random.default_rng([seed, 98]))
+    p_low, p_high = np.quantile(boot_p, [0.025, 0.975], axis=1)
+    c_low, c_high = _corrected_interval(debiased, plugin, boot_d, null, 0.95)
+    rows = []
+    for d in range(draws):
+        _, fl, fh = ece_bootstrap(c[d], v[d], n_bins, n_boot=n_boot, seed=d)
+        rows.append({"draw": d, "interval": INTERVAL_NAMES["percentile"], "study_low": p_low[d],
+                     "study_high": p_high[d], "function_low": fl, "function_high": fh})
+        _, fl, fh = ece_interval(c[d], v[d], n_bins, n_boot=n_boot, seed=d)
+        rows.append({"draw": d, "interval": INTERVAL_NAMES["corrected"], "study_low": c_low[d],
+                     "study_high": c_high[d], "function_low": fl, "function_high": fh})
+    return pd.DataFrame(rows)
+
+
+def estimates_table(result: StudyResult) -> pd.DataFrame:
+    """Bias and RMSE per estimator, one row per (a, n, N): the chapter's first table."""
+    wide = result.estimates.pivot_table(index=["amplitude", "n", "n_bins"], columns="estimator",
+                                        values=["bias", "rmse"], sort=False)
+    order = [e for e in ESTIMATOR_NAMES.values() if e in wide.columns.get_level_values(1)]
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([["bias", "rmse"], order]))
+    wide.index.names = ["a", "n", "N"]
+    return wide.sort_index(level=["a", "n", "N"], ascending=[False, True, True])
+
+
+def intervals_table(result: StudyResult) -> pd.DataFrame:
+    """Coverage and mean width per interval, one row per (a, n, N): the chapter's second table."""
+    wide = result.intervals.pivot_table(index=["amplitude", "n", "n_bins"], columns="interval",
+                                        values=["coverage", "width"], sort=False)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([["coverage", "width"], list(INTERVAL_NAMES.values())]))
+    wide.index.names = ["a", "n", "N"]
+    return wide.sort_index(level=["a", "n", "N"], ascending=[False, True, True])
+
+
+def bias_figure(result: StudyResult, n_bins: int = 15) -> Any:
+    """Bias against n (log scale) per estimator at ``n_bins`` bins, one panel per amplitude,
+    sized for the book's text column (:data:`calcas.plots.COLUMN_INCHES`)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import COLUMN_INCHES, SERIES_COLOURS
+
+    table = result.estimates[result.estimates["n_bins"] == n_bins]
+    amplitudes = list(dict.fromkeys(table["amplitude"]))
+    fig, axes = plt.subplots(1, len(amplitudes), figsize=(COLUMN_INCHES, 3.4), sharey=True, squeeze=False,
+                             layout="constrained")
+    styles = {"plug-in": ("s", "--"), "debiased": ("o", "-"), "smooth": ("^", "-.")}
+    for ax, a in zip(axes[0], amplitudes):
+        for k, (name, (marker, ls)) in enumerate(styles.items()):
+            rows = table[(table["amplitude"] == a) & (table["estimator"] == name)]
+            ax.plot(rows["n"], rows["bias"], marker=marker, ls=ls, color=SERIES_COLOURS[k], lw=2, label=name)
+        ax.axhline(0.0, color="#7a7a7a", lw=1)
+        ax.set_xscale("log")
+        ax.set_xticks(list(dict.fromkeys(table["n"])), [f"{n:,}" for n in dict.fromkeys(table["n"])])
+        ax.minorticks_off()
+        ax.set_xlabel("samples n")
+        truth = result.truth[a]["ece"]
+        ax.set_title(f"a = {a:g} (true ECE {truth:.3f})", fontsize=11)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"bias (N = {n_bins} bins)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    return fig
+
+
+def summary(result: StudyResult) -> dict[str, Any]:
+    """The numbers the chapter's prose quotes (and results.json keeps)."""
+    est, itv = result.estimates, result.intervals
+
+    def at(table: pd.DataFrame, column: str, **keys: Any) -> float | None:
+        rows = table
+        for k, value in keys.items():
+            rows = rows[rows[k] == value]
+        return float(rows[column].iloc[0]) if len(rows) else None
+
+    out: dict[str, Any] = {"draws": result.draws, "n_boot": result.n_boot, "seconds": result.seconds,
+                           "truth": {str(a): t for a, t in result.truth.items()}}
+    for a in result.truth:
+        key = f"a={a:g}"
+        out[key] = {
+            "bias": {e: {f"n={n},N={N}": at(est, "bias", amplitude=a, n=n, n_bins=N, estimator=e)
+                         for n in est["n"].unique() for N in est["n_bins"].unique()}
+                     for e in ESTIMATOR_NAMES.values()},
+            "coverage": {i: {f"n={n},N={N}": at(itv, "coverage", amplitude=a, n=n, n_bins=N, interval=i)
+                             for n in itv["n"].unique() for N in itv["n_bins"].unique()}
+                         for i in INTERVAL_NAMES.values()},
+            "worst_coverage": {i: float(itv[(itv["amplitude"] == a) & (itv["interval"] == i)]["coverage"].min())
+                               for i in INTERVAL_NAMES.values()},
+        }
+    return out
