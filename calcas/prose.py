@@ -168,17 +168,22 @@ def showcase_prose(res: dict[str, Any]) -> str:
 
 
 def flipped_label_prose(res: dict[str, Any]) -> str:
-    """The flipped-label lesson of the showcased model: calibrated on the given labels, which
-    include flips, and measured against them and against the true labels."""
-    s = res["showcase"]
-    if s["verifier"] != "true_labels":
+    """The flipped-label lesson (``res["lesson"]``, chosen by
+    :func:`calcas.report.choose_lesson`): its model calibrated on the given labels, which
+    include flips, measured against them and against the true labels ("" without one)."""
+    lesson = res.get("lesson")
+    if not lesson:
         return ""
-    name, lesson = s["model"], s["lesson"]
+    name = lesson["model"]
     m = res["models"][name]
     tl, test = m["true_labels"], m["test"]
-    out = [f"The rest of this chapter calibrates against the **given** labels, {_pct(lesson['flipped_share'])} of "
-           f"which are wrong on {name}'s test half. Fitted on them, {name}'s temperature is "
-           f"T = {_f(s['temperature_given_labels'], 2)}, not the T = {_f(s['temperature'], 2)} the true labels give."]
+    same = name == res["showcase"]["model"]
+    out = [(f"Here {name} again" if same else
+            f"Here **{name}**, the model whose ECE against the true labels this calibration raises most (or lowers "
+            "least)") + f", calibrated as the rest of the chapter calibrates every model: on the **given** labels, "
+           f"{_pct(lesson['flipped_share'])} of which are wrong on its test half. Fitted on them, its temperature is "
+           f"T = {_f(lesson['temperature_given_labels'], 2)}; fitted on the true labels, it would be "
+           f"T = {_f(lesson['temperature_true_labels'], 2)}."]
     out.append(f"Against the given labels its test ECE goes from {_ci(test['ece_before'])} to "
                f"{_ci(test['ece_after'])}"
                + (": calibration looks like it makes it worse." if test["ece_after"][0] > test["ece_before"][0]

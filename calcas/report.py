@@ -69,6 +69,19 @@ def detectable_ece(n: int, n_bins: int, accuracy: float) -> float | None:
     return min_detectable_ece(n, n_bins, accuracy=accuracy)
 
 
+def exercises_shown(sets: Sequence[Records]) -> bool:
+    """Whether a chapter shows its exercises: where every record set carries logits and one
+    carries ground truth of its labels (``valid_labels`` or ``is_noisy``).
+
+    The exercises' labels must be unique in a book, and each notebook runs for several
+    chapters; the book's own MNIST-1D chapters (and the paper profile's first chapter of each
+    kind) meet this condition, the public chapters, on top-1 confidences, do not. The solutions'
+    code still runs everywhere (papermill executes it before the chapter drops the cells).
+    """
+    return all(r.logits is not None for r in sets) and \
+        any(r.valid_labels is not None or r.is_noisy is not None for r in sets)
+
+
 def _largest_tie_share(confidence: np.ndarray) -> tuple[float, float]:
     """The most repeated confidence value and the share of samples holding it."""
     values, counts = np.unique(confidence, return_counts=True)
@@ -87,7 +100,8 @@ class CalibrationReport:
 
     ``models`` maps a record set's display name to its numbers (see :meth:`to_dict`);
     ``featured`` is the showcased model (:func:`choose_showcase`) and ``showcase`` its numbers
-    against the verifier it is shown with; ``fits`` and ``cal`` keep the fitted calibrators and
+    against the verifier it is shown with; ``lesson`` the flipped-label lesson's model
+    (:func:`choose_lesson`) and its numbers, None without true labels; ``fits`` and ``cal`` keep the fitted calibrators and
     splits for the figures, ``true_fits`` the temperature fitted on the true labels.
     """
 
@@ -98,15 +112,17 @@ class CalibrationReport:
     sets: dict[str, Records] = dataclasses.field(repr=False)
     cal: dict[str, np.ndarray] = dataclasses.field(repr=False)
     showcase: dict[str, Any] = dataclasses.field(default_factory=dict)
+    lesson: dict[str, Any] | None = None
     true_fits: dict[str, TemperatureScaling] = dataclasses.field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
         return {"section": "02_calibration", "parameters": self.parameters, "models": self.models,
-                "featured": self.featured, "showcase": self.showcase,
+                "featured": self.featured, "showcase": self.showcase, "lesson": self.lesson,
                 "n_cal": {n: m["n_cal"] for n, m in self.models.items()},
                 "shown": {"true_labels": any(m.get("true_labels") for m in self.models.values()),
-                          "flipped_label_lesson": self.showcase.get("verifier") == "true_labels"}}
+                          "flipped_label_lesson": self.lesson is not None,
+                          "exercises": exercises_shown(list(self.sets.values()))}}
 
     def reliability_tables(self, name: str) -> dict[str, dict[str, pd.DataFrame]]:
         """Per split, the uncalibrated and calibrated reliability tables of one model."""
@@ -164,13 +180,13 @@ class CalibrationReport:
         return {k: reliability_table(c, correct, n_bins) for k, c in conf.items()}
 
     def lesson_tables(self) -> dict[str, dict[str, pd.DataFrame]] | None:
-        """The flipped-label lesson for the showcased model (None without true labels): its
-        test half against the given labels (uncalibrated, and calibrated on the given labels
-        as in the rest of the chapter), and against the true labels (the same two, and the
-        temperature fitted on the true labels)."""
-        name = self.featured
-        if self.showcase.get("verifier") != "true_labels":
+        """The flipped-label lesson (None without true labels): the lesson model's test half
+        against the given labels (uncalibrated, and calibrated on the given labels as in the
+        rest of the chapter), and against the true labels (the same two, and the temperature
+        fitted on the true labels)."""
+        if self.lesson is None:
             return None
+        name = self.lesson["model"]
         f, r, test = self.fits[name], self.sets[name], ~self.cal[name]
         right, known = self._true_correct(name)
         m = test & known
@@ -277,9 +293,45 @@ def choose_showcase(models: Mapping[str, Mapping[str, Any]]) -> tuple[str, str]:
     return max(drop, key=drop.__getitem__), verifier
 
 
+def choose_lesson(models: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The model of the flipped-label lesson: among the real models with true labels (all
+    models with them when none is real), the one whose test ECE against the true labels the
+    calibration fitted on the given labels raises most (or lowers least); None when no model
+    carries true labels. Ties go to the first in order.
+
+    Parameters
+    ----------
+    models : mapping name -> model entry
+        The ``models`` of a calibration ``results.json``.
+    """
+    with_truth = [n for n, m in models.items() if m.get("true_labels")]
+    real = [n for n in with_truth if models[n].get("dataset") != "synthetic"] or with_truth
+    if not real:
+        return None
+    rise = {n: models[n]["true_labels"]["ece_calibrated_given_labels"] - models[n]["true_labels"]["ece_uncalibrated"]
+            for n in real}
+    return max(rise, key=rise.__getitem__)
+
+
+def _lesson(rep: CalibrationReport, name: str) -> dict[str, Any]:
+    """The lesson model's numbers: what the flips cap, and its most confident bin against the
+    given labels after the chapter's calibration."""
+    r, test = rep.sets[name], ~rep.cal[name]
+    true = _true_labels(r)
+    known = test & (true >= 0)
+    flipped = float((r.label[known] != true[known]).mean())
+    given = reliability_table(rep.fits[name].calibrated[test], r.verified[test], rep.parameters["n_bins"])
+    top = given[given["count"] > 0].iloc[-1]
+    truth = rep.models[name]["true_labels"]
+    return {"model": name, "flipped_share": flipped, "accuracy_ceiling": 1.0 - flipped,
+            "top_bin_confidence": float(top["mean_confidence"]), "top_bin_accuracy": float(top["accuracy"]),
+            "temperature_given_labels": truth["temperature_given_labels"],
+            "temperature_true_labels": truth["temperature_true_labels"]}
+
+
 def _showcase(rep: CalibrationReport, verifier: str, n_boot: int, seed: int) -> dict[str, Any]:
     """The showcased model's numbers against its verifier: ECE before and after with bootstrap
-    intervals, and for the flipped-label lesson what the given labels cap."""
+    intervals."""
     name = rep.featured
     m = rep.models[name]
     conf, correct = rep.explorer_inputs()
@@ -294,16 +346,6 @@ def _showcase(rep: CalibrationReport, verifier: str, n_boot: int, seed: int) -> 
            "method": "temperature" if verifier == "true_labels" else m["method"]}
     if verifier == "true_labels":
         out["temperature"] = m["true_labels"]["temperature_true_labels"]
-        out["temperature_given_labels"] = m["true_labels"]["temperature_given_labels"]
-        r, test = rep.sets[name], ~rep.cal[name]
-        true = _true_labels(r)
-        known = test & (true >= 0)
-        flipped = float((r.label[known] != true[known]).mean())
-        given = reliability_table(rep.fits[name].calibrated[test], r.verified[test], rep.parameters["n_bins"])
-        top = given[given["count"] > 0].iloc[-1]
-        out["lesson"] = {"flipped_share": flipped, "accuracy_ceiling": 1.0 - flipped,
-                         "top_bin_confidence": float(top["mean_confidence"]),
-                         "top_bin_accuracy": float(top["accuracy"])}
     elif m["method"] == "temperature":
         out["temperature"] = m["temperature"]
     else:
@@ -331,7 +373,8 @@ def calibration_report(records: Sequence[Any], *, calibration: str = "auto", n_b
     -------
     CalibrationReport
         ``featured`` is the model the chapter shows first (:func:`choose_showcase`), and
-        ``showcase`` its ECE before and after against that verifier, with intervals.
+        ``showcase`` its ECE before and after against that verifier, with intervals;
+        ``lesson`` the flipped-label lesson (:func:`choose_lesson`).
     """
     sets, names = _load(records)
     models, fits, cal_of, true_fits = {}, {}, {}, {}
@@ -356,8 +399,10 @@ def calibration_report(records: Sequence[Any], *, calibration: str = "auto", n_b
               "calibration": calibration, "n_bins": n_bins, "n_boot": n_boot, "cal_fraction": cal_fraction,
               "seed": seed}
     rep = CalibrationReport(params, models, featured, fits, dict(zip(names, sets)), cal_of,
-                            {"verifier": verifier}, true_fits)
+                            showcase={"verifier": verifier}, true_fits=true_fits)
     rep.showcase = _showcase(rep, verifier, n_boot, seed)
+    lesson = choose_lesson(models)
+    rep.lesson = None if lesson is None else _lesson(rep, lesson)
     return rep
 
 
@@ -370,10 +415,12 @@ class CascadeReport:
     parameters: dict[str, Any]
     pairs: dict[str, dict[str, Any]]
     curves: dict[str, pd.DataFrame] = dataclasses.field(repr=False)
+    exercises: bool = False  # see exercises_shown
 
     def to_dict(self) -> dict[str, Any]:
         """The section's ``results.json``: every number the chapter shows, under snake_case keys."""
-        return {"section": "03_cascading", "parameters": self.parameters, "pairs": self.pairs}
+        return {"section": "03_cascading", "parameters": self.parameters, "pairs": self.pairs,
+                "shown": {"exercises": self.exercises}}
 
     def table(self) -> pd.DataFrame:
         """Per pair: each model, CC at the fixed K and at the cal-chosen K, the paired gains, and
@@ -495,15 +542,16 @@ def cascade_report(pairs: Mapping[str, Sequence[Any]], *, K: int = 8, calibratio
     """
     if K > n_bins:
         raise ValueError(f"K: must be <= n_bins ({n_bins}), got {K}")
-    out, curves = {}, {}
+    out, curves, every_set = {}, {}, []
     for pair, paths in pairs.items():
         sets, names = _load(paths)
+        every_set += sets
         first, second = align(*sets)
         out[pair], curves[pair] = _pair_report(first, second, names, K=K, calibration=calibration, n_bins=n_bins,
                                                cal_fraction=cal_fraction, seed=seed)
     params = {"pairs": {k: [str(p) for p in v] for k, v in pairs.items()}, "K": K, "calibration": calibration,
               "n_bins": n_bins, "cal_fraction": cal_fraction, "seed": seed}
-    return CascadeReport(params, out, curves)
+    return CascadeReport(params, out, curves, exercises_shown(every_set))
 
 
 # ============================================================================ cleaning
@@ -657,7 +705,8 @@ def cleaning_report(experts: Sequence[Any], *, K: int = 12, calibration: str = "
         "precision_vs_detection": trend, "ours_at_cl_rate": ours_at_cl,
         "sweep": _curve_dict(sweep, sweep.columns),
         "sweep_single": {n: _curve_dict(sweeps[n], sweep.columns) for n in names},
-        "shown": {"method3_cl": probs is not None, "table3": table3 is not None, "precision": truth is not None},
+        "shown": {"method3_cl": probs is not None, "table3": table3 is not None, "precision": truth is not None,
+                  "exercises": exercises_shown(sets)},
     }
     params = {"experts": [str(p) for p in experts], "K": K, "calibration": calibration, "n_bins": n_bins,
               "cal_fraction": cal_fraction, "seed": seed}

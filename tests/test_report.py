@@ -172,6 +172,17 @@ def test_choose_showcase_follows_the_results_not_the_names():
         report.choose_showcase({})
 
 
+def test_choose_lesson_is_the_model_that_given_label_calibration_hurts_most():
+    def entry(dataset, uncalibrated, given):
+        return {"dataset": dataset, "true_labels": {"ece_uncalibrated": uncalibrated,
+                                                    "ece_calibrated_given_labels": given}}
+    models = {"a": entry("d", 0.10, 0.12), "b": entry("d", 0.02, 0.10), "s": entry("synthetic", 0.0, 0.5),
+              "c": {"dataset": "d", "true_labels": None}}
+    assert report.choose_lesson(models) == "b"
+    assert report.choose_lesson({"s": entry("synthetic", 0.1, 0.05)}) == "s"
+    assert report.choose_lesson({"c": models["c"]}) is None
+
+
 def test_showcase_against_true_labels_matches_a_direct_computation():
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
@@ -198,14 +209,21 @@ def test_showcase_against_true_labels_matches_a_direct_computation():
     assert s["ece_before"][0] == pytest.approx(before) and s["ece_after"][0] == pytest.approx(after, abs=1e-6)
     assert s["ece_before"][1] <= s["ece_before"][2] and s["ece_after"][1] <= s["ece_after"][2]
     assert s["n"] == int(test.sum()) and s["accuracy"] == pytest.approx(right.mean())
-    assert s["lesson"]["flipped_share"] == pytest.approx((r.label[test] != true[test]).mean())
+    lesson = rep.to_dict()["lesson"]
+    rises = {}
+    for x in sets:
+        tl = rep.to_dict()["models"][x.manifest["model"]]["true_labels"]
+        rises[x.manifest["model"]] = tl["ece_calibrated_given_labels"] - tl["ece_uncalibrated"]
+    assert lesson["model"] == max(rises, key=rises.get)
+    lr = next(x for x in sets if x.manifest["model"] == lesson["model"])
+    assert lesson["flipped_share"] == pytest.approx((lr.label[test] != true[test]).mean())
     # the explorer and the figure show the same rows against the same verifier
     conf, correct = rep.explorer_inputs()
     assert np.array_equal(correct, right)
     assert calcas.ece(conf["calibrated"], correct, 10) == pytest.approx(after, abs=1e-6)
     assert rep.showcase_title().endswith("against the true labels")
-    lesson = rep.lesson_tables()
-    given = lesson["against the given labels"]["calibrated"]
+    tables = rep.lesson_tables()
+    given = tables["against the given labels"]["calibrated"]
     assert given["count"].sum() == test.sum()
     assert rep.to_dict()["shown"]["flipped_label_lesson"] is True
 
@@ -217,7 +235,7 @@ def test_showcase_without_true_labels_is_the_largest_fall_on_test(synthetic):
     falls = {n: m["test"]["ece_before"][0] - m["test"]["ece_after"][0] for n, m in d["models"].items()
              if m["dataset"] != "synthetic"}
     assert d["showcase"]["model"] == max(falls, key=falls.get) and d["showcase"]["verifier"] == "given_labels"
-    assert d["shown"]["flipped_label_lesson"] is False
+    assert d["shown"]["flipped_label_lesson"] is False and d["lesson"] is None
     m = d["models"][d["featured"]]
     assert d["showcase"]["ece_after"] == m["test"]["ece_after"] and d["showcase"]["ece_before"] == m["test"]["ece_before"]
 
@@ -320,7 +338,8 @@ def test_cleaning_report_matches_direct_calls(synthetic):
     assert d["flags"]["method_2"]["flagged"] == int(m2.sum())
     assert d["flags"]["method_2"]["precision"] == pytest.approx(calcas.precision(m2, truth))
     assert d["flags"]["method_1"]["flagged"] == int(calcas.flag_top1_disagreement(preds, sets[0].label).sum())
-    assert d["truth"] == "is_noisy" and d["shown"] == {"method3_cl": True, "table3": True, "precision": True}
+    assert d["truth"] == "is_noisy" and d["shown"] == {"method3_cl": True, "table3": True, "precision": True,
+                                                 "exercises": True}
     t3 = d["table3"]
     assert t3["ours_only"]["n_flagged"] + t3["both"]["n_flagged"] == d["flags"]["method_2"]["flagged"]
     assert t3["cl_only"]["n_flagged"] + t3["both"]["n_flagged"] == d["flags"]["confident_learning"]["flagged"]
@@ -330,7 +349,7 @@ def test_cleaning_report_without_probabilities_or_truth_leaves_sections_out():
     tied, other = _tied(600)
     d = report.cleaning_report([tied, other], K=5, n_bins=10).to_dict()
     assert d["truth"] is None and d["table3"] is None
-    assert d["shown"] == {"method3_cl": False, "table3": False, "precision": False}
+    assert d["shown"] == {"method3_cl": False, "table3": False, "precision": False, "exercises": False}
     text = prose.cleaning_prose(_rounded(d))
     assert "no ground truth" in text
 
