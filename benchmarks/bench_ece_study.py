@@ -66,8 +66,10 @@ def main() -> None:
           f"(target 60 s: {_verdict(result.seconds <= 60)})")
     for a, t in result.truth.items():
         print(f"a = {a:g}: true ECE {t['ece']:.4f}, smooth ECE large-n limit {t['smooth']:.4f}")
-    print("\nbias and RMSE\n" + study.estimates_table(result).round(4).to_string())
-    print("\ninterval coverage and mean width\n" + study.intervals_table(result).round(3).to_string())
+    estimates = pd.concat({v: study.estimates_table(result, v) for v in ("bias", "rmse")}, axis=1)
+    intervals = pd.concat({v: study.intervals_table(result, v) for v in ("coverage", "width")}, axis=1)
+    print("\nbias and RMSE\n" + estimates.round(4).to_string())
+    print("\ninterval coverage and mean width (percentile: ece_bootstrap)\n" + intervals.round(3).to_string())
     d = study.summary(result)["a=0.03"]["bias"]["debiased"]["n=2000,N=15"]
     print(f"\ndebiased bias at a = 0.03, n = 2,000, N = 15: {d:+.4f} (target |bias| <= 0.005: {_verdict(abs(d) <= 0.005)})")
     worst = result.intervals[result.intervals["interval"] == study.INTERVAL_NAMES["corrected"]]["coverage"].min()

@@ -43,7 +43,7 @@ BETA = (9.0, 1.0)
 SIZES = (500, 2000, 20_000)
 BIN_COUNTS = (5, 15, 30)
 ESTIMATOR_NAMES = {"plugin": "plug-in", "debiased": "debiased", "smooth": "smooth"}
-INTERVAL_NAMES = {"percentile": "ece_bootstrap (percentile)", "corrected": "ece_interval"}
+INTERVAL_NAMES = {"percentile": "percentile", "corrected": "ece_interval"}
 # n for the smooth ECE's large-n limit (noise-free scores P(correct | c)).
 _SMOOTH_LIMIT_N = 1_000_000
 
@@ -209,36 +209,41 @@ def interval_check(n: int = 2000, n_bins: int = 15, amplitude: float = 0.03, dra
     return table
 
 
-def estimates_table(result: StudyResult) -> pd.DataFrame:
-    """Bias and RMSE per estimator, one row per (a, n, N): the chapter's first table."""
-    wide = result.estimates.pivot_table(index=["amplitude", "n", "n_bins"], columns="estimator",
-                                        values=["bias", "rmse"], sort=False)
-    order = [e for e in ESTIMATOR_NAMES.values() if e in wide.columns.get_level_values(1)]
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([["bias", "rmse"], order]))
+def _wide(table: pd.DataFrame, columns: str, value: str, order: Sequence[str]) -> pd.DataFrame:
+    wide = table.pivot_table(index=["amplitude", "n", "n_bins"], columns=columns, values=value, sort=False)
+    wide = wide.reindex(columns=[c for c in order if c in wide.columns])
     wide.index.names = ["a", "n", "N"]
-    return wide.sort_index(level=["a", "n", "N"], ascending=[False, True, True])
+    wide.columns.name = None
+    wide = wide.sort_index(level=["a", "n", "N"], ascending=[False, True, True])
+    # amplitudes as written ("0.03", "0"), not as floats printed to 4 decimals
+    return wide.set_axis(wide.index.set_levels([f"{a:g}" for a in wide.index.levels[0]], level="a"))
 
 
-def intervals_table(result: StudyResult) -> pd.DataFrame:
-    """Coverage and mean width per interval, one row per (a, n, N): the chapter's second table."""
-    wide = result.intervals.pivot_table(index=["amplitude", "n", "n_bins"], columns="interval",
-                                        values=["coverage", "width"], sort=False)
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([["coverage", "width"], list(INTERVAL_NAMES.values())]))
-    wide.index.names = ["a", "n", "N"]
-    return wide.sort_index(level=["a", "n", "N"], ascending=[False, True, True])
+def estimates_table(result: StudyResult, value: str = "bias") -> pd.DataFrame:
+    """``value`` ("bias", "rmse" or "mean") per estimator (columns), one row per (a, n, N)."""
+    return _wide(result.estimates, "estimator", value, list(ESTIMATOR_NAMES.values()))
+
+
+def intervals_table(result: StudyResult, value: str = "coverage") -> pd.DataFrame:
+    """``value`` ("coverage", "width", "below" or "above") per interval (columns), one row per
+    (a, n, N)."""
+    return _wide(result.intervals, "interval", value, list(INTERVAL_NAMES.values()))
 
 
 def bias_figure(result: StudyResult, n_bins: int = 15) -> Any:
     """Bias against n (log scale) per estimator at ``n_bins`` bins, one panel per amplitude,
-    sized for the book's text column (:data:`calcas.plots.COLUMN_INCHES`)."""
+    stacked (4.8 inches wide: shown at its natural size in the book's column, and scaled by
+    less than a quarter on a phone)."""
     import matplotlib.pyplot as plt
 
-    from .plots import COLUMN_INCHES, SERIES_COLOURS
+    from .plots import SERIES_COLOURS
 
     table = result.estimates[result.estimates["n_bins"] == n_bins]
     amplitudes = list(dict.fromkeys(table["amplitude"]))
-    fig, axes = plt.subplots(1, len(amplitudes), figsize=(COLUMN_INCHES, 3.4), sharey=True, squeeze=False,
-                             layout="constrained")
+    # panels stacked, not side by side: the figure stays readable on a phone's column
+    fig, axes = plt.subplots(len(amplitudes), 1, figsize=(4.8, 1.0 + 2.6 * len(amplitudes)), sharex=True,
+                             squeeze=False, layout="constrained")
+    axes = axes.T
     styles = {"plug-in": ("s", "--"), "debiased": ("o", "-"), "smooth": ("^", "-.")}
     for ax, a in zip(axes[0], amplitudes):
         for k, (name, (marker, ls)) in enumerate(styles.items()):
@@ -246,15 +251,18 @@ def bias_figure(result: StudyResult, n_bins: int = 15) -> Any:
             ax.plot(rows["n"], rows["bias"], marker=marker, ls=ls, color=SERIES_COLOURS[k], lw=2, label=name)
         ax.axhline(0.0, color="#7a7a7a", lw=1)
         ax.set_xscale("log")
-        ax.set_xticks(list(dict.fromkeys(table["n"])), [f"{n:,}" for n in dict.fromkeys(table["n"])])
+        sizes = list(dict.fromkeys(table["n"]))
+        ax.set_xticks(sizes, [f"{n / 1000:g}k" if n >= 1000 else f"{n}" for n in sizes])
+        ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
         ax.minorticks_off()
-        ax.set_xlabel("samples n")
+        ax.tick_params(labelsize=11)
+        ax.set_ylabel(f"bias (N = {n_bins} bins)", fontsize=11)
         truth = result.truth[a]["ece"]
         ax.set_title(f"a = {a:g} (true ECE {truth:.3f})", fontsize=11)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"bias (N = {n_bins} bins)")
+    axes[0][-1].set_xlabel("samples n", fontsize=11)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=11)
     return fig
 
 
@@ -327,7 +335,7 @@ def prose(result: StudyResult, check: pd.DataFrame, detectable: pd.DataFrame) ->
     amplitudes = list(result.truth)
     miscal = [a for a in amplitudes if a > 0]
     out = {}
-    truth_text = "; ".join(f"at a = {a:g} the true ECE is {t['ece']:.4f} and the smooth ECE's large-n limit "
+    truth_text = ". ".join(f"At a = {a:g} the true ECE is {t['ece']:.4f} and the smooth ECE's large-n limit "
                            f"{t['smooth']:.4f}" for a, t in result.truth.items())
     out["model"] = (f"{truth_text}. Each configuration below is {result.draws:,} simulated data sets, "
                     f"{result.n_boot:,} bootstrap replicates per interval; the whole study took "
@@ -342,7 +350,7 @@ def prose(result: StudyResult, check: pd.DataFrame, detectable: pd.DataFrame) ->
         parts.append(
             f"At a = {a:g}, n = {n0:,} and N = {N0} bins, the plug-in ECE is biased by {p['bias']:+.4f} "
             f"({p['bias'] / p['target']:.0%} of the true {p['target']:.4f}) and the debiased one by "
-            f"{d['bias']:+.4f}: it {verdict} the target |bias| <= 0.005. "
+            f"{d['bias']:+.4f}: it {verdict} the target |bias| ≤ 0.005. "
             + (f"The debiased bias exceeds 0.005 at {_where(over)}: few samples per bin, where the bins' "
                "gaps are small against their noise and the correction, evaluated at the noisy gap, removes "
                "only part of the excess. " if len(over) else "The debiased bias is within 0.005 everywhere. ")
@@ -372,7 +380,7 @@ def prose(result: StudyResult, check: pd.DataFrame, detectable: pd.DataFrame) ->
     w_pct = _row(pct, amplitude=amplitudes[0], n=n0, n_bins=N0)["width"]
     w_fix = _row(fix, amplitude=amplitudes[0], n=n0, n_bins=N0)["width"]
     out["intervals"] = (
-        f"The percentile interval of `ece_bootstrap` holds the true ECE in {pct['coverage'].min():.0%} to "
+        f"The percentile interval (`ece_bootstrap`) holds the true ECE in {pct['coverage'].min():.0%} to "
         f"{pct['coverage'].max():.0%} of the data sets (nominal {result.level:.0%}): it is the spread of the "
         "plug-in, which sits above the truth, and its resamples sit higher still. `ece_interval` holds it in "
         f"{fix['coverage'].min():.0%} to {fix['coverage'].max():.0%}; its worst case is a = {worst.amplitude:g}, "
@@ -393,7 +401,8 @@ def prose(result: StudyResult, check: pd.DataFrame, detectable: pd.DataFrame) ->
     width = float(np.mean(fix_rows["function_high"] - fix_rows["function_low"]))
     largest = max(max(v["low"], v["high"]) for v in summary_check.values())
     out["check"] = ("On the same data sets, the study's bin-level intervals and the functions' own differ by "
-                    + " and ".join(f"{v['low']:.4f} (low) and {v['high']:.4f} (high) on average for {name}"
+                    + " and ".join(f"{v['low']:.4f} (low end) and {v['high']:.4f} (high end) on average for the "
+                                   f"{name} interval"
                                    for name, v in summary_check.items())
                     + f", over {next(iter(summary_check.values()))['draws']} data sets at a = "
                       f"{check.attrs['amplitude']:g}, n = {check.attrs['n']:,}, N = {check.attrs['n_bins']}, where "

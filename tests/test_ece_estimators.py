@@ -376,7 +376,8 @@ def test_run_study_small_and_bad_inputs():
     r = es.run_study(draws=3, amplitudes=(0.0, 0.0, 0.1), n_boot=20, sizes=(100, 300), bin_counts=(5, 10))
     assert len(r.estimates) == 2 * 2 * 2 * 3 and len(r.intervals) == 2 * 2 * 2 * 2
     assert r.truth[0.0]["ece"] == 0.0 and r.truth[0.1]["ece"] > 0
-    assert es.estimates_table(r).shape == (8, 6) and es.intervals_table(r).shape == (8, 4)
+    assert es.estimates_table(r).shape == (8, 3) and es.intervals_table(r, "width").shape == (8, 2)
+    assert list(es.estimates_table(r, "rmse").columns) == ["plug-in", "debiased", "smooth"]
     assert r.intervals["coverage"].between(0, 1).all()
     summary = es.summary(r)
     assert set(summary) >= {"a=0", "a=0.1", "draws", "seconds"}
