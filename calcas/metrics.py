@@ -154,9 +154,11 @@ def ece(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_c
     part of the bias when it is small: the excess is evaluated at the noisy ``g``, not at the
     true gap. For a perfectly calibrated model (true gap 0) the plug-in is biased upward by
     ``sigma sqrt(2/pi)`` per bin and the debiased estimator still by ``(2 - sqrt(2))`` times
-    that, about 59% of the plug-in's bias (see the estimator study,
-    :mod:`calcas.estimator_study`). A bin's debiased term can be negative, and so, rarely,
-    can the total: it is an estimate of a non-negative quantity, not itself clipped.
+    that, about 59% of the plug-in's bias: in the estimator study (:mod:`calcas.estimator_study`,
+    500 draws) 58% to 63% of it, e.g. 0.011 against 0.018 at n = 2,000 in 15 bins. Where a
+    bin's true gap is comparable to its sigma the correction slightly over-shoots (bias a few
+    thousandths below 0). A bin's debiased term can be negative, and so, rarely, can the total:
+    it is an estimate of a non-negative quantity, not itself clipped.
     """
     _check_estimator(estimator)
     c, v = _checked(confidence, correct)
