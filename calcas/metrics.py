@@ -252,14 +252,19 @@ def _smooth_grid_size(sigma: float) -> int:
     return max(2000, round(20.0 / sigma)) // 2 + 1
 
 
-def _linear_binning(c: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
-    """Each row of ``weights`` (shape (k, n)) split linearly onto ``size`` grid points of [0, 1]
-    between the two points around each ``c``: shape (k, size)."""
+def _linear_binning(c: np.ndarray, residual: np.ndarray, size: int) -> np.ndarray:
+    """``residual`` and a weight of 1 per sample split linearly onto ``size`` grid points of
+    [0, 1], between the two points around each ``c``: shape (2, size)."""
     position = c * (size - 1)
     left = np.clip(position.astype(np.int64), 0, size - 2)
-    right_share = position - left
-    return np.stack([np.bincount(left, w * (1.0 - right_share), minlength=size)
-                     + np.bincount(left + 1, w * right_share, minlength=size) for w in weights])
+    right_share = np.subtract(position, left, out=position)
+    right_residual = residual * right_share
+    out = np.empty((2, size))
+    out[0] = np.bincount(left, residual - right_residual, minlength=size)
+    out[0, 1:] += np.bincount(left, right_residual, minlength=size - 1)
+    out[1] = np.bincount(left, 1.0 - right_share, minlength=size)
+    out[1, 1:] += np.bincount(left, right_share, minlength=size - 1)
+    return out
 
 
 def _reflected_smooth(grid: np.ndarray, sigma: float) -> np.ndarray:
@@ -279,7 +284,7 @@ def _smooth_ece_at(c: np.ndarray, residual: np.ndarray, sigma: float, grids: dic
     """Smooth ECE at kernel width ``sigma`` (``grids`` caches the linear binning per grid size)."""
     size = _smooth_grid_size(sigma)
     if size not in grids:
-        grids[size] = _linear_binning(c, np.stack([residual, np.ones_like(c)]), size)
+        grids[size] = _linear_binning(c, residual, size)
     smoothed = _reflected_smooth(grids[size], sigma)
     t = np.linspace(0.0, 1.0, max(round(10.0 / sigma), _SMOOTH_MIN_MESH))
     left = np.clip((t * (size - 1)).astype(np.int64), 0, size - 2)
