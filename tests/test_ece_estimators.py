@@ -389,3 +389,15 @@ def test_run_study_small_and_bad_inputs():
         es.run_study(draws=2, sizes=(20,))
     with pytest.raises(ValueError, match=r"n_boot: must be >= 1"):
         es.run_study(draws=2, n_boot=0)
+
+
+def test_function_coverage_counts_the_functions_own_intervals():
+    from calcas import estimator_study as study
+    table = study.function_coverage(500, 5, 0.03, draws=4, n_boot=20)
+    c, v = study.draw(500, 4, 0.03, np.random.default_rng([0, 97, 500]))
+    truth = study.true_ece(0.03)
+    for name, fn in (("percentile", calcas.ece_bootstrap), ("corrected", calcas.ece_interval)):
+        bounds = [fn(c[d], v[d], 5, n_boot=20, seed=d)[1:] for d in range(4)]
+        row = table[table.interval == study.INTERVAL_NAMES[name]].iloc[0]
+        assert row.coverage == np.mean([lo <= truth <= hi for lo, hi in bounds])
+        assert row.width == pytest.approx(np.mean([hi - lo for lo, hi in bounds]))
