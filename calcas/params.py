@@ -119,8 +119,10 @@ SECTIONS: dict[str, dict[str, Param]] = {
         "output_dir": _COMMON["output_dir"],
     },
     "08_lab": {
-        "n": Param(int, 20000, "samples of the synthetic model", low=100),
+        "n": Param(int, 20000, "samples of each synthetic model (half cal, half test)", low=100),
         "n_bins": _COMMON["n_bins"],
+        "draws": Param(int, 500, "sample-size lesson: simulated data sets per sample size", low=2),
+        "bins_sample": Param(int, 2000, "bins lesson: test samples drawn in the reliability diagram", low=30),
         "seed": _COMMON["seed"],
         "output_dir": _COMMON["output_dir"],
     },
