@@ -472,7 +472,7 @@ def sample_size_explorer(sweep: pd.DataFrame, *, min_detectable: pd.DataFrame | 
     colours = alt.Scale(domain=names, range=[_ESTIMATOR_STYLE[e]["colour"] for e in estimators])
     dashes = alt.Scale(domain=names, range=[_ESTIMATOR_STYLE[e]["dash"] for e in estimators])
     legend = alt.Legend(orient="bottom", direction="horizontal", title=None, symbolType="stroke",
-                        symbolStrokeWidth=2.5, symbolSize=420, labelLimit=260)
+                        symbolStrokeWidth=2.5, symbolSize=420, labelLimit=260, symbolOpacity=1)
     colour = alt.Color("series:N", scale=colours, legend=legend)
     dash = alt.StrokeDash("series:N", scale=dashes, legend=legend)
     lo_n, hi_n = int(ns["n"].min()), int(ns["n"].max())
@@ -481,19 +481,22 @@ def sample_size_explorer(sweep: pd.DataFrame, *, min_detectable: pd.DataFrame | 
               axis=alt.Axis(values=ticks, format="~s"))
     y = alt.Y("mean:Q", title="ECE of a perfectly calibrated model")
     base = alt.Chart(_rounded(data, "mean", "low", "high"))
-    band = base.mark_area(opacity=0.18).encode(x=x, y="low:Q", y2="high:Q",
-                                                color=alt.Color("series:N", scale=colours, legend=None))
+    # every layer colours by "series" with the same scale and legend: one legend under the plot
+    band = base.mark_area(opacity=0.18).encode(x=x, y="low:Q", y2="high:Q", color=colour)
     line = base.mark_line(strokeWidth=2).encode(x=x, y=y, color=colour, strokeDash=dash)
     layers = [band, line]
     if detect:
         d = pd.DataFrame({"n": list(detect), "min_detectable": list(detect.values()),
                           "label": "smallest detectable ECE"}).round({"min_detectable": 5})
-        layers.append(alt.Chart(d).mark_line(color="#555555", strokeDash=[1.5, 3], strokeWidth=1.8)
-                      .encode(x=x, y="min_detectable:Q"))
+        dotted = alt.Chart(d).encode(x=x, y="min_detectable:Q")
+        layers.append(dotted.mark_line(color="#555555", strokeDash=[1.5, 3], strokeWidth=1.8))
+        # named on the line itself, a third of the way along (a legend entry would need a series)
+        layers.append(dotted.transform_filter(alt.datum.n == int(ns["n"].iloc[len(ns) // 3]))
+                      .mark_text(align="left", dx=4, dy=-8, fontSize=11.5, color="#555555").encode(text="label:N"))
     now = base.transform_filter(alt.datum.log10_n == n_param)
     layers.append(now.mark_rule(color="#bbbbbb", strokeDash=[2, 2]).encode(x=x))
     layers.append(now.mark_point(size=110, filled=True, opacity=1, stroke="white", strokeWidth=1.2).encode(
-        x=x, y=y, color=alt.Color("series:N", scale=colours, legend=None),
+        x=x, y=y, color=colour,
         tooltip=["n:Q", "series:N", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("low:Q", format=".4f"),
                  alt.Tooltip("high:Q", format=".4f")]))
     plot = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT)
@@ -756,8 +759,9 @@ def lab_prose(results: dict[str, Any], section: str) -> str:
                 f"from {t['at_1']['nll']:.4f} to {t['at_fitted']['nll']:.4f}, while {same}.")
     if section == "sample_size":
         s = results["sample_size"]
-        parts = [f"the {ESTIMATOR_LABELS[e]} averages {m['small_n']:.4f} at n = {s['small_n']:,} and "
-                 f"{m['large_n']:.4f} at n = {s['large_n']:,}" for e, m in s["mean_ece"].items()]
+        parts = [f"the {ESTIMATOR_LABELS[e]} averages {s['mean_ece'][e]['small_n']:.4f} at n = {s['small_n']:,} "
+                 f"and {s['mean_ece'][e]['large_n']:.4f} at n = {s['large_n']:,}"
+                 for e in ESTIMATOR_LABELS if e in s["mean_ece"]]
         text = "For this perfectly calibrated model (true ECE 0), " + "; ".join(parts) + "."
         means = s["mean_ece"]
         if "plugin" in means and "debiased" in means:
