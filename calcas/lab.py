@@ -426,7 +426,8 @@ def sample_size_explorer(sweep: pd.DataFrame, *, min_detectable: pd.DataFrame | 
         dotted line and read out beside the estimates.
     title : str
     default : int, optional
-        The starting n (the nearest size of the sweep); default the smallest.
+        The starting n (the nearest size of the sweep); default the middle one, so the slider
+        can move either way.
     steps_per_decade : int
         That of :func:`log_sizes`: the slider's step is 1/steps_per_decade of a decade.
 
@@ -463,7 +464,8 @@ def sample_size_explorer(sweep: pd.DataFrame, *, min_detectable: pd.DataFrame | 
                          "text": f"smallest detectable ECE = {detect[int(r.n)]:.4f}"})
     order = ["n"] + [ESTIMATOR_LABELS[e] for e in estimators] + (["detect"] if detect else [])
     text, lines = _readout(text, "log10_n", order)
-    n0 = ns["log10_n"].iloc[0] if default is None else ns["log10_n"].iloc[int(np.argmin(np.abs(ns["n"] - default)))]
+    start = len(ns) // 2 if default is None else int(np.argmin(np.abs(ns["n"].to_numpy() - default)))
+    n0 = ns["log10_n"].iloc[start]
     n_param = alt.param(name="log10_n", value=float(n0), bind=alt.binding_range(
         min=float(ns["log10_n"].min()), max=float(ns["log10_n"].max()), step=1 / steps,
         name="log₁₀ of the sample size n "))

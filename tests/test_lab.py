@@ -340,3 +340,19 @@ def test_browser_bins_slider_and_binning_toggle(lab_page):
     fewest = r"fewest samples in a bin:\s+([0-9,]+)"
     assert _number(fewest, width) < _number(fewest, at30)
     assert _number(r"ECE = ([0-9.]+)", width) != _number(r"ECE = ([0-9.]+)", at30)
+
+
+def test_executed_lab_saves_the_intros_annotated_diagram():
+    """The lab's run writes the figure book/intro.md shows (executed/08_lab/annotated_reliability.svg)."""
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "book" / "executed" / "08_lab"
+    if not (folder / "results.json").is_file():
+        message = f"the lab has not run: no {folder / 'results.json'}"
+        if os.environ.get("CALCAS_REQUIRE_BOOK") == "1":
+            pytest.fail(message + " (CALCAS_REQUIRE_BOOK=1)")
+        pytest.skip(message)
+    svg = folder / "annotated_reliability.svg"
+    assert svg.is_file(), f"{svg} is missing"
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg") and float(root.get("width").removesuffix("pt")) > 300
