@@ -84,7 +84,8 @@ def _visit(page, url: str, origin: str, shots: Path | None) -> dict:
         out["undrawn"] = [d.inner_text()[:200] for d in explorers if d.query_selector("svg") is None]
     for i, slider in enumerate(page.query_selector_all(".vega-bind input[type=range]")):
         root = slider.evaluate_handle("el => el.closest('.calcas-explorer') || el.closest('.vega-embed')")
-        low, high, now = (float(slider.get_attribute(a) or "nan") for a in ("min", "max", "value"))
+        low, high = (float(slider.get_attribute(a) or "nan") for a in ("min", "max"))
+        now = float(slider.evaluate("el => el.value"))  # Vega sets the property, not the attribute
         target = int(low) if now != low else int(high)
         before = root.evaluate(CHART_TEXT)
         page.evaluate(SET_SLIDER, [slider, target])
@@ -95,8 +96,10 @@ def _visit(page, url: str, origin: str, shots: Path | None) -> dict:
             pass
         after = root.evaluate(CHART_TEXT)
         out["sliders"].append({"index": i, "target": target, "changed": after != before,
-                               # the explorers' read-outs: "ECE = ... with N = n ..." / "K = k: ..."
-                               "mentions_target": re.search(rf"\bN = {target}\b|\bK = {target}\b", after) is not None,
+                               # the explorers' read-outs: "ECE = ... with N = n ..." / "K = k: ...", and the
+                               # lab's log-scale sliders: "T = 0.25 (log₂ T = -2)" / "n = 100 (log₁₀ n ≈ 2)"
+                               "mentions_target": re.search(rf"\bN = {target}\b|\bK = {target}\b|log₂ T = {target}\b"
+                                                            rf"|log₁₀ n ≈ {target}\b", after) is not None,
                                "before": before[-300:], "after": after[-300:]})
     if shots is not None and explorers:
         shots.mkdir(parents=True, exist_ok=True)
