@@ -244,7 +244,9 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
     chapter's title replaces that line and its opening paragraph follows it. Cells tagged
     ``only-if:<key>`` are dropped when the section's ``results.json`` says
     ``"shown": {"<key>": false}`` (no true labels, no class probabilities, ...). ``launch``
-    (see :func:`launch_links`) is added after the opening.
+    (see :func:`launch_links`) is added after the opening. Papermill's injected-parameters
+    cell is hidden when it only sets the runner's ``output_dir``; one that sets the chapter's
+    data (the public chapters) stays, so a reader sees what the page ran on.
     """
     import nbformat
     nb = nbformat.read(path, as_version=4)
@@ -260,7 +262,17 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
         keys = [t.split(":", 1)[1] for t in cell.metadata.get("tags", []) if t.startswith("only-if:")]
         return all(shown.get(k, True) for k in keys)
     nb.cells = [c for c in nb.cells if keep(c)]
+    for cell in nb.cells:  # the runner's own output_dir = "." says nothing to a reader
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and _assignments(cell.source) == {"output_dir"}:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
     nbformat.write(nb, path)
+
+
+def _assignments(source: str) -> set[str]:
+    """The names a parameters cell assigns."""
+    return {line.split("=", 1)[0].strip() for line in source.splitlines()
+            if "=" in line and not line.lstrip().startswith("#")}
 
 
 def _placeholder(path: Path, title: str, message: str) -> None:

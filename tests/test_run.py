@@ -190,3 +190,17 @@ def test_launch_links_come_from_the_repository_url(tmp_path):
     assert "(https://colab.research.google.com/github/someone/calcas/blob/dev/notebooks/02_calibration.ipynb)" in linked
     # the book's own config: no URL yet, so the chapters name the notebook
     assert "http" not in launch_links("02_calibration", ROOT)
+
+
+def test_the_injected_cell_is_hidden_only_when_it_sets_nothing_but_output_dir(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from calcas.run import finish_chapter
+    for source, hidden in (('# Parameters\noutput_dir = "."\n', True),
+                           ('# Parameters\nrecords = ["a.parquet"]\noutput_dir = "."\n', False)):
+        nb = new_notebook(cells=[new_markdown_cell("# t"), new_code_cell(source, metadata={"tags": ["injected-parameters"]})])
+        nbformat.write(nb, tmp_path / "x.ipynb")
+        finish_chapter(tmp_path / "x.ipynb", None, None)
+        tags = nbformat.read(tmp_path / "x.ipynb", as_version=4).cells[1].metadata["tags"]
+        assert ("remove-cell" in tags) is hidden, source
