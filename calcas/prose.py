@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .report import paper_reference
+from .report import DETECTABLE, paper_reference
 
 
 def _f(x: float | None, digits: int = 3) -> str:
@@ -178,9 +178,7 @@ def flipped_label_prose(res: dict[str, Any]) -> str:
     m = res["models"][name]
     tl, test = m["true_labels"], m["test"]
     same = name == res["showcase"]["model"]
-    out = [(f"Here {name} again" if same else
-            f"Here **{name}**, the model whose ECE against the true labels this calibration raises most (or lowers "
-            "least)") + f", calibrated as the rest of the chapter calibrates every model: on the **given** labels, "
+    out = [(f"Here {name} again" if same else f"Here **{name}**") + f", calibrated as the rest of the chapter calibrates every model: on the **given** labels, "
            f"{_pct(lesson['flipped_share'])} of which are wrong on its test half. Fitted on them, its temperature is "
            f"T = {_f(lesson['temperature_given_labels'], 2)}; fitted on the true labels, it would be "
            f"T = {_f(lesson['temperature_true_labels'], 2)}."]
@@ -386,6 +384,8 @@ def summary_groups(res: dict[str, Any]) -> dict[str, list[str]]:
     return {"models": [r["model"] for r in ours],
             "ece_lowered": [r["model"] for r in ours if r["ECE after"] < r["ECE before"]],
             "ece_raised": [r["model"] for r in ours if r["ECE after"] >= r["ECE before"]],
+            "ece_undetectable_after": [r["model"] for r in ours if r.get(DETECTABLE) is not None
+                                       and r["ECE after"] < r[DETECTABLE]],
             "pairs": [c["pair"] for c in claims],
             "beats_at_K": where("verdict_at_K", "the cascade beats both models"),
             "loses_at_K": where("verdict_at_K", "the cascade loses to the better model"),
@@ -411,6 +411,10 @@ def summary_prose(res: dict[str, Any]) -> str:
                      "paper's Table 1 does for both of its models"
                      + (f"; it does not for {', '.join(g['ece_raised'])}, and the calibration chapter says why"
                         if g["ece_raised"] else "") + ".")
+        if g.get("ece_undetectable_after"):
+            paras[-1] += (f" After calibration the data cannot tell {n['ece_undetectable_after']} of them from a "
+                          f"calibrated model ({', '.join(g['ece_undetectable_after'])}): their test ECE is below the "
+                          "smallest their test half can detect.")
     if g["pairs"]:
         paras.append(f"Of {n['pairs']} cascade pairs, CC beats both of its models (the paired 95% interval of the "
                      f"gain over the better model above zero) for {n['beats_at_K']} at the fixed K and for "

@@ -127,6 +127,11 @@ def test_detectable_ece_beside_every_ece(synthetic):
     assert ours[report.DETECTABLE].tolist() == pytest.approx(
         [d["models"][n]["test"]["min_detectable_ece"] for n in ours.index], abs=1e-6)
     assert summary.loc["paper"][report.DETECTABLE].isna().all()
+    summary_dict = report.summary_report({"02_calibration": _rounded(d)}).to_dict()
+    below = [n for n, m in d["models"].items() if m["test"]["ece_after"][0] < m["test"]["min_detectable_ece"]]
+    assert summary_dict["groups"]["ece_undetectable_after"] == below
+    if below:
+        assert f"cannot tell {len(below)} of them from a calibrated model" in prose.summary_prose(summary_dict)
     # a split whose accuracy is 0 or 1 has nothing to detect against: no value, not an error
     assert report.detectable_ece(100, 10, 1.0) is None and report.detectable_ece(100, 10, 0.0) is None
 
@@ -489,3 +494,14 @@ def test_reproduce_page_gives_every_public_command_exactly():
     page = (ROOT / "book" / "reproduce.md").read_text()
     for line in public_commands(ROOT):
         assert line in page, line
+
+
+def test_summary_names_the_models_the_data_cannot_tell_from_calibrated():
+    rows = [{"source": "paper", "model": "p", "ECE before": 0.2, "ECE after": 0.03, report.DETECTABLE: None},
+            {"source": "02", "model": "a", "ECE before": 0.2, "ECE after": 0.01, report.DETECTABLE: 0.02},
+            {"source": "02", "model": "b", "ECE before": 0.2, "ECE after": 0.05, report.DETECTABLE: 0.02}]
+    res = {"table1": rows, "cascades": [], "table3": []}
+    groups = prose.summary_groups(res)
+    assert groups["ece_undetectable_after"] == ["a"]
+    text = prose.summary_prose({**res, "groups": groups, "counts": {k: len(v) for k, v in groups.items()}})
+    assert "the data cannot tell 1 of them from a calibrated model (a)" in text
