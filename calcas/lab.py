@@ -756,9 +756,14 @@ def lab_prose(results: dict[str, Any], section: str) -> str:
         lo, hi = t["accuracy_range"]
         same = (f"accuracy is {lo:.4f} at every T of the grid" if lo == hi
                 else f"accuracy moves between {lo:.4f} and {hi:.4f}")
-        return (f"Fitted on the cal half, **T = {t['fitted_T']:.2f}**. On the test half that T takes the ECE "
+        text = (f"Fitted on the cal half, **T = {t['fitted_T']:.2f}**. On the test half that T takes the ECE "
                 f"from {t['at_1']['ece']:.4f} (T = 1, the raw model) to {t['at_fitted']['ece']:.4f}, and the NLL "
                 f"from {t['at_1']['nll']:.4f} to {t['at_fitted']['nll']:.4f}, while {same}.")
+        if t["at_fitted"]["ece"] >= t["at_1"]["ece"]:
+            nll = "fell" if t["at_fitted"]["nll"] < t["at_1"]["nll"] else "did not fall either"
+            text += (" Here the ECE went **up**, not down: with this few test answers per bin the binned ECE is "
+                     f"mostly noise (see the sample-size experiment below), while the NLL, which needs no bins, {nll}.")
+        return text
     if section == "sample_size":
         s = results["sample_size"]
         parts = [f"the {ESTIMATOR_LABELS[e]} averages {s['mean_ece'][e]['small_n']:.4f} at n = {s['small_n']:,} "

@@ -180,6 +180,13 @@ def test_results_and_prose_carry_the_grids_numbers(sweep):
     plug = size[(size["estimator"] == "plugin") & (size["n"] == 100)]["mean"].iloc[0]
     assert f"{plug:.4f} at n = 100" in lab.lab_prose(res, "sample_size")
     assert "At N = 15" in lab.lab_prose(res, "binning")
+    # the verdict follows the numbers: said only where the fitted T raised the test ECE
+    went_up = res["temperature"]["at_fitted"]["ece"] >= res["temperature"]["at_1"]["ece"]
+    assert ("went **up**" in text) is went_up
+    worse = {**res, "temperature": {**res["temperature"],
+                                    "at_fitted": {**res["temperature"]["at_fitted"],
+                                                  "ece": res["temperature"]["at_1"]["ece"] + 0.01}}}
+    assert "went **up**, not down" in lab.lab_prose(worse, "temperature")
 
 
 # ---------------------------------------------------------------- bad inputs
@@ -356,3 +363,21 @@ def test_executed_lab_saves_the_intros_annotated_diagram():
     assert svg.is_file(), f"{svg} is missing"
     root = ET.parse(svg).getroot()
     assert root.tag.endswith("svg") and float(root.get("width").removesuffix("pt")) > 300
+
+
+def test_the_lab_runs_with_a_bin_count_outside_the_slider_and_few_samples(tmp_path):
+    """n_bins = 1 and 40 lie outside the default 2..30 sweep; the sweep and sliders widen to hold
+    them, and a small n gives an honest temperature verdict rather than an error."""
+    import json
+    from pathlib import Path
+
+    import papermill
+    root = Path(__file__).resolve().parents[1]
+    for n_bins in (1, 40):
+        out = tmp_path / f"lab_{n_bins}"
+        out.mkdir()
+        papermill.execute_notebook(str(root / "notebooks" / "08_lab.ipynb"), str(out / "lab.ipynb"),
+                                   parameters={"n": 500, "n_bins": n_bins, "draws": 2, "bins_sample": 100,
+                                               "output_dir": str(out)},
+                                   kernel_name="python3", progress_bar=False, cwd=str(out))
+        assert json.loads((out / "results.json").read_text())["binning"]["n_bins"] == n_bins
