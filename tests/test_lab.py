@@ -381,3 +381,32 @@ def test_the_lab_runs_with_a_bin_count_outside_the_slider_and_few_samples(tmp_pa
                                                "output_dir": str(out)},
                                    kernel_name="python3", progress_bar=False, cwd=str(out))
         assert json.loads((out / "results.json").read_text())["binning"]["n_bins"] == n_bins
+
+
+def test_the_live_widget_cells_are_not_run_by_papermill_and_run_in_process(sweep):
+    """ipywidgets' interact can hang a papermill run (papermill #723, nbclient #312; seen here
+    twice), so every notebook cell that uses ipywidgets carries nbclient's skip-execution tag:
+    the book never runs them (they are remove-output anyway) and JupyterLab readers run them
+    live. Their code still has to work: the lab's cells run here, in-process, on small sweeps."""
+    import json
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "code" and ("ipywidgets" in source or "interact(" in source):
+                assert "skip-execution" in cell["metadata"].get("tags", []), f"{path.name}: {source[:60]!r}"
+    pool = np.random.default_rng(0).uniform(0.5, 1.0, 3000)
+    sizes = np.array([100, 1000])
+    namespace = {"lab": lab, "temperature": sweep, "sizes": sizes, "n_bins": 15,
+                 "sample_size": lab.sample_size_sweep(pool, sizes=sizes, draws=5)}
+    namespace["bins"], namespace["bin_summary"] = lab.binning_sweep(
+        pool, np.random.default_rng(1).random(3000) < pool, n_bins=range(2, 31))
+    cells = [c for c in json.loads((root / "notebooks" / "08_lab.ipynb").read_text())["cells"]
+             if "skip-execution" in c["metadata"].get("tags", [])]
+    assert len(cells) == 3
+    for cell in cells:
+        exec("".join(cell["source"]), namespace)  # interact draws each view once, at its start value
