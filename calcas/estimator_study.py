@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import integrate, stats
 
 from ._validate import check_level, check_positive_int
-from .metrics import _corrected_interval, _debiased_ece, ece_bootstrap, ece_interval, smooth_ece
+from .metrics import _corrected_interval, _debiased_ece, _plugin_ece, ece_bootstrap, ece_interval, smooth_ece
 
 #: Beta parameters of the confidences: mean 0.9, like a 90%-accurate classifier's.
 BETA = (9.0, 1.0)
@@ -85,10 +85,6 @@ def bin_sums(c: np.ndarray, v: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...
     return (count, *(np.add.reduceat(x, starts, axis=1) for x in (c, c * c, v)))
 
 
-def _plugin(count: np.ndarray, sum_c: np.ndarray, sum_v: np.ndarray) -> np.ndarray:
-    return np.abs(sum_c - sum_v).sum(axis=-1) / count.sum(axis=-1)
-
-
 def _binned_replicates(count: np.ndarray, sum_c: np.ndarray, sum_cc: np.ndarray, sum_v: np.ndarray, n_boot: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Plug-in and debiased ECE of ``n_boot`` bin-level resamples of each draw, and the debiased
@@ -99,7 +95,7 @@ def _binned_replicates(count: np.ndarray, sum_c: np.ndarray, sum_cc: np.ndarray,
     boot_count = rng.multinomial(n, count / n, size=(n_boot, *count.shape[:-1])).astype(np.float64)
     boot_v = rng.binomial(boot_count.astype(np.int64), sum_v / count).astype(np.float64)
     boot_c = boot_count * mean_c + np.sqrt(boot_count) * sd_c * rng.standard_normal(boot_count.shape)
-    plugin = _plugin(boot_count, boot_c, boot_v).T
+    plugin = _plugin_ece(boot_count, boot_c, boot_v).T
     debiased = _debiased_ece(boot_count, boot_c, boot_v, boot_v).T
     null_v = rng.binomial(count.astype(np.int64), mean_c, size=(n_boot, *count.shape)).astype(np.float64)
     null = _debiased_ece(count, sum_c, null_v, null_v).T
@@ -162,8 +158,8 @@ def run_study(draws: int = 500, amplitudes: Sequence[float] = (0.03, 0.0), n_boo
             smooth = np.array([smooth_ece(ci, vi) for ci, vi in zip(c, v)])
             for n_bins in bin_counts:
                 count, sum_c, sum_cc, sum_v = bin_sums(c, v, n_bins)
-                values = {"plugin": _plugin(count, sum_c, sum_v), "debiased": _debiased_ece(count, sum_c, sum_v, sum_v),
-                          "smooth": smooth}
+                values = {"plugin": _plugin_ece(count, sum_c, sum_v),
+                          "debiased": _debiased_ece(count, sum_c, sum_v, sum_v), "smooth": smooth}
                 for name, x in values.items():
                     target = truth[a]["smooth" if name == "smooth" else "ece"]
                     estimates.append({"amplitude": a, "n": n, "n_bins": n_bins, "estimator": ESTIMATOR_NAMES[name],
@@ -192,7 +188,7 @@ def interval_check(n: int = 2000, n_bins: int = 15, amplitude: float = 0.03, dra
     Monte Carlo noise plus the effect of re-fitting the bins)."""
     c, v = draw(n, draws, amplitude, np.random.default_rng([seed, 99, n]))
     count, sum_c, sum_cc, sum_v = bin_sums(c, v, n_bins)
-    plugin, debiased = _plugin(count, sum_c, sum_v), _debiased_ece(count, sum_c, sum_v, sum_v)
+    plugin, debiased = _plugin_ece(count, sum_c, sum_v), _debiased_ece(count, sum_c, sum_v, sum_v)
     boot_p, boot_d, null = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot, np.random.default_rng([seed, 98]))
     p_low, p_high = np.quantile(boot_p, [0.025, 0.975], axis=1)
     c_low, c_high = _corrected_interval(debiased, plugin, boot_d, null, 0.95)

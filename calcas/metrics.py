@@ -51,8 +51,13 @@ def _binned(c: np.ndarray, v: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np
     return _bin_sums(_assign_bins(c, e), len(e) - 1, c, v)
 
 
+def _plugin_ece(count: np.ndarray, sum_c: np.ndarray, sum_v: np.ndarray) -> np.ndarray:
+    """Plug-in ECE from per-bin sums on the last axis (leading axes broadcast; unchecked)."""
+    return np.abs(sum_c - sum_v).sum(axis=-1) / count.sum(axis=-1)
+
+
 def _ece(count: np.ndarray, sum_c: np.ndarray, sum_v: np.ndarray) -> float:
-    return float(np.abs(sum_c - sum_v).sum() / count.sum())
+    return float(_plugin_ece(count, sum_c, sum_v))
 
 
 def reliability_table(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
@@ -651,7 +656,7 @@ def _calibrated_replicates(c: np.ndarray, e: np.ndarray, n_boot: int, bit_genera
         sum_v = np.zeros((hi - lo, m))
         sum_v[:, full] = np.add.reduceat(drawn, starts[full], axis=1)
         if estimator == "plugin":
-            out[lo:hi] = np.abs(sum_c - sum_v).sum(axis=1) / len(c)
+            out[lo:hi] = _plugin_ece(count, sum_c, sum_v)
         else:
             out[lo:hi] = _debiased_ece(count, sum_c, sum_v, sum_v)  # 0/1 draws: v * v = v
     return out
