@@ -317,7 +317,8 @@ def _fit_frontier(chain: _Chain, n_bins: int, order: str, max_configurations: in
     sizes = tuple(len(o) for o in orders)
     n_configurations = math.prod(s + 1 for s in sizes)
     if n_configurations > max_configurations:
-        fits = int(max_configurations ** (1 / len(sizes))) - 1
+        fits = round(max_configurations ** (1 / len(sizes)))
+        fits = (fits if fits ** len(sizes) <= max_configurations else fits - 1) - 1  # float roots fall short
         raise ValueError(f"n_bins: {len(sizes) + 1} models with {n_bins} bins per stage make {n_configurations:,} "
                          f"configurations, more than max_configurations={max_configurations:,}; use n_bins <= {fits}")
     n = chain.conf.shape[1]
@@ -388,14 +389,18 @@ def evaluate_frontier(frontier: ChainFrontier, conf: Any, correct: Any, *, confi
     DataFrame with the columns of ``frontier.table``, measured on these rows; on test a
     configuration can come out dearer or less accurate than its neighbours (it was Pareto on cal).
     """
+    if len(_as_list(conf, "conf")) != frontier.n_models:
+        raise ValueError(f"conf: expected {frontier.n_models} models as in the frontier, got {len(_as_list(conf, 'conf'))}")
     chain = _checked_chain(conf, correct, frontier.costs, None, names=("conf", "correct"))
-    if chain.conf.shape[0] != frontier.n_models:
-        raise ValueError(f"conf: expected {frontier.n_models} models as in the frontier, got {chain.conf.shape[0]}")
-    K = np.array(list(frontier.table["K"]) if configurations is None else configurations, dtype=np.int64)
+    K = np.array(list(frontier.table["K"]) if configurations is None else configurations)
+    sizes = np.array([len(o) for o in frontier.order])
+    if not np.issubdtype(K.dtype, np.integer) or K.ndim != 2 or K.shape[1] != len(sizes) \
+            or (K < 0).any() or (K > sizes).any():
+        raise ValueError(f"configurations: expected integer rows of {len(sizes)} bin counts K_j in 0..{sizes.tolist()}, "
+                         f"got {np.asarray(configurations).tolist()!r}")
     ranks = _ranks(chain.conf, frontier.edges, frontier.order)
-    out = _evaluate(ranks, chain.correct, chain.costs, K.reshape(-1, len(ranks)))
-    return _table(K.reshape(-1, len(ranks)), out["accuracy"], out["cost"], out["share"], chain.costs,
-                  float(chain.correct[-1].mean()))
+    out = _evaluate(ranks, chain.correct, chain.costs, K)
+    return _table(K, out["accuracy"], out["cost"], out["share"], chain.costs, float(chain.correct[-1].mean()))
 
 
 # ---------------------------------------------------------------------------- selection with a guarantee
@@ -494,8 +499,12 @@ class CascadeSelector:
         self.seed = seed
 
     def fit(self, conf_cal: Any, correct_cal: Any, costs: Sequence[float] | None = None, *,
-            records: Sequence[Any] | None = None) -> "CascadeSelector":
-        """Fit on cal: lists of M calibrated confidences and 0/1 scores (n,) in chain order; returns self."""
+            records: Sequence[Any] | None = None, fit_rows: Any = None) -> "CascadeSelector":
+        """Fit on cal: lists of M calibrated confidences and 0/1 scores (n,) in chain order; returns self.
+
+        ``fit_rows`` (indices into cal) fixes which rows fit the bins and the frontier, e.g. the rows
+        the calibrators were fitted on; the rest certify. By default a seeded random
+        ``fit_fraction`` of cal."""
         max_drop, delta = check_max_drop(self.max_drop), check_delta(self.delta)
         fraction = _real(self.fit_fraction, "fit_fraction")
         if not 0 < fraction < 1:
@@ -506,6 +515,12 @@ class CascadeSelector:
         if not 1 <= n_fit < n:
             raise ValueError(f"fit_fraction: {fraction} of {n} cal rows leaves no rows to fit on or to certify")
         rows = np.random.default_rng(self.seed).permutation(n)
+        if fit_rows is not None:
+            chosen = np.zeros(n, dtype=bool)
+            chosen[np.asarray(fit_rows, dtype=np.int64)] = True
+            rows, n_fit = np.concatenate((np.flatnonzero(chosen), rows[~chosen[rows]])), int(chosen.sum())
+            if not 1 <= n_fit < n:
+                raise ValueError(f"fit_rows: must select at least one and fewer than all {n} cal rows, got {n_fit}")
         fit, certify = rows[:n_fit], rows[n_fit:]
         part = lambda r: dataclasses.replace(chain, conf=chain.conf[:, r], correct=chain.correct[:, r])  # noqa: E731
         self.frontier_ = _fit_frontier(part(fit), check_n_bins(self.n_bins, n_fit), "advantage", MAX_CONFIGURATIONS)
@@ -554,9 +569,9 @@ class CascadeSelector:
 
 def select_cascade(conf_cal: Any, correct_cal: Any, costs: Sequence[float] | None = None, *, max_drop: float,
                    delta: float, n_bins: int = 15, fit_fraction: float = 0.5, seed: int = 0,
-                   records: Sequence[Any] | None = None) -> CascadeSelector:
+                   records: Sequence[Any] | None = None, fit_rows: Any = None) -> CascadeSelector:
     """:class:`CascadeSelector` fitted on cal (see there): the cheapest frontier configuration
     certified to lose at most ``max_drop`` accuracy against the last model, with probability
     >= 1 - ``delta``."""
     return CascadeSelector(max_drop=max_drop, delta=delta, n_bins=n_bins, fit_fraction=fit_fraction,
-                           seed=seed).fit(conf_cal, correct_cal, costs, records=records)
+                           seed=seed).fit(conf_cal, correct_cal, costs, records=records, fit_rows=fit_rows)

@@ -418,9 +418,6 @@ def test_too_many_configurations_names_n_bins():
     assert f.n_configurations <= 64
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate_frontier checks the frontier's costs against the rows' model "
-                   "count before its own model-count check, so the message blames 'costs', an argument the "
-                   "caller never passed; the dedicated 'conf: expected 3 models' check is unreachable")
 def test_evaluate_with_fewer_models_than_the_frontier_names_conf():
     conf, correct = small_chain()
     f = cascade_frontier(conf, correct, [1, 2, 4], n_bins=3)
@@ -428,9 +425,6 @@ def test_evaluate_with_fewer_models_than_the_frontier_names_conf():
         evaluate_frontier(f, conf[:2], correct[:2])
 
 
-@pytest.mark.xfail(strict=True, reason="the advice is computed as int(max_configurations ** (1 / (M - 1))) - 1 in "
-                   "floats: 64 ** (1 / 3) = 3.9999999999999996, so 4 models with max_configurations=64 are told "
-                   "n_bins <= 2 although n_bins = 3 (4**3 = 64 configurations) fits")
 @pytest.mark.parametrize("max_configurations", [64, 125, 1000])
 def test_too_many_configurations_advises_the_largest_n_bins_that_fits(max_configurations):
     conf, correct = small_chain(M=4, n=400)  # no ties: n_bins bins are formed on every stage
@@ -443,9 +437,6 @@ def test_too_many_configurations_advises_the_largest_n_bins_that_fits(max_config
         cascade_frontier(conf, correct, [1, 2, 4, 8], n_bins=advised + 1, max_configurations=max_configurations)
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate_frontier does not check configurations: it reshapes them to "
-                   "(-1, M - 1), so one row [1, 2, 3, 0] on a 3-model chain is evaluated as (1, 2) and (3, 0), "
-                   "and a negative K such as [2, -1] is evaluated (stages '0+2') instead of refused")
 @pytest.mark.parametrize("configurations", [[[1, 2, 3, 0]], [[2, -1]]], ids=["wrong width", "negative K"])
 def test_evaluate_refuses_bad_configurations(configurations):
     conf, correct = small_chain()
