@@ -1,0 +1,73 @@
+"""calcas.chain_study: the chain chapter's re-split study on synthetic chains whose truth is known."""
+import numpy as np
+import pytest
+
+import calcas
+from calcas import chain_study
+
+
+def _chain(n=3000, seed=0, flops=(1e9, 2e9, 8e9), skill=(0.55, 0.7, 0.85)):
+    """Three record sets on the same ids; each model's confidence is calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i:05d}" for i in range(n)]
+    easy = rng.random(n)
+    out = []
+    for j, (f, a) in enumerate(zip(flops, skill)):
+        conf = np.clip(a + 0.35 * (easy - 0.5) + 0.05 * rng.standard_normal(n), 0.02, 0.98)
+        verified = (rng.random(n) < conf).astype(float)
+        out.append(calcas.make_records(ids, np.zeros(n, dtype=int), verified=verified, confidence=conf,
+                                       manifest={"model": f"m{j}", "flops_per_sample": f}))
+    return out
+
+
+def test_chain_report_on_a_known_chain():
+    sets = _chain()
+    rep = chain_study.chain_report({"toy": sets}, n_splits=40, max_drops=(0.01, 0.03), delta=0.1, budget=0.01)
+    c = rep.chains["toy"]
+    assert c["cost_source"] == "GFLOPs per item (manifests)" and c["costs"] == [1.0, 2.0, 8.0]
+    assert c["n_cal"] + c["n_test"] == 3000 and c["n_fit"] + c["n_certify"] == c["n_cal"]
+    for g in c["guarantee"].values():
+        rate, low, high = g["violation_rate"]
+        assert 0 <= low <= rate <= high <= 1
+        assert rate <= 0.1 + 3 * np.sqrt(0.1 * 0.9 / 40)  # the guarantee, with test noise on top
+        assert 0 <= g["cost_saved_mean"] < 1
+    # a looser budget never saves less on average (same splits, same frontier, a longer sequence)
+    assert c["guarantee"]["0.03"]["cost_saved_mean"] >= c["guarantee"]["0.01"]["cost_saved_mean"] - 1e-12
+    b = c["baselines"]
+    assert set(b) == set(chain_study.METHOD_NAMES)
+    # the oracle knows test correctness: nothing that routes without it is cheaper at the budget
+    assert all(b["oracle"]["cost_share_mean"] <= v["cost_share_mean"] + 1e-12 for v in b.values())
+    assert b["oracle"]["over_budget"][0] == 0
+    table = rep.baseline_table()
+    assert len(table) == len(b) and (table["cost (mean)"] > 0).all()
+    assert len(rep.guarantee_table()) == 2
+    assert {"0+1+2", "0+2", "1+2"} <= set(c["frontiers"])
+    assert len(c["selection_grid"]) == len(chain_study.SLIDER_DROPS) * len(chain_study.SLIDER_DELTAS)
+    zero = [g for g in c["selection_grid"] if g["max_drop"] == 0]
+    assert all(g["stages"] == "2" and g["cost_share"] == 1 for g in zero)  # max_drop 0: the last model alone
+
+
+def test_random_routing_and_oracle_by_hand():
+    v = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=float)
+    s = chain_study._Split(v, v, v, cal=np.arange(4), fit=np.arange(2), test=np.arange(4))
+    costs = np.array([1.0, 2.0, 10.0])
+    # oracle, budget 0: samples 0, 2 -> model 0 (cost 1), 1 -> model 1 (2), 3 (nobody right) -> model 0 (1)
+    assert chain_study._oracle(s, costs, 0.0) == pytest.approx((5 / 4 / 10, 0.0))
+    # random routing: model 2 is right on 3/4; with budget 0 only a mix reaching 0.75 on cal qualifies
+    cost, lost = chain_study._random_routing(s, costs, 0.0)
+    assert cost == pytest.approx(1.0) and lost == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"delta": 0}, "delta"), ({"delta": 1.5}, "delta"), ({"max_drops": (-0.01,)}, "max_drop"),
+    ({"budget": -1.0}, "max_drop"), ({"costs": {"toy": [1.0, float("nan"), 2.0]}}, "costs"),
+    ({"costs": {"toy": [1.0, 2.0]}}, "costs"),
+])
+def test_chain_report_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        chain_study.chain_report({"toy": _chain(n=400)}, n_splits=2, **kwargs)
+
+
+def test_chain_report_needs_two_models():
+    with pytest.raises(ValueError, match="chains: 'one' needs at least two"):
+        chain_study.chain_report({"one": _chain(n=400)[:1]}, n_splits=2)
