@@ -16,7 +16,9 @@ writes its own resumable shards, and rank 0 merges them into ``OUT/records.parqu
         --model meta-llama/Meta-Llama-3-70B-Instruct --task mmlu --data hf --out runs/llama3_70b_mmlu
 
 A killed job re-run with the same command resumes where it stopped (finished ids are skipped;
-the manifest must match). ``--data`` is a local file or folder, ``hf`` (the task's Hugging Face
+the manifest must match). Each run times its model work: the merged record set's
+``manifest["cost"]`` holds the seconds per item, the device and, for timm models, the GFLOPs per
+image (:func:`_run`). ``--data`` is a local file or folder, ``hf`` (the task's Hugging Face
 default, see :data:`calcas.extract.tasks.TASKS`) or ``hf:<dataset id or dir>[:<config>]``.
 The vLLM backend runs in one process (vLLM shards the model over ``--tensor-parallel-size``
 GPUs itself); the timm and transformers backends are data-parallel under torchrun.
@@ -45,19 +47,38 @@ def seeded_subset(ids: Sequence[str], n: int | None, seed: int = 0) -> list[str]
     return [ids[i] for i in seeded_rows(len(ids), n, seed)]
 
 
+def _device_name(device: str) -> str:
+    """``"cpu"``, or the kind and model of an accelerator: ``"cuda (NVIDIA H200)"`` (no index, so
+    that the ranks of one machine name one device)."""
+    if not device.startswith("cuda"):
+        return device
+    import torch
+    return f"cuda ({torch.cuda.get_device_name(device)})"
+
+
+def _run_cost(device: str, gflops: tuple[float | None, str | None] = (None, None)) -> dict:
+    return {"device": _device_name(device), "gflops_per_item": gflops[0], "gflops_source": gflops[1]}
+
+
 def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dict]], out: str | os.PathLike, *,
          records: str | os.PathLike | None, manifest: dict, ctx: DistContext, progress: bool, shard_size: int,
-         finish: Callable[[Records], Records] | None = None) -> Path:
+         cost: dict | None = None, finish: Callable[[Records], Records] | None = None) -> Path:
     """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges exactly
     ``all_ids``, passes the merged rows through ``finish`` (e.g. to attach ground truth) and writes
-    the record set. The manifest is checked on every run, also when nothing is left to extract."""
+    the record set. The manifest is checked on every run, also when nothing is left to extract.
+
+    Given ``cost`` (the device and GFLOPs per item), every rank times the batches it produces (see
+    :func:`calcas.extract.shards.extract`); the record set's ``manifest["cost"]`` is
+    ``{"seconds_per_item", "items_timed", "device", "gflops_per_item", "gflops_source"}`` over
+    all timed runs and ranks, weighted by their items. It is informational: it takes no part in the
+    manifest check, and a re-run that extracts nothing leaves it, and the record set, as they were."""
     shards = Path(out) / "shards"
     check_manifest(shards, manifest, planned_ids=all_ids)
     finished = done_ids(shards)  # empty for a new job
     mine = [i for i in rank_slice(all_ids, ctx.rank, ctx.world_size) if i not in finished]
     if mine:
         extract(make_batches(set(mine)), shards, manifest=manifest, shard_size=shard_size, rank=ctx.rank,
-                world_size=ctx.world_size, planned_ids=all_ids, progress=progress, total=len(mine))
+                world_size=ctx.world_size, planned_ids=all_ids, progress=progress, total=len(mine), cost=cost)
     ctx.barrier()
     path = Path(records) if records is not None else Path(out) / "records.parquet"
     if ctx.is_main:
@@ -132,7 +153,8 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
     -------
     Path
         The merged record set: ``logits`` (N, C) float16, ``pred`` the argmax, ``label`` (-1 unknown)
-        and, with ``imagenet_real``, ``valid_labels``.
+        and, with ``imagenet_real``, ``valid_labels``; ``manifest["cost"]`` has the GFLOPs per image
+        of :func:`calcas.extract.vision.forward_gflops` (see :func:`_run`).
     """
     from . import vision
 
@@ -162,7 +184,8 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
                                          channels_last=channels_last, compile=compile)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
-                    shard_size=shard_size, finish=finish)
+                    shard_size=shard_size, cost=_run_cost(ctx.device, vision.forward_gflops(net, data_config)),
+                    finish=finish)
 
     return _with_context(job, ctx)
 
@@ -231,6 +254,8 @@ def extract_multiple_choice(model: str, task: str, data: str, out: str | os.Path
     Path
         The merged record set: ``logits`` (N, k) over the k options (log-probabilities up to a
         per-row constant: softmax and temperature scaling are unaffected), ``label`` the given answer.
+        ``manifest["cost"]`` (:func:`_run`) has ``gflops_per_item`` None: prompts differ in length,
+        and no offline count per item is both cheap and reliable for every backend.
     """
     from .tasks import TASKS, task_items
     if task not in TASKS or TASKS[task].kind != "mc":
@@ -256,7 +281,7 @@ def extract_multiple_choice(model: str, task: str, data: str, out: str | os.Path
                          use_chat_template=use_chat_template)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
-                    shard_size=shard_size)
+                    shard_size=shard_size, cost=_run_cost(ctx.device))
 
     return _with_context(job, ctx)
 
@@ -285,7 +310,8 @@ def extract_generation(model: str, task: str, data: str, out: str | os.PathLike,
     -------
     Path
         The merged record set: ``verified`` in {0, 1}, ``pred`` = ``label`` = -1 (free text), and
-        ``score`` (N,) or ``confidence`` (N,).
+        ``score`` (N,) or ``confidence`` (N,). ``manifest["cost"]`` (:func:`_run`) has
+        ``gflops_per_item`` None, as for :func:`extract_multiple_choice`.
     """
     from .tasks import TASKS, task_items
     if task not in TASKS or TASKS[task].kind != "generate":
@@ -320,7 +346,7 @@ def extract_generation(model: str, task: str, data: str, out: str | os.PathLike,
                                     batch_size=batch_size, use_chat_template=use_chat_template, source=source)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
-                    shard_size=shard_size)
+                    shard_size=shard_size, cost=_run_cost(ctx.device))
 
     return _with_context(job, ctx)
 

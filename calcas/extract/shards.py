@@ -24,6 +24,13 @@ unreadable ``manifest.json`` are an error, never a fresh start. A writer given `
 (all ids of the job, every rank's) records ``"planned": {"n", "sha256"}``, the count and the
 SHA-256 of ``json.dumps(sorted(ids))``, and refuses rows it does not plan; :func:`merge_shards`
 refuses a merge whose ids are not the planned ones, naming the missing and the extra ids.
+The manifest key ``"cost"`` (:data:`INFORMATIONAL`) is left out of that comparison.
+
+**Cost.** :func:`extract` given ``cost`` (the device and the GFLOPs per item) times the wall-clock
+seconds spent producing its batches (``time.perf_counter``) and appends ``{"rank", "items",
+"seconds", **cost}`` to ``"timing"`` in ``manifest.json``; :func:`merge_shards` reports the entries
+as ``manifest["cost"]`` (:func:`_cost`), a mean weighted by items. A run that extracts nothing
+adds no entry, so merging again gives the same cost.
 
 **Bad rows and bad shards.** Every batch is checked by the rules of :func:`calcas.make_records`
 (confidence and verified finite in [0, 1], score and logits finite, label and pred >= -1 and below
@@ -50,6 +57,7 @@ import json
 import os
 import re
 import socket
+import time
 import warnings
 from typing import Any, Iterable, Iterator
 
@@ -69,6 +77,7 @@ LOCK_FILE = ".manifest.lock"
 CORRUPT_SUFFIX = ".corrupt"
 FORMAT_VERSION = 1
 SHARD_RE = re.compile(r"^shard-r(\d{3,})-(\d{6,})\.parquet$")
+INFORMATIONAL = ("cost",)  # manifest keys that differ run to run: not part of the identity check
 _COLUMNS = ("id", "pred", "label", "verified", *SOURCES)
 _UNREADABLE = (OSError, pa.ArrowException)  # what reading a truncated or garbled Parquet file raises
 
@@ -164,8 +173,9 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"format", "manifest", "created", "planned", "shards": [{"file", "rank", "rows"}], "n_rows"}``;
-        ``planned`` is ``{"n", "sha256"}`` of the job's ids, or None when no writer was told them.
+        ``{"format", "manifest", "created", "planned", "shards": [{"file", "rank", "rows"}], "n_rows"}``,
+        and ``"timing"`` (a list, see :func:`extract`) once a timed run finished; ``planned`` is
+        ``{"n", "sha256"}`` of the job's ids, or None when no writer was told them.
 
     Raises
     ------
@@ -223,8 +233,9 @@ def _check_recorded(out_dir: str, manifest: dict, planned: dict | None) -> dict 
                                     "shards away to start afresh")
         return None
     recorded = read_manifest(out_dir)
-    if recorded["manifest"] != manifest:
-        old = recorded["manifest"]
+    old = {k: v for k, v in recorded["manifest"].items() if k not in INFORMATIONAL}
+    manifest = {k: v for k, v in manifest.items() if k not in INFORMATIONAL}
+    if old != manifest:
         keys = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
         raise ValueError(f"manifest: {out_dir} holds an extraction with a different manifest "
                          f"(keys that differ: {keys}); use a new out_dir or the same manifest")
@@ -243,7 +254,7 @@ def check_manifest(out_dir: str | os.PathLike, manifest: dict, *,
     out_dir : path
         The extraction directory (need not exist yet).
     manifest : dict
-        What this run extracts.
+        What this run extracts; its keys :data:`INFORMATIONAL` (``"cost"``) are not compared.
     planned_ids : iterable of str, optional
         All ids of the job, every rank's; compared with the recorded ``planned`` count and hash
         when there is one.
@@ -663,10 +674,24 @@ class ShardWriter:
             shards.append({"file": name, "rank": rank, "rows": self._row_counts[name]})
         doc = {"format": FORMAT_VERSION, "manifest": self.manifest, "created": kept.get("created", self._created),
                "planned": kept.get("planned") or self._planned, "shards": shards,
-               "n_rows": sum(s["rows"] for s in shards)}
-        data = json.dumps(doc, indent=1).encode("utf-8")
-        path = os.path.join(self.out_dir, MANIFEST_FILE)
-        _write_and_move(self.out_dir, MANIFEST_FILE, lambda f: f.write(data), lambda tmp: os.replace(tmp, path))
+               "n_rows": sum(s["rows"] for s in shards), **({"timing": kept["timing"]} if "timing" in kept else {})}
+        _write_manifest(self.out_dir, doc)
+
+
+def _write_manifest(out_dir: str, doc: dict) -> None:
+    """Replace ``manifest.json`` atomically by ``doc``; call with the manifest lock held."""
+    data = json.dumps(doc, indent=1).encode("utf-8")
+    path = os.path.join(out_dir, MANIFEST_FILE)
+    _write_and_move(out_dir, MANIFEST_FILE, lambda f: f.write(data), lambda tmp: os.replace(tmp, path))
+
+
+def _cost(timing: list[dict]) -> dict[str, Any]:
+    """``manifest["cost"]`` from the timed runs: seconds per item over all of them (a mean weighted
+    by ``items``), the devices they ran on and the last run's GFLOPs per item."""
+    items = sum(t["items"] for t in timing)
+    return {"seconds_per_item": sum(t["seconds"] for t in timing) / items, "items_timed": items,
+            "device": ", ".join(sorted({t["device"] for t in timing})),
+            "gflops_per_item": timing[-1]["gflops_per_item"], "gflops_source": timing[-1]["gflops_source"]}
 
 
 def _progress_bar(total: int | None, enabled: bool, desc: str) -> Any:
@@ -687,7 +712,7 @@ def _progress_bar(total: int | None, enabled: bool, desc: str) -> Any:
 
 def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, manifest: dict,
             shard_size: int = 1024, rank: int = 0, world_size: int = 1, planned_ids: Iterable[str] | None = None,
-            progress: bool = True, total: int | None = None) -> int:
+            progress: bool = True, total: int | None = None, cost: dict | None = None) -> int:
     """Write batches of model outputs to resumable shards in ``out_dir``.
 
     Parameters
@@ -710,6 +735,11 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
         Show a tqdm progress bar (rows/s and ETA) on stderr.
     total : int, optional
         Rows this call is expected to write (for the bar's ETA).
+    cost : dict, optional
+        ``{"device": str, "gflops_per_item": float or None, "gflops_source": str or None}`` of this
+        run. When given, the seconds spent producing the batches (waiting on ``batches``, not
+        writing them) and the number of items they held are appended, with ``rank`` and ``cost``,
+        to ``"timing"`` in ``manifest.json`` once the writer closed (nothing when no item came).
 
     Returns
     -------
@@ -725,11 +755,24 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
     with ShardWriter(out_dir, manifest=manifest, shard_size=shard_size, rank=rank, world_size=world_size,
                      planned_ids=planned_ids) as writer:
         bar = _progress_bar(total, progress, f"extract r{rank}/{world_size}")
+        batches, seconds, items = iter(batches), 0.0, 0
         try:
-            for batch in batches:
+            while True:
+                start = time.perf_counter()
+                batch = next(batches, None)
+                seconds += time.perf_counter() - start
+                if batch is None:
+                    break
+                items += len(batch["id"])
                 bar.update(writer.write(batch))
         finally:
             bar.close()
+    if cost is not None and items:
+        out_dir = os.fspath(out_dir)
+        with _locked(out_dir):
+            doc = read_manifest(out_dir)
+            doc.setdefault("timing", []).append({"rank": rank, "items": items, "seconds": seconds, **cost})
+            _write_manifest(out_dir, doc)
     return writer.rows_written
 
 
@@ -766,8 +809,10 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
     -------
     Records
         Built with :func:`calcas.make_records`; its manifest is the extraction manifest plus
-        ``n_shards``, ``ranks`` (the ranks that wrote shards) and ``extracted`` (when the
-        extraction directory was started). The columns do not depend
+        ``n_shards``, ``ranks`` (the ranks that wrote shards), ``extracted`` (when the
+        extraction directory was started) and, when timed runs wrote shards, ``cost``
+        (:func:`_cost`: ``{"seconds_per_item", "items_timed", "device", "gflops_per_item",
+        "gflops_source"}``, informational). The columns do not depend
         on the shard size or on how the work was split; logits keep their dtype (fp16 stays
         fp16).
 
@@ -824,7 +869,8 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
     if "logits" in table.column_names:
         kwargs["logits"] = _logits_from_arrow(table.column("logits"))
     manifest = {**recorded["manifest"], "n_shards": len(shards),
-                "ranks": sorted({r for _, r, _ in shards}), "extracted": recorded.get("created")}
+                "ranks": sorted({r for _, r, _ in shards}), "extracted": recorded.get("created"),
+                **({"cost": _cost(recorded["timing"])} if recorded.get("timing") else {})}
     records = make_records(sorted_ids.tolist(), table.column("pred").to_numpy(), manifest=manifest, **kwargs)
     if path is not None:
         write_records(records, path)

@@ -3,7 +3,8 @@
 ``load_model`` builds any timm model by name, or from a local checkpoint, with its data config;
 ``image_dataset`` reads an ImageNet-style class-folder tree or a flat folder with a label file;
 ``vision_batches`` runs the model and yields ``{"id", "pred", "label", "logits"}`` dicts, the batch
-format that :mod:`calcas.extract.shards` writes; ``vision_manifest`` says what produced them.
+format that :mod:`calcas.extract.shards` writes; ``vision_manifest`` says what produced them, and
+``forward_gflops`` what one image costs.
 
 timm without torchvision
 ------------------------
@@ -685,6 +686,39 @@ def vision_batches(model, dataset, *, batch_size: int = 64, num_workers: int = 2
                    "label": y.numpy().astype(np.int64),
                    "logits": logits.cpu().numpy().astype(np.float16)}
 
+
+
+def forward_gflops(model, data_config: dict) -> tuple[float | None, str | None]:
+    """GFLOPs of one forward pass of ``model`` on one image of its data config's input size,
+    counted offline (timm reports no such figure for a model it builds).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, as :func:`load_model` returns it (eval mode, on the CPU or a device).
+    data_config : dict
+        Its data config; ``input_size`` is ``(C, H, W)``.
+
+    Returns
+    -------
+    (float or None, str or None)
+        The GFLOPs per image, counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one
+        zero image (2 FLOPs per multiply-add, matrix products, convolutions and attention only:
+        elementwise work, normalisation and pooling are not counted), and where the figure comes
+        from, ``"torch.utils.flop_counter at 3x224x224"``; ``(None, None)`` when the counter
+        cannot follow the model.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    shape = tuple(data_config["input_size"])
+    param = next(model.parameters())
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, *shape, dtype=param.dtype, device=param.device))
+    except Exception:  # noqa: BLE001 - a model the counter cannot follow has no figure, and no failed job
+        return None, None
+    return counter.get_total_flops() / 1e9, f"torch.utils.flop_counter at {'x'.join(map(str, shape))}"
 
 # ---------------------------------------------------------------------------------------------
 # Manifest
