@@ -254,7 +254,7 @@ def _evaluate(ranks: np.ndarray, correct: np.ndarray, costs: np.ndarray, K: np.n
     stages, n = correct.shape
     called = np.concatenate((K > 0, np.ones((len(K), 1), dtype=bool)), axis=1)
     paid = np.cumsum(called * costs, axis=1)  # (F, M): a row answered at stage j pays paid[:, j]
-    acc, cost, share = [], [], []
+    acc, cost, share = [np.zeros(0)], [np.zeros(0)], [np.zeros((0, stages))]  # no configuration: empty columns
     for lo in range(0, len(K), chunk):
         stage = _route(ranks, K[lo:lo + chunk])
         acc.append(correct[stage, np.arange(n)].mean(axis=1))

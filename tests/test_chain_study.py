@@ -71,3 +71,13 @@ def test_chain_report_bad_input(kwargs, match):
 def test_chain_report_needs_two_models():
     with pytest.raises(ValueError, match="chains: 'one' needs at least two"):
         chain_study.chain_report({"one": _chain(n=400)[:1]}, n_splits=2)
+
+
+def test_select_cascade_when_no_configuration_is_cheaper_than_the_last_model():
+    """The first model costs more than the last: nothing to test, the last model alone, and tested_ empty."""
+    rng = np.random.default_rng(1)
+    conf = [rng.random(600), rng.random(600)]
+    correct = [(rng.random(600) < c).astype(float) for c in conf]
+    sel = calcas.select_cascade(conf, correct, [5.0, 1.0], max_drop=0.05, delta=0.1, n_bins=5)
+    assert sel.config_ == (0,) and sel.cost_share_ == 1.0 and sel.bound_ == 0.0 and len(sel.tested_) == 0
+    assert (sel.route(conf) == 1).all()
