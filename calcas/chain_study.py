@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .calibration import calibrate_records
-from .chain import (_ranks, _route, check_aligned, check_delta, check_max_drop, costs_from_records, evaluate_frontier,
+from .chain import (_checked_costs, check_aligned, check_delta, check_max_drop, evaluate_frontier,
                     cascade_frontier, select_cascade)
 from .metrics import proportion_interval
 from .records import Records, align
@@ -242,17 +242,6 @@ METHOD_NAMES = {
 }
 
 
-def _chain_costs(sets: Sequence[Records], given: Sequence[float] | None) -> tuple[np.ndarray, str]:
-    if given:
-        if len(given) != len(sets):
-            raise ValueError(f"costs: expected one cost per model ({len(sets)}), got {list(given)}")
-        c = np.asarray(given, dtype=np.float64)
-        if not (np.isfinite(c) & (c > 0)).all():
-            raise ValueError(f"costs: every cost must be a finite number > 0, got {list(given)}")
-        return c, "given"
-    return costs_from_records(sets)
-
-
 def chain_report(chains: Mapping[str, Sequence[Any]], *, costs: Mapping[str, Sequence[float]] | None = None,
                  max_drops: Sequence[float] = (0.01, 0.02, 0.03), delta: float = 0.1, budget: float = 0.01,
                  n_splits: int = 500, n_bins: int = 10, cal_fraction: float = 0.5, fit_fraction: float = 0.3,
@@ -289,7 +278,7 @@ def chain_report(chains: Mapping[str, Sequence[Any]], *, costs: Mapping[str, Seq
         sets = list(align(*sets))
         check_aligned(sets)
         every_set += sets
-        chain_costs, source = _chain_costs(sets, (costs or {}).get(name))
+        chain_costs, source = _checked_costs((costs or {}).get(name) or None, len(sets), sets)
         out[name] = _chain_study(sets, names, chain_costs, source, max_drops=max_drops, delta=delta, budget=budget,
                                  n_splits=n_splits, n_bins=n_bins, cal_fraction=cal_fraction,
                                  fit_fraction=fit_fraction, calibration=calibration, seed=seed)
