@@ -44,7 +44,7 @@ def _temperature_objective(z: np.ndarray, row_max: np.ndarray, margin: np.ndarra
         x, w = shifted[: stop - start], weights[: stop - start]
         np.subtract(z[start:stop], row_max[start:stop, None], out=x)
         if scale != 1.0:
-            np.multiply(x, z.dtype.type(1.0 / scale), out=x)
+            np.divide(x, z.dtype.type(scale), out=x)  # not x * (1 / scale): 1 / scale overflows for subnormal spreads
         np.multiply(x, z.dtype.type(beta), out=w)
         np.exp(w, out=w)
         s0[start:stop] = w.sum(axis=1)

@@ -456,3 +456,12 @@ def test_platt_bad_input():
         calcas.fit_platt(s, v[:-1])
     with pytest.raises(ValueError, match=r"^scores: is empty"):
         calcas.fit_platt(np.empty(0), np.empty(0))
+
+
+def test_fit_temperature_on_logits_of_subnormal_spread():
+    """Hypothesis found it: logits ~2e-311 apart gave 1 / scale = inf and a NaN (a RuntimeWarning)."""
+    z = np.array([[-2.22507386e-311, 0.0], [2.22507386e-311, -2.22507386e-311], [0.0, 0.0], [0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        T = calcas.fit_temperature(z, np.array([0, 0, 0, 0]))
+    assert np.isfinite(T) and 0 < T < 1e-300
