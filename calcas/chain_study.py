@@ -105,6 +105,13 @@ def _oracle(s: _Split, costs: np.ndarray, budget: float) -> tuple[float, float]:
     return float(cost.mean() / costs[-1]), float(v[-1].mean() - right.mean())
 
 
+def _selected_on_test(sel: Any, s: _Split, costs: np.ndarray) -> tuple[float, float, float]:
+    """Test cost share, accuracy and accuracy lost of a fitted selector's configuration."""
+    t = evaluate_frontier(sel.frontier_, _on(s.calibrated, s.test), _on(s.correct, s.test),
+                          configurations=[sel.config_])
+    return float(t["cost"].iloc[0] / costs[-1]), float(t["accuracy"].iloc[0]), float(t["accuracy_lost"].iloc[0])
+
+
 def _chain_study(sets: Sequence[Records], names: list[str], costs: np.ndarray, cost_source: str, *,
                  max_drops: Sequence[float], delta: float, budget: float, n_splits: int, n_bins: int,
                  cal_fraction: float, fit_fraction: float, calibration: str, seed: int) -> dict[str, Any]:
@@ -116,14 +123,11 @@ def _chain_study(sets: Sequence[Records], names: list[str], costs: np.ndarray, c
                                                 "single threshold", "random", "oracle")}
     for r in range(n_splits):
         s = _split(sets, seed + r, cal_fraction, fit_fraction, calibration)
-        test_last = s.correct[-1, s.test].mean()
         for d in max_drops:
             sel = select_cascade(_on(s.calibrated, s.cal), _on(s.correct, s.cal), costs, max_drop=d, delta=delta,
                                  n_bins=n_bins, seed=seed + r, fit_rows=s.fit)
-            stage = sel.route(_on(s.calibrated, s.test))
-            paid = np.cumsum(np.append(np.array(sel.config_) > 0, True) * costs)
-            lost = float(test_last - s.correct[stage, s.test].mean())
-            runs[f"{d:g}"].append((lost, float(paid[stage].mean() / costs[-1])))
+            cost_share, _, lost = _selected_on_test(sel, s, costs)
+            runs[f"{d:g}"].append((lost, cost_share))
             chosen[f"{d:g}"][sel.stages_] = chosen[f"{d:g}"].get(sel.stages_, 0) + 1
             if np.isclose(d, budget):
                 methods["certified"].append(runs[f"{d:g}"][-1][::-1])
@@ -184,12 +188,9 @@ def _book_split(sets: Sequence[Records], costs: np.ndarray, *, seed: int, n_bins
         for delta in SLIDER_DELTAS:
             sel = select_cascade(_on(s.calibrated, s.cal), _on(s.correct, s.cal), costs, max_drop=d, delta=delta,
                                  n_bins=n_bins, seed=seed, fit_rows=s.fit)
-            stage = sel.route(_on(s.calibrated, s.test))
-            paid = np.cumsum(np.append(np.array(sel.config_) > 0, True) * costs)
-            grid.append({"max_drop": d, "delta": delta, "stages": sel.stages_,
-                         "cost_share": float(paid[stage].mean() / costs[-1]),
-                         "accuracy": float(s.correct[stage, s.test].mean()),
-                         "lost": float(acc_test[-1] - s.correct[stage, s.test].mean())})
+            cost_share, accuracy, lost = _selected_on_test(sel, s, costs)
+            grid.append({"max_drop": d, "delta": delta, "stages": sel.stages_, "cost_share": cost_share,
+                         "accuracy": accuracy, "lost": lost})
     return {"singles": singles, "frontiers": frontiers, "selection_grid": grid}
 
 
