@@ -1,9 +1,10 @@
 """Kernel-free explorers for the book: altair charts whose sliders recompute in the browser.
 
 Every number a chart shows is computed here, in Python, by calcas (``reliability_table``,
-``ece``, ``cascade_curves``, ``cleaning_sweep``) for every slider position; the browser
-only filters the precomputed rows with a Vega-Lite parameter. So the static HTML book
-stays interactive with no kernel, and what a reader sees is exactly what calcas returns.
+``ece``, ``cascade_curves``, ``cleaning_sweep``, the chain study's selection grid) for every
+slider position; the browser only filters the precomputed rows with a Vega-Lite parameter.
+So the static HTML book stays interactive with no kernel, and what a reader sees is exactly
+what calcas returns.
 
 Each explorer returns an :class:`Explorer`. Displayed in a notebook it offers
 
@@ -41,7 +42,7 @@ import pandas as pd
 from .metrics import ece, reliability_table
 from .plots import SERIES_COLOURS, series_style
 
-__all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer",
+__all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
            "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME"]
 
 #: Where the built book serves the vendored scripts, relative to its root.
@@ -239,22 +240,24 @@ def _grid(n_bins: Iterable[int], default: int) -> list[int]:
     return grid
 
 
-def _start(values: list[int], default: int | None) -> int:
+def _start(values: list[Any], default: float | None) -> Any:
     """The slider's starting value: the middle of ``values`` when ``default`` is None, else
     the offered value nearest to ``default`` (the smaller of two equally near)."""
     if default is None:
         return values[len(values) // 2]
-    return min(values, key=lambda v: (abs(v - int(default)), v))
+    return min(values, key=lambda v: (abs(v - float(default)), v))
 
 
-def _slider(name: str, label: str, values: list[int], value: int) -> alt.Parameter:
-    """A parameter bound to a range slider (an evenly spaced grid) or else a drop-down."""
-    steps = set(np.diff(values).tolist()) or {1}
+def _slider(name: str, label: str, values: list[Any], value: Any) -> alt.Parameter:
+    """A parameter bound to a range slider (an evenly spaced grid) or else a drop-down.
+    ``values`` are ints, or floats (then the parameter's value is a float)."""
+    # rounded: the steps of a float grid (0, 0.005, 0.01, 0.015, ...) differ in their last bits
+    steps = set(np.round(np.diff(values), 9).tolist()) or {1}
     if len(steps) == 1:
         bind = alt.binding_range(min=values[0], max=values[-1], step=steps.pop(), name=label)
     else:
         bind = alt.binding_select(options=values, name=label)
-    return alt.param(name=name, value=int(value), bind=bind)
+    return alt.param(name=name, value=float(value) if isinstance(value, float) else int(value), bind=bind)
 
 
 def _named(values: Any, names: list[str], what: str) -> dict[str, Any]:
@@ -327,14 +330,15 @@ def _readout(rows: list[dict[str, Any]], field: str, order: list[str]) -> tuple[
     return out.reset_index(drop=True), top
 
 
-def _text_panel(text: pd.DataFrame, lines: int, param: alt.Parameter, field: str) -> alt.Chart:
+def _text_panel(text: pd.DataFrame, lines: int, param: Any, field: str | None) -> alt.Chart:
     """The read-out under a chart: the lines of each series (coloured as its series, from the
-    ``colour`` column), filtered by the slider."""
+    ``colour`` column), filtered by the slider (``datum[field] == param``), or by ``param``
+    itself, a predicate over several controls, when ``field`` is None."""
     return (alt.Chart(text, width=WIDTH, height=LINE * lines + 4)
             .mark_text(align="left", baseline="top", fontSize=12.5)
             .encode(x=alt.value(0), y=alt.Y("y:Q", scale=None, axis=None), text="line:N",
                     color=alt.Color("colour:N", scale=None, legend=None))
-            .transform_filter(alt.datum[field] == param))
+            .transform_filter(param if field is None else alt.datum[field] == param))
 
 
 def _finish(chart: alt.VConcatChart, title: str) -> alt.VConcatChart:
@@ -569,3 +573,141 @@ def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
     chart = alt.vconcat(plot, _text_panel(text, lines, k_param, "K"), spacing=8)
     return Explorer(_finish(chart.add_params(k_param), title),
                     f"calcas cleaning explorer: {', '.join(names)}; K = {ks[0]}..{ks[-1]}")
+
+
+#: Grid rows are matched to the controls on round(value x _KEY), never on the float itself:
+#: a grid may carry 0.015000000000000001 and a slider's input 0.035000000000000003.
+_KEY = 10_000
+_GRID_KEYS = ("max_drop", "delta", "stages", "cost_share", "accuracy", "lost")
+
+
+def _need(entry: Any, keys: Iterable[str], where: str) -> None:
+    missing = [k for k in keys if not isinstance(entry, Mapping) or k not in entry]
+    if missing:
+        raise ValueError(f"{where}: missing key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+
+
+def _key(value: float) -> int:
+    return int(round(float(value) * _KEY))
+
+
+def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float = 0.03,
+                   delta: float = 0.1) -> Explorer:
+    """A chain's cost / accuracy frontiers on test, with controls for the guarantee (max_drop, δ)
+    and the cascade :func:`calcas.select_cascade` certifies under it.
+
+    Parameters
+    ----------
+    chain : mapping
+        One chain's entry of the chain chapter's ``results.json``
+        (:meth:`calcas.chain_study.ChainReport.to_dict`): ``models`` (names in chain order, the
+        last the reference), ``singles`` (each model alone on test: ``model`` index,
+        ``cost_share``, ``accuracy``), ``frontiers`` (stages such as ``"0+1+2"`` -> lists
+        ``cost_share``, ``accuracy`` on test) and ``selection_grid`` (rows ``max_drop, delta,
+        stages, cost_share, accuracy, lost``, one per pair of the controls' values).
+    title : str
+    max_drop, delta : float
+        The controls' starting values (the page's guarantee); a value the grid lacks starts at
+        the nearest one it has.
+
+    Returns
+    -------
+    Explorer
+        One line per frontier, each model alone as a labelled black diamond, a dashed rule at
+        the last model's test accuracy less max_drop, and the certified cascade at the chosen
+        (max_drop, δ) as a large point, with the read-out "max_drop = 0.030, δ = 0.10: calls
+        a → c, cost 0.34 of c's, test accuracy 0.871 (lost 0.008)", or "calls c alone: nothing
+        certified cheaper". The max_drop slider and the δ drop-down offer exactly the grid's
+        values; rows are matched on round(value × 10⁴), so float noise never misses one.
+    """
+    _need(chain, ("models", "singles", "frontiers", "selection_grid"), "chain")
+    models = [str(m) for m in chain["models"]]
+    last, m = models[-1], len(models)
+
+    def calls(stages: Any) -> str:
+        return " → ".join(models[int(i)] for i in str(stages).split("+"))
+
+    for i, s in enumerate(chain["singles"]):
+        _need(s, ("model", "cost_share", "accuracy"), f"chain['singles'][{i}]")
+    singles = pd.DataFrame([{"model": models[int(s["model"])], "cost_share": float(s["cost_share"]),
+                             "accuracy": float(s["accuracy"])} for s in chain["singles"]])
+    if last not in set(singles["model"]):
+        raise ValueError(f"chain: 'singles' has no entry for the last model {last!r}")
+    last_accuracy = float(singles.loc[singles["model"] == last, "accuracy"].iloc[0])
+    rows = list(chain["selection_grid"])
+    if not rows:
+        raise ValueError("chain: 'selection_grid' is empty")
+    for i, r in enumerate(rows):
+        _need(r, _GRID_KEYS, f"chain['selection_grid'][{i}]")
+
+    names = [calls(stages) for stages in chain["frontiers"]]
+    styles = _styles(names)
+    frontier = []
+    for (stages, f), name in zip(chain["frontiers"].items(), names):
+        _need(f, ("cost_share", "accuracy"), f"chain['frontiers'][{stages!r}]")
+        frontier.append(pd.DataFrame({"cost_share": f["cost_share"], "accuracy": f["accuracy"]})
+                        .assign(series=name, marker=name, configuration=lambda d: range(len(d))))
+    frontier = pd.concat(frontier, ignore_index=True)
+
+    grid, text = [], []
+    for r in rows:
+        d, e = float(r["max_drop"]), float(r["delta"])
+        alone = str(r["stages"]) == str(m - 1)
+        name = last if alone else calls(r["stages"])
+        lost = float(r["lost"])
+        row = {"drop_key": _key(d), "delta_key": _key(e), "key": f"{_key(d)}|{_key(e)}", "max_drop": d,
+               "delta": e, "stages": str(r["stages"]), "calls": name, "cost_share": float(r["cost_share"]),
+               "accuracy": float(r["accuracy"]), "lost": lost,
+               "colour": styles[name]["colour"] if name in styles else "#000000"}
+        grid.append(row)
+        head = f"max_drop = {d:.3f}, δ = {e:.2f}: "
+        if alone:
+            line = head + f"calls {last} alone: nothing certified cheaper"
+        else:
+            change = f"lost {lost:.3f}" if lost >= 0 else f"gained {-lost:.3f}"
+            line = head + (f"calls {name}, cost {row['cost_share']:.2f} of {last}'s, "
+                           f"test accuracy {row['accuracy']:.3f} ({change})")
+        text.append({**row, "series": "selection", "colour": "#222222", "text": line})
+    grid = pd.DataFrame(grid)
+    text, lines = _readout(text, "key", ["selection"])
+    drops = [k / _KEY for k in sorted(set(grid["drop_key"]))]
+    deltas = [k / _KEY for k in sorted(set(grid["delta_key"]))]
+    rule = pd.DataFrame({"drop_key": [_key(d) for d in drops], "max_drop": drops,
+                         "threshold": [round(last_accuracy - d, 6) for d in drops],
+                         "label": f"max_drop below {last}"})
+
+    drop_param = _slider("max_drop", "max_drop, the accuracy the cascade may lose ", drops,
+                         _start(drops, max_drop))
+    delta_param = alt.param(name="delta", value=_start(deltas, delta), bind=alt.binding_select(
+        options=deltas, name="δ, the chance the guarantee may fail "))
+    chosen = ((alt.datum.drop_key == alt.expr.round(drop_param * _KEY))
+              & (alt.datum.delta_key == alt.expr.round(delta_param * _KEY)))
+    top = max(1.05, float(frontier["cost_share"].max()), float(singles["cost_share"].max()))
+    x = alt.X("cost_share:Q", title=f"cost per item, share of {last}'s", scale=alt.Scale(domain=[0, top]),
+              axis=alt.Axis(values=[i / 10 for i in range(int(top * 10) + 1)], format=".1f"))
+    y = alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(zero=False))
+    colour, dash, shape = _encodings(names, columns=_legend_columns(names))
+    tooltip = [alt.Tooltip("series:N", title="calls"), alt.Tooltip("cost_share:Q", format=".3f"),
+               alt.Tooltip("accuracy:Q", format=".3f")]
+    curves = alt.Chart(frontier).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=28, filled=True)).encode(
+        x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
+    alone = alt.Chart(singles).encode(x=x, y=y, tooltip=["model:N", alt.Tooltip("cost_share:Q", format=".3f"),
+                                                          alt.Tooltip("accuracy:Q", format=".3f")])
+    diamonds = alone.mark_point(shape="diamond", size=110, filled=True, color="#000000", opacity=1)
+    labels = alone.mark_text(baseline="bottom", dy=-8, fontSize=11.5, color="#000000").encode(text="model:N")
+    budget = alt.Chart(rule).transform_filter(alt.datum.drop_key == alt.expr.round(drop_param * _KEY))
+    budget_rule = budget.mark_rule(color="#555555", strokeDash=[6, 3], strokeWidth=1.2).encode(
+        y=alt.Y("threshold:Q", title="test accuracy"))
+    rule_label = budget.mark_text(align="left", baseline="bottom", dx=3, dy=-3, fontSize=11, color="#555555").encode(
+        x=alt.datum(0), y=alt.Y("threshold:Q", title="test accuracy"), text="label:N")
+    selected = alt.Chart(grid).transform_filter(chosen).mark_point(
+        shape="circle", size=320, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(
+        # fill, not color: a second color field in the layer would add a legend of its own
+        x=x, y=y, fill=alt.Fill("colour:N", scale=None, legend=None),
+        tooltip=["calls:N", alt.Tooltip("cost_share:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
+                 alt.Tooltip("lost:Q", format=".3f")])
+    plot = alt.layer(curves, budget_rule, rule_label, diamonds, labels, selected).properties(width=WIDTH, height=HEIGHT)
+    chart = alt.vconcat(plot, _text_panel(text, lines, chosen, None), spacing=8)
+    return Explorer(_finish(chart.add_params(drop_param, delta_param), title),
+                    f"calcas chain explorer: {' → '.join(models)}; max_drop = {drops[0]:g}..{drops[-1]:g}, "
+                    f"δ = {', '.join(f'{e:g}' for e in deltas)}")
