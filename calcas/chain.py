@@ -265,15 +265,13 @@ def _evaluate(ranks: np.ndarray, correct: np.ndarray, costs: np.ndarray, K: np.n
 
 def _table(K: np.ndarray, accuracy: np.ndarray, cost: np.ndarray, share: np.ndarray,
            costs: np.ndarray, accuracy_last: float) -> pd.DataFrame:
-    stages = share.shape[1]
     called = np.concatenate((K > 0, np.ones((len(K), 1), dtype=bool)), axis=1)
-    table = pd.DataFrame({
+    columns = {
         "K": [tuple(int(k) for k in row) for row in K],
         "stages": ["+".join(str(j) for j in np.flatnonzero(c)) for c in called],
-        "cost": cost, "cost_share": cost / costs[-1], "accuracy": accuracy, "accuracy_lost": accuracy_last - accuracy})
-    for j in range(stages):
-        table[f"share_{j}"] = share[:, j]
-    return table
+        "cost": cost, "cost_share": cost / costs[-1], "accuracy": accuracy, "accuracy_lost": accuracy_last - accuracy,
+        **{f"share_{j}": share[:, j] for j in range(share.shape[1])}}
+    return pd.DataFrame(columns)
 
 
 # ---------------------------------------------------------------------------- the frontier
@@ -525,22 +523,29 @@ class CascadeSelector:
         part = lambda r: dataclasses.replace(chain, conf=chain.conf[:, r], correct=chain.correct[:, r])  # noqa: E731
         self.frontier_ = _fit_frontier(part(fit), check_n_bins(self.n_bins, n_fit), "advantage", MAX_CONFIGURATIONS)
         self.n_fit_, self.n_certify_, self.cost_source_ = n_fit, len(certify), chain.cost_source
-        self._select(part(certify), max_drop, delta)
+        self._candidates(part(certify))
+        self._choose(max_drop, delta)
         return self
 
-    def _select(self, certify: _Chain, max_drop: float, delta: float) -> None:
+    def _candidates(self, certify: _Chain) -> None:
+        """The configurations to test, in testing order, and what each loses per certifying row:
+        everything of the certification that does not depend on max_drop or delta."""
         table = self.frontier_.table
         candidates = table[table["cost"] < self.frontier_.costs[-1]].iloc[::-1]
         K = np.array(list(candidates["K"]), dtype=np.int64).reshape(-1, self.frontier_.n_models - 1)
         ranks = _ranks(certify.conf, self.frontier_.edges, self.frontier_.order)
-        stage = _route(ranks, K)
         n = certify.conf.shape[1]
-        difference = certify.correct[-1][None] - certify.correct[stage, np.arange(n)]
-        p = betting_p_values(difference, max_drop) if len(K) else np.zeros(0)
-        rejected = np.cumprod(p <= delta).astype(bool)  # fixed sequence: stop at the first failure
+        self._difference = certify.correct[-1][None] - certify.correct[_route(ranks, K), np.arange(n)]
         on_certify = _evaluate(ranks, certify.correct, certify.costs, K)
-        self.tested_ = _table(K, on_certify["accuracy"], on_certify["cost"], on_certify["share"], certify.costs,
-                              float(certify.correct[-1].mean())).assign(p_value=p, rejected=rejected)
+        self._on_certify = _table(K, on_certify["accuracy"], on_certify["cost"], on_certify["share"], certify.costs,
+                                  float(certify.correct[-1].mean()))
+
+    def _choose(self, max_drop: float, delta: float) -> None:
+        """Test the candidates at (max_drop, delta) and set the fitted attributes. The chain study
+        calls it again on a fitted selector for other levels: same frontier, same rows, same order."""
+        p = betting_p_values(self._difference, max_drop) if len(self._difference) else np.zeros(0)
+        rejected = np.cumprod(p <= delta).astype(bool)  # fixed sequence: stop at the first failure
+        self.tested_ = self._on_certify.assign(p_value=p, rejected=rejected)
         if rejected.any():
             chosen = self.tested_.iloc[int(np.flatnonzero(rejected)[-1])]
             self.config_, self.bound_ = chosen["K"], max_drop

@@ -39,8 +39,19 @@ def test_chain_report_on_a_known_chain():
     assert all(b["oracle"]["cost_share_mean"] <= v["cost_share_mean"] + 1e-12 for v in b.values())
     assert b["oracle"]["over_budget"][0] == 0
     table = rep.baseline_table()
-    assert len(table) == len(b) and (table["cost (mean)"] > 0).all()
-    assert len(rep.guarantee_table()) == 2
+    assert len(table) == len(b)
+    oracle = table.loc[("toy", chain_study.METHOD_NAMES["oracle"])]
+    assert oracle["cost (2.5–97.5%)"].startswith(f"{b['oracle']['cost_share_mean']:.3f} (")
+    g = rep.guarantee_table()
+    assert len(g) == 2
+    rate = c["guarantee"]["0.01"]["violation_rate"]
+    assert g.loc[("toy", 0.01), "violations [95%]"] == f"{rate[0]:.1%} [{rate[1]:.1%}, {rate[2]:.1%}]"
+    # how often each stage is called: the last always, the others as the certified choices say
+    for d, entry in c["guarantee"].items():
+        called = entry["called_share"]
+        assert called[-1] == 1.0 and len(called) == 3
+        by_hand = sum(k for st, k in entry["chosen_stages"].items() if "0" in st.split("+")) / 40
+        assert called[0] == pytest.approx(by_hand)
     assert {"0+1+2", "0+2", "1+2"} <= set(c["frontiers"])
     assert len(c["selection_grid"]) == len(chain_study.SLIDER_DROPS) * len(chain_study.SLIDER_DELTAS)
     zero = [g for g in c["selection_grid"] if g["max_drop"] == 0]
@@ -49,7 +60,7 @@ def test_chain_report_on_a_known_chain():
 
 def test_random_routing_and_oracle_by_hand():
     v = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=float)
-    s = chain_study._Split(v, v, v, cal=np.arange(4), fit=np.arange(2), test=np.arange(4))
+    s = chain_study._Split.of(v, v, v, cal=np.arange(4), fit=np.arange(2), test=np.arange(4))
     costs = np.array([1.0, 2.0, 10.0])
     # oracle, budget 0: samples 0, 2 -> model 0 (cost 1), 1 -> model 1 (2), 3 (nobody right) -> model 0 (1)
     assert chain_study._oracle(s, costs, 0.0) == pytest.approx((5 / 4 / 10, 0.0))
@@ -81,3 +92,22 @@ def test_select_cascade_when_no_configuration_is_cheaper_than_the_last_model():
     sel = calcas.select_cascade(conf, correct, [5.0, 1.0], max_drop=0.05, delta=0.1, n_bins=5)
     assert sel.config_ == (0,) and sel.cost_share_ == 1.0 and sel.bound_ == 0.0 and len(sel.tested_) == 0
     assert (sel.route(conf) == 1).all()
+
+
+def test_certified_levels_equal_one_select_cascade_each():
+    """_certified fits the frontier once and re-tests it per level: the same choices as one
+    select_cascade per (max_drop, delta), measured on test by evaluate_frontier."""
+    sets = _chain(n=2000, seed=3)
+    s = chain_study._split(sets, 5, 0.5, 0.3, "auto")
+    costs = np.array([1.0, 2.0, 8.0])
+    levels = [(0.0, 0.1), (0.02, 0.05), (0.05, 0.3), (0.03, 0.1)]
+    got = chain_study._certified(s, costs, levels, n_bins=8, seed=5)
+    cal, test = s.cal, s.test
+    for (d, delta), g in zip(levels, got):
+        sel = calcas.select_cascade(list(cal[0]), list(cal[2]), costs, max_drop=d, delta=delta, n_bins=8, seed=5,
+                                    fit_rows=s.fit)
+        t = calcas.evaluate_frontier(sel.frontier_, list(test[0]), list(test[2]), configurations=[sel.config_])
+        assert g["stages"] == sel.stages_
+        assert g["cost_share"] == pytest.approx(t["cost"].iloc[0] / 8.0)
+        assert g["lost"] == pytest.approx(test[2, -1].mean() - t["accuracy"].iloc[0])
+    assert len({g["stages"] for g in got}) > 1  # the levels really chose differently
