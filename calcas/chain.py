@@ -483,8 +483,8 @@ class CascadeSelector:
     drop_certify_ : float
         The chosen configuration's drop measured on the certifying rows.
     tested_ : DataFrame
-        The configurations tested, in order: the frontier's columns on the certifying rows and
-        ``p_value``, ``rejected``.
+        The candidates in testing order: the frontier's columns on the certifying rows and
+        ``p_value``, ``rejected``; ``p_value`` is NaN after the first failure, where testing stops.
     cost_source_ : str
     n_fit_, n_certify_ : int
     """
@@ -543,8 +543,14 @@ class CascadeSelector:
     def _choose(self, max_drop: float, delta: float) -> None:
         """Test the candidates at (max_drop, delta) and set the fitted attributes. The chain study
         calls it again on a fitted selector for other levels: same frontier, same rows, same order."""
-        p = betting_p_values(self._difference, max_drop) if len(self._difference) else np.zeros(0)
-        rejected = np.cumprod(p <= delta).astype(bool)  # fixed sequence: stop at the first failure
+        # fixed sequence: stop at the first failure; configurations after it are never tested (p is NaN)
+        p = np.full(len(self._difference), np.nan)
+        for lo in range(0, len(p), 8):
+            p[lo:lo + 8] = betting_p_values(self._difference[lo:lo + 8], max_drop)
+            if (p[lo:lo + 8] > delta).any():
+                break
+        rejected = np.cumprod(np.nan_to_num(p, nan=1.0) <= delta).astype(bool)
+        p[int(rejected.sum()) + 1:] = np.nan
         self.tested_ = self._on_certify.assign(p_value=p, rejected=rejected)
         if rejected.any():
             chosen = self.tested_.iloc[int(np.flatnonzero(rejected)[-1])]

@@ -118,20 +118,20 @@ def _certified(s: _Split, costs: np.ndarray, levels: Sequence[tuple[float, float
     The frontier and the certifying rows' losses do not depend on the level, so they are fitted once
     and each level only re-runs the test (``CascadeSelector._choose``): the same choice as one
     ``select_cascade`` per level (tested)."""
-    (d0, delta0), rest = levels[0], levels[1:]
+    (d0, delta0) = levels[0]
     sel = select_cascade(list(s.cal[CALIBRATED]), list(s.cal[CORRECT]), costs, max_drop=d0, delta=delta0,
                          n_bins=n_bins, seed=seed, fit_rows=s.fit)
-    configurations = [(0,) * (len(costs) - 1), *sel.frontier_.table["K"]]
-    t = evaluate_frontier(sel.frontier_, list(s.test[CALIBRATED]), list(s.test[CORRECT]),
-                          configurations=configurations).set_index("K")
-    out = []
+    chosen = []
     for i, (d, delta) in enumerate(levels):
         if i:
             sel._choose(d, delta)
-        row = t.loc[[tuple(sel.config_)]].iloc[0]
-        out.append({"max_drop": d, "delta": delta, "stages": sel.stages_, "cost_share": float(row["cost"] / costs[-1]),
-                    "accuracy": float(row["accuracy"]), "lost": float(row["accuracy_lost"])})
-    return out
+        chosen.append((tuple(sel.config_), sel.stages_))
+    configurations = sorted({k for k, _ in chosen})
+    t = evaluate_frontier(sel.frontier_, list(s.test[CALIBRATED]), list(s.test[CORRECT]),
+                          configurations=configurations).set_index("K")
+    return [{"max_drop": d, "delta": delta, "stages": stages, "cost_share": float(t.at[k, "cost"] / costs[-1]),
+             "accuracy": float(t.at[k, "accuracy"]), "lost": float(t.at[k, "accuracy_lost"])}
+            for (d, delta), (k, stages) in zip(levels, chosen)]
 
 
 def _chain_study(sets: Sequence[Records], names: list[str], costs: np.ndarray, cost_source: str, *,

@@ -32,6 +32,7 @@ class Param:
     is_path: bool = False  # a record-set path (or list of paths) that must exist
     open_bounds: bool = False  # low and high themselves are out of range
     min_items: int = 0  # lists and dicts: at least this many entries
+    chain: bool = False  # a dict of paths: each entry a list of at least two (a chain), not exactly two (a pair)
 
 
 def _rec(model: str) -> str:
@@ -100,6 +101,25 @@ SECTIONS: dict[str, dict[str, Param]] = {
         "K": Param(int, 12, "number of most accurate bins at the highlighted operating point", low=1),
         **_CALIBRATION,
         **_COMMON,
+    },
+    "10_chains": {
+        "chains": Param(dict, {"logreg → MLP → CNN": [_rec("logreg"), _rec("mlp"), _rec("cnn")]},
+                        "chains: name -> record sets in chain order, the last is the reference model", is_path=True,
+                        min_items=1, chain=True),
+        "costs": Param(dict, {}, "chain name -> cost of one call of each model; a chain left out takes "
+                       "GFLOPs or seconds per item from its manifests"),
+        "max_drops": Param(list, [0.01, 0.02, 0.03], "accuracy drops the guarantee is tested at", min_items=1),
+        "delta": Param(float, 0.1, "the guarantee may fail with probability at most delta", low=0.0, high=1.0,
+                       open_bounds=True),
+        "budget": Param(float, 0.01, "accuracy budget of the baseline table", low=0.0, high=1.0),
+        "n_splits": Param(int, 500, "random cal/test re-splits per chain", low=1),
+        "n_bins": Param(int, 10, "equal-count bins per stage", low=1),
+        "fit_fraction": Param(float, 0.3, "share of cal that fits the calibrators, bins and frontier; "
+                              "the rest certifies", low=0.0, high=1.0, open_bounds=True),
+        **_CALIBRATION,
+        "cal_fraction": _COMMON["cal_fraction"],
+        "seed": _COMMON["seed"],
+        "output_dir": _COMMON["output_dir"],
     },
     "00_public_data": {
         "output_dir": _COMMON["output_dir"],
@@ -198,9 +218,11 @@ def validate_parameters(section: str, namespace: dict[str, Any], *, before: set[
         if p.is_path:
             paths = value if isinstance(value, list) else [value]
             if isinstance(value, dict):
-                bad = [k for k, v in value.items() if not (isinstance(v, list) and len(v) == 2)]
+                fits = (lambda v: len(v) >= 2) if p.chain else (lambda v: len(v) == 2)
+                bad = [k for k, v in value.items() if not (isinstance(v, list) and fits(v))]
                 if bad:
-                    problems.append(f"{name}: each entry must be [first, second], not so for {bad}")
+                    shape = "a list of at least two record sets, in chain order" if p.chain else "[first, second]"
+                    problems.append(f"{name}: each entry must be {shape}, not so for {bad}")
                 paths = [x for v in value.values() if isinstance(v, list) for x in v]
             if not all(isinstance(x, str) for x in paths):
                 problems.append(f"{name}: expected paths as strings, got {value!r}")

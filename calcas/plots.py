@@ -28,7 +28,7 @@ from matplotlib.transforms import offset_copy
 
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
            "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
-           "styled"]
+           "chain_frontier_grid", "styled"]
 
 #: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -240,6 +240,20 @@ def _figure_legend(fig: Figure, handles: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------
 # cascades (Fig. 2/3)
 
+def _panels(n: int, width: float, *, below: float, bottom: float = 0.0,
+            sharex: bool = False) -> tuple[Figure, np.ndarray, float, int]:
+    """A grid of ``n`` panels for the book's column, two per row (one alone, at most 5 inches wide):
+    each panel is about as tall as wide plus ``below`` inches (its labels, a legend), and the figure
+    ``bottom`` inches more. Returns the figure, its axes (2-D), its width and the number of columns."""
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    fig_w = width if ncols == 2 else min(width, 5.0)
+    panel_h = fig_w / ncols * 0.82 + below
+    fig, axes = plt.subplots(nrows, ncols, figsize=(fig_w, panel_h * nrows + bottom), dpi=INLINE_DPI,
+                             squeeze=False, layout="constrained", sharex=sharex)
+    return fig, axes, fig_w, ncols
+
+
 def _nearest(values: Sequence[int], target: int) -> int:
     return min(values, key=lambda v: (abs(v - target), v))
 
@@ -316,12 +330,7 @@ def cascade_grid(curves: Mapping[str, pd.DataFrame], *, highlight_K: int | Mappi
     curves = dict(curves)
     if not curves:
         raise ValueError("curves: no cascades to draw")
-    ncols = 1 if len(curves) == 1 else 2
-    nrows = math.ceil(len(curves) / ncols)
-    fig_w = width if ncols == 2 else min(width, 5.0)
-    panel_h = fig_w / ncols * 0.82 + 0.35
-    fig, axes = plt.subplots(nrows, ncols, figsize=(fig_w, panel_h * nrows + 0.45), dpi=INLINE_DPI,
-                             squeeze=False, layout="constrained", sharex=True)
+    fig, axes, fig_w, ncols = _panels(len(curves), width, below=0.35, bottom=0.45, sharex=True)
     seen: dict[str, Any] = {}
     for ax, (name, c) in zip(axes.flat, curves.items()):
         k = highlight_K.get(name) if isinstance(highlight_K, Mapping) else highlight_K
@@ -338,6 +347,66 @@ def cascade_grid(curves: Mapping[str, pd.DataFrame], *, highlight_K: int | Mappi
             if i % ncols:
                 ax.set_ylabel("")
     _figure_legend(fig, seen)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# chains of models
+
+def chain_label(models: Sequence[str], stages: str) -> str:
+    """"SimCLR → ViT" for the stages "0+2" of a chain of ``models``."""
+    return " → ".join(models[int(j)] for j in stages.split("+"))
+
+
+def _draw_chain(ax: plt.Axes, chain: Mapping[str, Any], title: str, wrap: int) -> None:
+    models = chain["models"]
+    full = "+".join(str(j) for j in range(len(models)))
+    ordered = [full] + sorted(k for k in chain["frontiers"] if k != full)
+    for i, stages in enumerate(ordered):
+        f = chain["frontiers"][stages]
+        style = series_style("CC" if stages == full else "", i + 1 if stages != full else 0)
+        ax.plot(f["cost_share"], f["accuracy"], ms=3.5, label=chain_label(models, stages), **style)
+    for s in chain["singles"]:
+        ax.scatter([s["cost_share"]], [s["accuracy"]], marker="D", s=34, color="k", zorder=5,
+                   label="each model alone")
+        right = s["cost_share"] > 0.75
+        ax.annotate(models[s["model"]], (s["cost_share"], s["accuracy"]), xytext=(-6 if right else 6, -11),
+                    textcoords="offset points", fontsize=8, ha="right" if right else "left")
+    ax.set(xlabel=f"cost per item, share of {models[-1]}'s", ylabel="test accuracy", xlim=(-0.02, 1.06))
+    if title:
+        ax.set_title(_wrap(title, wrap), fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def chain_frontier_grid(chains: Mapping[str, Mapping[str, Any]], *, width: float = COLUMN_INCHES) -> Figure:
+    """The Pareto frontiers of each chain and of its two-model sub-chains, measured on test.
+
+    Parameters
+    ----------
+    chains : dict name -> one chain's entry of the chain chapter's results
+        (:func:`calcas.chain_study.chain_report`): ``models``, ``singles`` and ``frontiers``
+        (stage sets such as ``"0+1+2"`` -> lists ``cost_share`` and ``accuracy`` on test).
+    width : float
+        Figure width in inches.
+
+    Returns
+    -------
+    matplotlib Figure
+        One panel per chain (two per row), each model alone as a labelled diamond; one legend per
+        panel, since the chains' models differ.
+    """
+    chains = dict(chains)
+    if not chains:
+        raise ValueError("chains: no chains to draw")
+    fig, axes, fig_w, ncols = _panels(len(chains), width, below=1.0)
+    for ax, (name, chain) in zip(axes.flat, chains.items()):
+        _draw_chain(ax, chain, str(name), _title_chars(fig_w / ncols))
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(list(unique.values()), list(unique), loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1,
+                  fontsize=8, frameon=False, handlelength=2.6)
+    for ax in list(axes.flat)[len(chains):]:
+        ax.axis("off")
     return fig
 
 

@@ -19,7 +19,7 @@ def _f(x: float | None, digits: int = 3) -> str:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
+    return f"{round(100 * x)}%"  # round() to an int: never "-0%"
 
 
 def _ci(v: list[float], digits: int = 3) -> str:
@@ -451,3 +451,160 @@ def redux_prose(res: dict[str, Any]) -> str:
             f"including {found['flagged']:,} of the {found['questions']:,} questions whose ground truth is wrong "
             f"(recall {_f(wrong['recall'][j])}). The paper cleans MMLU without a human check of its flags; "
             "MMLU-Redux's audit is that check, for the answers-only version of the method.")
+
+
+# ---------------------------------------------------------------------------- chains of models
+
+def _share(x: float) -> str:
+    """A share of re-splits, with one decimal: "3.0%"."""
+    return f"{100 * x:.1f}%"
+
+
+def _rate_verdict(v: list[float], delta: float) -> str:
+    if v[1] > delta:
+        return f"**above δ = {_pct(delta)}: the guarantee failed here**"
+    if v[0] > delta:
+        return f"above δ = {_pct(delta)}, though within noise of it"
+    if v[2] > delta:
+        return f"within δ = {_pct(delta)}, though the interval reaches above it"
+    return f"within δ = {_pct(delta)}"
+
+
+def _chain_setup(name: str, c: dict[str, Any]) -> str:
+    models, costs = c["models"], c["costs"]
+    alone = ", ".join(f"{models[s['model']]} {_f(s['accuracy'])} at a cost of {costs[s['model']]:g}"
+                      for s in c["singles"])
+    return (f"**{name}**: {c['n']:,} rows, cost per call from {c['cost_source']}. Each alone on the first re-split's "
+            f"test rows: {alone}. Each re-split gives {c['n_cal']:,} rows to cal ({c['n_fit']:,} fit the calibrators, "
+            f"bins and frontier, {c['n_certify']:,} certify) and {c['n_test']:,} to test.")
+
+
+def _chain_guarantee(name: str, c: dict[str, Any], delta: float, n_splits: int) -> str:
+    models, last = c["models"], c["models"][-1]
+    parts = [f"**{name}**, over {n_splits:,} re-splits: the certified cascade lost more than max_drop of {last}'s test "
+             "accuracy in"]
+    clauses = [f"{_share(g['violation_rate'][0])} [{_share(g['violation_rate'][1])}, {_share(g['violation_rate'][2])}] "
+               f"of them at max_drop = {g['max_drop']:g} ({_rate_verdict(g['violation_rate'], delta)})"
+               for g in c["guarantee"].values()]
+    parts.append("; ".join(clauses) + ".")
+    for g in c["guarantee"].values():
+        q = g["cost_saved_quantiles"]
+        line = (f"At max_drop = {g['max_drop']:g} it saved {_pct(g['cost_saved_mean'])} of {last}'s cost on average "
+                f"(from {_pct(q[0])} to {_pct(q[2])} in 95% of re-splits)")
+        if g["last_alone_share"] >= 0.5:
+            line += f" and kept {last} alone in {_pct(g['last_alone_share'])} of them: nothing cheaper could be certified"
+        if g["lost_mean"] < 0:
+            line += (f"; it was on average more accurate than {last} alone (accuracy lost {g['lost_mean']:+.3f}): "
+                     "where the first models are right and the last is not, the cascade gains")
+        parts.append(line + ".")
+    if any(g["cost_saved_quantiles"][2] < 0 for g in c["guarantee"].values()):
+        parts.append(f"In some re-splits the certified cascade cost more than {last} alone on test: a configuration is "
+                     "tested only when it is cheaper on the fit rows, and on other rows the same configuration can "
+                     "send more of them to the dearer stages.")
+    return " ".join(parts)
+
+
+def _chain_baselines(name: str, c: dict[str, Any], budget: float, delta: float) -> str:
+    from .chain_study import METHOD_NAMES
+    b, last = c["baselines"], c["models"][-1]
+    listed = "; ".join(f"{METHOD_NAMES[k].split(' (')[0]} {_f(b[k]['cost_share_mean'])} (over budget in "
+                       f"{_pct(b[k]['over_budget'][0])})" for k in METHOD_NAMES if k in b)
+    out = [f"**{name}**, cost as a share of {last}'s at an accuracy budget of {budget:g}: {listed}."]
+    cert = b.get("certified")
+    if cert is not None:
+        cheaper = [k for k, v in b.items() if k not in ("certified", "oracle")
+                   and v["cost_share_mean"] < cert["cost_share_mean"] - 1e-9]
+        broke = [k for k in cheaper if b[k]["over_budget"][1] > delta]
+        if broke:
+            out.append("Cheaper than the certified cascade, but over budget on test in more than δ of re-splits, so "
+                       "with no guarantee: " + ", ".join(METHOD_NAMES[k].split(" (")[0] for k in broke) + ".")
+        held = [k for k in cheaper if k not in broke]
+        if held:
+            out.append("Cheaper and within δ here, with no guarantee that they stay so on other data: "
+                       + ", ".join(METHOD_NAMES[k].split(" (")[0] for k in held) + ".")
+        if not cheaper:
+            out.append("No method that routes without knowing test correctness was cheaper than the certified cascade.")
+    if "uncalibrated" in b and "calibrated" in b:
+        u, k = b["uncalibrated"]["cost_share_mean"], b["calibrated"]["cost_share_mean"]
+        if abs(u - k) < 1e-9:
+            out.append("Routing on uncalibrated confidences costs the same here: a monotone calibrator kept the order "
+                       "of the bins.")
+        elif u > k:
+            out.append(f"Routing on uncalibrated confidences costs more ({_f(u)} against {_f(k)}).")
+    return " ".join(out)
+
+
+def _frontier_cost(f: dict[str, list[float]], target: float) -> float | None:
+    """The cheapest test cost share on a frontier whose test accuracy reaches ``target``."""
+    ok = [c for c, a in zip(f["cost_share"], f["accuracy"]) if a >= target - 1e-12]
+    return min(ok) if ok else None
+
+
+def _chain_middle(name: str, c: dict[str, Any]) -> str | None:
+    models, costs = c["models"], c["costs"]
+    m = len(models)
+    if m < 3:
+        return None
+    accuracy = {s["model"]: s["accuracy"] for s in c["singles"]}
+    drops = list(c["guarantee"].values())
+    out = [f"**{name}**:"]
+    for j in range(m - 1):
+        called = [g["called_share"][j] for g in drops]
+        out.append(f"the certified cascade called {models[j]} in " + ", ".join(
+            f"{_pct(x)} of re-splits at max_drop = {g['max_drop']:g}" for x, g in zip(called, drops)) + ";")
+        if max(called) == 0:
+            later = [k for k in range(j + 1, m - 1) if costs[k] <= costs[j] and accuracy[k] > accuracy[j]]
+            if later:
+                k = later[0]
+                out.append(f"{models[j]} never pays: it costs at least as much as {models[k]} ({costs[j]:g} against "
+                           f"{costs[k]:g}) and is right less often ({_f(accuracy[j])} against {_f(accuracy[k])}), so "
+                           f"every configuration that calls it is matched more cheaply by one that calls {models[k]};")
+    target = accuracy[m - 1] - drops[-1]["max_drop"]
+    full = "+".join(str(j) for j in range(m))
+    reach = {k: _frontier_cost(f, target) for k, f in c["frontiers"].items()}
+    names = {k: " → ".join(models[int(j)] for j in k.split("+")) for k in reach}
+    listed = ", ".join(f"{names[k]} {_f(v)}" if v is not None else f"{names[k]} never" for k, v in reach.items())
+    out.append(f"on the first re-split's test rows, the cheapest frontier point within {drops[-1]['max_drop']:g} of "
+               f"{models[-1]}'s accuracy costs: {listed}.")
+    pairs = [v for k, v in reach.items() if k != full and v is not None]
+    if reach.get(full) is not None and pairs:
+        if reach[full] < min(pairs) - 1e-9:
+            out.append("The middle stage pays: the whole chain gets there cheaper than any pair.")
+        else:
+            out.append("The middle stage does not pay here: a pair gets there as cheaply as the whole chain.")
+    return " ".join(out)
+
+
+def _chain_expectations(res: dict[str, Any]) -> str:
+    e = res["expectation"]
+    d = e["max_drop"]
+    out = [f"This chapter was built to reach about {_pct(e['cost_saved'])} of the last model's cost saved at max_drop = "
+           f"{d:g}, δ = {e['delta']:g} with about {e['n_cal']:,} cal rows, on a chain of {e['models']} language models with "
+           "real per-call prices (a simple valid version of this method is reported to do so)."]
+    for name, c in res["chains"].items():
+        g = c["guarantee"].get(f"{d:g}")
+        if g is None:
+            continue
+        saved = g["cost_saved_mean"]
+        verdict = "reaches it" if saved >= e["cost_saved"] else "falls short"
+        acc = ", ".join(f"{c['models'][s['model']]} {_f(s['accuracy'])}" for s in c["singles"])
+        out.append(f"**{name}** saves {_pct(saved)} at max_drop = {d:g}: it {verdict} (test accuracies alone: {acc}).")
+    out.append("Where a chain falls short, it is because its cheaper models are right far less often than its last: the "
+               "guarantee can only keep what the cal rows show a cheaper stage gets right. The oracle rows of the "
+               "baseline table bound what any router could save on these outputs.")
+    return " ".join(out)
+
+
+def chain_prose(res: dict[str, Any]) -> dict[str, str]:
+    """The chain chapter's sentences, by section: ``chains``, ``guarantee``, ``baselines``, ``middle``
+    and ``expectations``."""
+    p = res["parameters"]
+    chains = res["chains"]
+    middle = [t for t in (_chain_middle(n, c) for n, c in chains.items()) if t]
+    return {
+        "chains": "\n\n".join(_chain_setup(n, c) for n, c in chains.items()),
+        "guarantee": "\n\n".join(_chain_guarantee(n, c, p["delta"], p["n_splits"]) for n, c in chains.items()),
+        "baselines": "\n\n".join(_chain_baselines(n, c, p["budget"], p["delta"]) for n, c in chains.items()),
+        "middle": "\n\n".join(middle) or "Every chain here has two models: there is no middle stage to weigh.",
+        "expectations": _chain_expectations(res),
+    }

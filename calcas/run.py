@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results", "08_lab",
-                "09_ece_estimators")
+CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results", "10_chains",
+                "08_lab", "09_ece_estimators")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,18 @@ ARC_PAIRS = {  # small -> large of the same family, and one large-large pair
     "GPT-3.5 → GPT-4": ("gpt-3.5-turbo", "gpt-4-turbo"), "large-large: Llama-3 70B + GPT-4": ("Llama3-70b", "gpt-4-turbo"),
 }
 
+#: Chains of public models for the chain chapter, in chain order, and their cost per call: the published
+#: GFLOPs per image at 224 px (ResNet-50 4.1, SimCLR's ResNet-50 4.1; ImageNet-X does not name its ViT:
+#: ViT-B/16, 17.6, is assumed) and, for the language models, billions of parameters (a forward pass costs
+#: about two FLOPs per parameter per token; prompts are the same for every model of a chain).
+CHAINS = {
+    "ImageNet: SimCLR → ResNet-50 → ViT": (("imagenet_SimCLR", "imagenet_ResNet50", "imagenet_ViT"), (4.1, 4.1, 17.6)),
+    "ARC: Llama-2 7B → 13B → 70B": (("arc_Llama-7b", "arc_Llama-13b", "arc_Llama-70b"), (7, 13, 70)),
+    "ARC: Llama-3 8B → 70B": (("arc_Llama3-8b", "arc_Llama3-70b"), (8, 70)),
+    "ARC: Yi 6B → 34B": (("arc_Yi-6b", "arc_Yi-34b"), (6, 34)),
+    "MMLU: Llama-3 8B → 70B": (("mmlu_Llama3-8b", "mmlu_Llama3-70b"), (8, 70)),
+}
+
 PUBLIC_STEPS = (
     Step("public/00_public_data", "00_public_data", {}, True),
     Step("public/imagenet_calibration", "02_calibration",
@@ -63,6 +75,9 @@ PUBLIC_STEPS = (
          {"pairs": {"Llama-3 8B → 70B": [_pub("mmlu_Llama3-8b"), _pub("mmlu_Llama3-70b")]}}, True),
     Step("public/arc_cascading", "03_cascading",
          {"pairs": {k: [_pub(f"arc_{a}"), _pub(f"arc_{b}")] for k, (a, b) in ARC_PAIRS.items()}}, True),
+    Step("public/chains", "10_chains",
+         {"chains": {k: [_pub(m) for m in models] for k, (models, _) in CHAINS.items()},
+          "costs": {k: list(costs) for k, (_, costs) in CHAINS.items()}}, True),
     Step("public/mmlu_redux", "06_mmlu_redux", {}, True),
     Step("public/07_public_summary", "07_public_summary", {}, True),
 )
@@ -138,7 +153,8 @@ PROFILES: dict[str, dict[str, dict] | None] = {
     # The offline CPU default: MNIST-1D, four real models trained here with cross-fitting.
     "cpu": {},
     # A fast smoke run (tests, quick looks): fewer samples and bootstrap replicates.
-    "quick": {"01_extract": {"n_samples": 3000, "n_folds": 2}, "02_calibration": {"n_boot": 50}},
+    "quick": {"01_extract": {"n_samples": 3000, "n_folds": 2}, "02_calibration": {"n_boot": 50},
+              "10_chains": {"n_splits": 50}},
     # The paper's experiments: real models on ImageNet and five LLM benchmarks (GPUs, hub access).
     "paper": None,
 }

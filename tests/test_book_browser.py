@@ -11,6 +11,7 @@ has an explorer.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -56,6 +57,34 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def served_page(relative: str, what: str):
+    """One page of the built book, served locally and open in Chromium with every explorer drawn
+    (nothing outside the book is fetched). Skips without a built page, fails under CALCAS_REQUIRE_BOOK=1."""
+    html = _book()
+    if not (html / relative).is_file():
+        message = f"no {what} page {html / relative}: build the book first"
+        if os.environ.get("CALCAS_REQUIRE_BOOK") == "1":
+            pytest.fail(message + " (CALCAS_REQUIRE_BOOK=1)")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(html)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin) else r.abort())
+            page.goto(origin + relative, wait_until="networkidle")
+            page.wait_for_function(ALL_DRAWN, timeout=20_000)
+            yield page
+            browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _visit(page, url: str, origin: str, shots: Path | None) -> dict:
     """Open one page; move every slider; return what happened."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -86,7 +115,8 @@ def _visit(page, url: str, origin: str, shots: Path | None) -> dict:
         root = slider.evaluate_handle("el => el.closest('.calcas-explorer') || el.closest('.vega-embed')")
         low, high = (float(slider.get_attribute(a) or "nan") for a in ("min", "max"))
         now = float(slider.evaluate("el => el.value"))  # Vega sets the property, not the attribute
-        target = int(low) if now != low else int(high)
+        end = low if now != low else high
+        target = int(end) if end.is_integer() else end
         before = root.evaluate(CHART_TEXT)
         page.evaluate(SET_SLIDER, [slider, target])
         try:
@@ -96,10 +126,12 @@ def _visit(page, url: str, origin: str, shots: Path | None) -> dict:
             pass
         after = root.evaluate(CHART_TEXT)
         out["sliders"].append({"index": i, "target": target, "changed": after != before,
-                               # the explorers' read-outs: "ECE = ... with N = n ..." / "K = k: ...", and the
-                               # lab's log-scale sliders: "T = 0.25 (log₂ T = -2)" / "n = 100 (log₁₀ n ≈ 2)"
+                               # the explorers' read-outs: "ECE = ... with N = n ..." / "K = k: ...", the
+                               # lab's log-scale sliders: "T = 0.25 (log₂ T = -2)" / "n = 100 (log₁₀ n ≈ 2)",
+                               # and the chain explorer's "max_drop = 0.050, δ = ...: ..."
                                "mentions_target": re.search(rf"\bN = {target}\b|\bK = {target}\b|log₂ T = {target}\b"
-                                                            rf"|log₁₀ n ≈ {target}\b", after) is not None,
+                                                            rf"|log₁₀ n ≈ {target}\b|max_drop = {target:.3f}\b",
+                                                            after) is not None,
                                "before": before[-300:], "after": after[-300:]})
     if shots is not None and explorers:
         shots.mkdir(parents=True, exist_ok=True)

@@ -294,6 +294,12 @@ def test_select_cascade_picks_a_cheaper_chain_when_the_first_model_is_nearly_as_
     tested = sel.tested_
     assert tested["rejected"].iloc[: int(tested["rejected"].sum())].all()  # fixed sequence
     assert tuple(tested[tested["rejected"]]["K"].iloc[-1]) == tuple(sel.config_)
+    assert (tested["p_value"] <= 0.1).all() and len(tested) == 2
+    sel._choose(0.0, 0.1)  # nothing loses less than nothing: the first test fails, and testing stops there
+    p = sel.tested_["p_value"].to_numpy()
+    assert p[0] > 0.1 and np.isnan(p[1:]).all() and not sel.tested_["rejected"].any()
+    assert sel.config_ == (0, 0) and sel.bound_ == 0.0
+    sel._choose(0.05, 0.1)
     new_conf, _ = chain_data(np.random.default_rng(6), 700, 3)
     stage = sel.route(new_conf)
     assert stage.shape == (700,) and set(stage.tolist()) <= {0, 1, 2}

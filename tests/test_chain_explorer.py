@@ -3,10 +3,6 @@ numbers (a small synthetic chain through calcas.chain_study), and on the built c
 max_drop slider moves the certified cascade as it should."""
 from __future__ import annotations
 
-import functools
-import http.server
-import os
-import threading
 
 import pytest
 
@@ -172,29 +168,9 @@ PAGE = "book/executed/10_chains/10_chains.html"
 
 @pytest.fixture(scope="module")
 def chains_page():
-    from test_book_browser import ALL_DRAWN, CHROMIUM_ARGS, CHROMIUM, _book, _Quiet
-    html = _book()
-    if not (html / PAGE).is_file():
-        message = f"no chain page {html / PAGE}: build the book first"
-        if os.environ.get("CALCAS_REQUIRE_BOOK") == "1":
-            pytest.fail(message + " (CALCAS_REQUIRE_BOOK=1)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(html)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_port}/"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin) else r.abort())
-            page.goto(origin + PAGE, wait_until="networkidle")
-            page.wait_for_function(ALL_DRAWN, timeout=20_000)
-            yield page
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    from test_book_browser import served_page
+    with served_page(PAGE, "chain") as page:
+        yield page
 
 
 def test_browser_max_drop_slider_moves_the_certified_cascade(chains_page):

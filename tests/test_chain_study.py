@@ -111,3 +111,31 @@ def test_certified_levels_equal_one_select_cascade_each():
         assert g["cost_share"] == pytest.approx(t["cost"].iloc[0] / 8.0)
         assert g["lost"] == pytest.approx(test[2, -1].mean() - t["accuracy"].iloc[0])
     assert len({g["stages"] for g in got}) > 1  # the levels really chose differently
+
+
+def test_chain_prose_numbers_and_verdicts():
+    from calcas import prose
+    from calcas.params import _rounded
+    from test_report import assert_prose_numbers_from
+    # the first model costs as much as the second and is less accurate: it can never pay
+    sets = _chain(n=3000, flops=(2e9, 2e9, 8e9), skill=(0.5, 0.75, 0.85))
+    res = _rounded(chain_study.chain_report({"toy": sets}, n_splits=30, max_drops=(0.01, 0.05)).to_dict())
+    text = prose.chain_prose(res)
+    assert list(text) == ["chains", "guarantee", "baselines", "middle", "expectations"]
+    for part in text.values():
+        assert_prose_numbers_from(part, res)
+    g = res["chains"]["toy"]["guarantee"]
+    assert all(entry["called_share"][0] == 0 for entry in g.values())
+    assert "m0 never pays: it costs at least as much as m1 (2 against 2)" in text["middle"]
+    saved = g["0.05"]["cost_saved_mean"]
+    assert f"saved {round(100 * saved)}% of m2's cost on average" in text["guarantee"]
+    assert ("reaches it" if saved >= 0.4 else "falls short") in text["expectations"]
+
+
+@pytest.mark.parametrize("rate, verdict", [
+    ([0.02, 0.01, 0.04], "within δ = 10%"), ([0.08, 0.05, 0.12], "though the interval reaches above it"),
+    ([0.12, 0.08, 0.16], "above δ = 10%, though within noise"), ([0.2, 0.15, 0.25], "the guarantee failed here"),
+])
+def test_violation_verdicts(rate, verdict):
+    from calcas import prose
+    assert verdict in prose._rate_verdict(rate, 0.1)

@@ -3,11 +3,8 @@ inputs, and the built lab page in Chromium (every control moves what it should).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
 import os
 import re
-import threading
 
 import numpy as np
 import pandas as pd
@@ -248,29 +245,9 @@ MARK_X = """(root, name) => { const m = root.querySelector('[class*="' + name + 
 
 @pytest.fixture(scope="module")
 def lab_page():
-    from test_book_browser import ALL_DRAWN, CHROMIUM_ARGS, CHROMIUM, HTML, _book, _Quiet
-    html = _book()
-    if not (html / PAGE).is_file():
-        message = f"no lab page {html / PAGE}: build the book first"
-        if os.environ.get("CALCAS_REQUIRE_BOOK") == "1":
-            pytest.fail(message + " (CALCAS_REQUIRE_BOOK=1)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(html)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_port}/"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(origin) else r.abort())
-            page.goto(origin + PAGE, wait_until="networkidle")
-            page.wait_for_function(ALL_DRAWN, timeout=20_000)
-            yield page
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    from test_book_browser import served_page
+    with served_page(PAGE, "lab") as page:
+        yield page
 
 
 def _explorer(page, label: str):

@@ -465,7 +465,8 @@ def _one(fn):
 
 PROSE = {"02_calibration": _calibration_chapter, "03_cascading": _one(prose.cascade_prose),
          "04_cleaning": _one(prose.cleaning_prose), "06_mmlu_redux": _one(prose.redux_prose),
-         "05_results": _one(prose.summary_prose), "07_public_summary": _one(prose.summary_prose)}
+         "05_results": _one(prose.summary_prose), "07_public_summary": _one(prose.summary_prose),
+         "10_chains": lambda res: list(prose.chain_prose(res).values())}
 
 
 def test_built_chapters_prose_is_what_their_results_say():
