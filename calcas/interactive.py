@@ -294,8 +294,11 @@ def _encodings(names: list[str], *, title: str | None = None, columns: int | Non
 
 
 def _legend_columns(names: list[str]) -> int:
-    """Entries per legend row: all on one row when the names are short, else two."""
-    return len(names) if sum(len(n) + 4 for n in names) <= 40 else 2
+    """Entries per legend row: all on one row when the names are short, else two, or one when two of
+    the longest would not fit a phone's column (about 40 characters)."""
+    if sum(len(n) + 4 for n in names) <= 40:
+        return len(names)
+    return 2 if 2 * (max(len(n) for n in names) + 4) <= 40 else 1
 
 
 def _wrap(text: str, width: int = READOUT_CHARS) -> list[str]:

@@ -364,7 +364,7 @@ def _draw_chain(ax: plt.Axes, chain: Mapping[str, Any], title: str, wrap: int) -
     ordered = [full] + sorted(k for k in chain["frontiers"] if k != full)
     for i, stages in enumerate(ordered):
         f = chain["frontiers"][stages]
-        style = series_style("CC" if stages == full else "", i + 1 if stages != full else 0)
+        style = series_style("", i)  # the palette in order, as calcas.interactive.chain_explorer draws them
         ax.plot(f["cost_share"], f["accuracy"], ms=3.5, label=chain_label(models, stages), **style)
     for s in chain["singles"]:
         ax.scatter([s["cost_share"]], [s["accuracy"]], marker="D", s=34, color="k", zorder=5,

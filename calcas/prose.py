@@ -472,72 +472,103 @@ def _rate_verdict(v: list[float], delta: float) -> str:
 
 def _chain_setup(name: str, c: dict[str, Any]) -> str:
     models, costs = c["models"], c["costs"]
-    alone = ", ".join(f"{models[s['model']]} {_f(s['accuracy'])} at a cost of {costs[s['model']]:g}"
-                      for s in c["singles"])
-    return (f"**{name}**: {c['n']:,} rows, cost per call from {c['cost_source']}. Each alone on the first re-split's "
-            f"test rows: {alone}. Each re-split gives {c['n_cal']:,} rows to cal ({c['n_fit']:,} fit the calibrators, "
-            f"bins and frontier, {c['n_certify']:,} certify) and {c['n_test']:,} to test.")
+    source = "as given in the chapter's parameters" if c["cost_source"] == "given" else f"from {c['cost_source']}"
+    alone = ", ".join(f"{models[s['model']]} {_f(s['accuracy'])} (cost {costs[s['model']]:g})" for s in c["singles"])
+    return (f"**{name}**: {c['n']:,} rows; costs per call {source}. Test accuracy of each model alone on the first "
+            f"re-split: {alone}. Each re-split gives {c['n_cal']:,} rows to cal ({c['n_fit']:,} fit the calibrators, "
+            f"bins and frontier; {c['n_certify']:,} certify) and {c['n_test']:,} to test.")
 
 
 def _chain_guarantee(name: str, c: dict[str, Any], delta: float, n_splits: int) -> str:
-    models, last = c["models"], c["models"][-1]
-    parts = [f"**{name}**, over {n_splits:,} re-splits: the certified cascade lost more than max_drop of {last}'s test "
-             "accuracy in"]
-    clauses = [f"{_share(g['violation_rate'][0])} [{_share(g['violation_rate'][1])}, {_share(g['violation_rate'][2])}] "
-               f"of them at max_drop = {g['max_drop']:g} ({_rate_verdict(g['violation_rate'], delta)})"
-               for g in c["guarantee"].values()]
-    parts.append("; ".join(clauses) + ".")
-    for g in c["guarantee"].values():
-        q = g["cost_saved_quantiles"]
-        line = (f"At max_drop = {g['max_drop']:g} it saved {_pct(g['cost_saved_mean'])} of {last}'s cost on average "
-                f"(from {_pct(q[0])} to {_pct(q[2])} in 95% of re-splits)")
-        if g["last_alone_share"] >= 0.5:
-            line += f" and kept {last} alone in {_pct(g['last_alone_share'])} of them: nothing cheaper could be certified"
-        if g["lost_mean"] < 0:
-            line += (f"; it was on average more accurate than {last} alone (accuracy lost {g['lost_mean']:+.3f}): "
-                     "where the first models are right and the last is not, the cascade gains")
-        parts.append(line + ".")
-    if any(g["cost_saved_quantiles"][2] < 0 for g in c["guarantee"].values()):
-        parts.append(f"In some re-splits the certified cascade cost more than {last} alone on test: a configuration is "
-                     "tested only when it is cheaper on the fit rows, and on other rows the same configuration can "
-                     "send more of them to the dearer stages.")
-    return " ".join(parts)
+    last = c["models"][-1]
+    levels = list(c["guarantee"].values())
+    rates = [g["violation_rate"] for g in levels]
+    verdicts = {_rate_verdict(v, delta) for v in rates}
+    listed = "; ".join(f"{_share(v[0])} [{_share(v[1])}, {_share(v[2])}] at {g['max_drop']:g}"
+                       for v, g in zip(rates, levels))
+    verdict = (f"all {verdicts.pop()}" if len(verdicts) == 1 else
+               "; ".join(f"at {g['max_drop']:g} {_rate_verdict(v, delta)}" for v, g in zip(rates, levels)))
+    out = [f"**{name}**, {n_splits:,} re-splits. Share of them whose certified cascade lost more than max_drop of "
+           f"{last}'s test accuracy: {listed}; {verdict}.",
+           "Cost saved against " + last + " alone, the mean and the range of the middle 95% of re-splits: " + "; ".join(
+               f"{_pct(g['cost_saved_mean'])} ({_pct(g['cost_saved_quantiles'][0])} to "
+               f"{_pct(g['cost_saved_quantiles'][2])}) at {g['max_drop']:g}" for g in levels) + "."]
+    alone = [g for g in levels if g["last_alone_share"] >= 0.5]
+    if alone:
+        out.append(f"Nothing cheaper than {last} could be certified in most re-splits at max_drop = "
+                   + ", ".join(f"{g['max_drop']:g} ({_pct(g['last_alone_share'])})" for g in alone) + ".")
+    gained = [g for g in levels if g["lost_mean"] < 0]
+    if gained:
+        drops = ", ".join(f"{g['max_drop']:g}" for g in gained)
+        lost = ", ".join(f"{g['lost_mean']:+.3f}" for g in gained)
+        out.append(f"At max_drop = {drops} the certified cascade was on average more accurate than {last} alone "
+                   f"(accuracy lost {lost}): where a cheaper model is right and the last one is not, the cascade gains.")
+    if any(g["cost_saved_quantiles"][0] < 0 for g in levels):
+        out.append(f"In some re-splits the certified cascade cost more than {last} alone on test: a configuration is "
+                   "tested only when it is cheaper on the fit rows, and on other rows the same configuration can "
+                   "send more of them to the dearer stages.")
+    return " ".join(out)
 
 
 def _chain_baselines(name: str, c: dict[str, Any], budget: float, delta: float) -> str:
-    from .chain_study import METHOD_NAMES
+    from .chain_study import SHORT_NAMES
     b, last = c["baselines"], c["models"][-1]
-    listed = "; ".join(f"{METHOD_NAMES[k].split(' (')[0]} {_f(b[k]['cost_share_mean'])} (over budget in "
-                       f"{_pct(b[k]['over_budget'][0])})" for k in METHOD_NAMES if k in b)
-    out = [f"**{name}**, cost as a share of {last}'s at an accuracy budget of {budget:g}: {listed}."]
+    out = [f"**{name}** (budget {budget:g} of {last}'s accuracy):"]
     cert = b.get("certified")
     if cert is not None:
         cheaper = [k for k, v in b.items() if k not in ("certified", "oracle")
                    and v["cost_share_mean"] < cert["cost_share_mean"] - 1e-9]
         broke = [k for k in cheaper if b[k]["over_budget"][1] > delta]
         if broke:
-            out.append("Cheaper than the certified cascade, but over budget on test in more than δ of re-splits, so "
-                       "with no guarantee: " + ", ".join(METHOD_NAMES[k].split(" (")[0] for k in broke) + ".")
+            out.append("cheaper than the certified cascade but over budget on test in more than δ of re-splits: "
+                       + ", ".join(f"{SHORT_NAMES[k]} ({_f(b[k]['cost_share_mean'])}, over in "
+                                   f"{_pct(b[k]['over_budget'][0])})" for k in broke) + ".")
         held = [k for k in cheaper if k not in broke]
         if held:
             out.append("Cheaper and within δ here, with no guarantee that they stay so on other data: "
-                       + ", ".join(METHOD_NAMES[k].split(" (")[0] for k in held) + ".")
+                       + ", ".join(f"{SHORT_NAMES[k]} ({_f(b[k]['cost_share_mean'])})" for k in held) + ".")
         if not cheaper:
-            out.append("No method that routes without knowing test correctness was cheaper than the certified cascade.")
+            out.append(f"no method that routes without knowing test correctness was cheaper than the certified "
+                       f"cascade ({_f(cert['cost_share_mean'])}).")
+        else:
+            out.append(f"The certified cascade: {_f(cert['cost_share_mean'])}, over budget in "
+                       f"{_pct(cert['over_budget'][0])}.")
+    if "oracle" in b:
+        out.append(f"The oracle needs {_f(b['oracle']['cost_share_mean'])}.")
     if "uncalibrated" in b and "calibrated" in b:
         u, k = b["uncalibrated"]["cost_share_mean"], b["calibrated"]["cost_share_mean"]
         if abs(u - k) < 1e-9:
-            out.append("Routing on uncalibrated confidences costs the same here: a monotone calibrator kept the order "
-                       "of the bins.")
+            out.append("Routing on uncalibrated confidences costs the same: a monotone calibrator kept the order of "
+                       "the bins.")
         elif u > k:
             out.append(f"Routing on uncalibrated confidences costs more ({_f(u)} against {_f(k)}).")
-    return " ".join(out)
+        else:
+            out.append(f"Routing on uncalibrated confidences costs less here ({_f(u)} against {_f(k)}).")
+    # the first sentence continues the bold header after its colon
+    sentences = [t[0].lower() + t[1:] if i == 0 else t[0].upper() + t[1:] for i, t in enumerate(out[1:])]
+    return " ".join([out[0], *sentences])
 
 
 def _frontier_cost(f: dict[str, list[float]], target: float) -> float | None:
     """The cheapest test cost share on a frontier whose test accuracy reaches ``target``."""
     ok = [c for c, a in zip(f["cost_share"], f["accuracy"]) if a >= target - 1e-12]
     return min(ok) if ok else None
+
+
+def _chain_shortfall(frontiers: dict[str, dict[str, list[float]]], full: str,
+                     margin: float = 0.005) -> tuple[str, float, float, float] | None:
+    """The pair frontier point the whole chain's test frontier misses by most (more than ``margin``):
+    (pair, its cost, its accuracy, the chain's best accuracy at no more cost), or None."""
+    chain = frontiers[full]
+    worst = None
+    for pair, f in frontiers.items():
+        if pair == full:
+            continue
+        for cost, acc in zip(f["cost_share"], f["accuracy"]):
+            reach = [a for c, a in zip(chain["cost_share"], chain["accuracy"]) if c <= cost + 1e-12]
+            if reach and acc - max(reach) > margin and (worst is None or acc - max(reach) > worst[2] - worst[3]):
+                worst = (pair, cost, acc, max(reach))
+    return worst
 
 
 def _chain_middle(name: str, c: dict[str, Any]) -> str | None:
@@ -547,31 +578,38 @@ def _chain_middle(name: str, c: dict[str, Any]) -> str | None:
         return None
     accuracy = {s["model"]: s["accuracy"] for s in c["singles"]}
     drops = list(c["guarantee"].values())
-    out = [f"**{name}**:"]
+    levels = ", ".join(f"{g['max_drop']:g}" for g in drops)
+    out = [f"**{name}**: share of re-splits whose certified cascade calls each cheaper model, at max_drop = {levels}: "
+           + "; ".join(f"{models[j]} " + ", ".join(_pct(g["called_share"][j]) for g in drops) for j in range(m - 1))
+           + "."]
     for j in range(m - 1):
-        called = [g["called_share"][j] for g in drops]
-        out.append(f"the certified cascade called {models[j]} in " + ", ".join(
-            f"{_pct(x)} of re-splits at max_drop = {g['max_drop']:g}" for x, g in zip(called, drops)) + ";")
-        if max(called) == 0:
+        if max(g["called_share"][j] for g in drops) == 0:
             later = [k for k in range(j + 1, m - 1) if costs[k] <= costs[j] and accuracy[k] > accuracy[j]]
             if later:
                 k = later[0]
                 out.append(f"{models[j]} never pays: it costs at least as much as {models[k]} ({costs[j]:g} against "
                            f"{costs[k]:g}) and is right less often ({_f(accuracy[j])} against {_f(accuracy[k])}), so "
-                           f"every configuration that calls it is matched more cheaply by one that calls {models[k]};")
+                           f"every configuration that calls it is matched more cheaply by one that calls {models[k]}.")
     target = accuracy[m - 1] - drops[-1]["max_drop"]
     full = "+".join(str(j) for j in range(m))
     reach = {k: _frontier_cost(f, target) for k, f in c["frontiers"].items()}
     names = {k: " → ".join(models[int(j)] for j in k.split("+")) for k in reach}
     listed = ", ".join(f"{names[k]} {_f(v)}" if v is not None else f"{names[k]} never" for k, v in reach.items())
-    out.append(f"on the first re-split's test rows, the cheapest frontier point within {drops[-1]['max_drop']:g} of "
+    out.append(f"On the first re-split's test rows, the cheapest frontier point within {drops[-1]['max_drop']:g} of "
                f"{models[-1]}'s accuracy costs: {listed}.")
+    worst = _chain_shortfall(c["frontiers"], full)
+    if worst is not None:
+        pair, cost, acc, chain_acc = worst
+        out.append(f"On test, the whole chain's frontier falls below {names[pair]}'s in places: at a cost of {_f(cost)}, "
+                   f"{names[pair]} reaches {_f(acc)}, the whole chain {_f(chain_acc)} at no more cost. On cal the whole "
+                   "chain's frontier contains every pair's, but it is chosen among far more configurations, and some "
+                   "that win on cal by a small margin lose it on test.")
     pairs = [v for k, v in reach.items() if k != full and v is not None]
     if reach.get(full) is not None and pairs:
         if reach[full] < min(pairs) - 1e-9:
-            out.append("The middle stage pays: the whole chain gets there cheaper than any pair.")
+            out.append(f"All {m} models together pay: the whole chain gets there cheaper than any pair.")
         else:
-            out.append("The middle stage does not pay here: a pair gets there as cheaply as the whole chain.")
+            out.append(f"All {m} models together do not pay here: a pair gets there as cheaply as the whole chain.")
     return " ".join(out)
 
 
@@ -581,7 +619,8 @@ def _chain_expectations(res: dict[str, Any]) -> str:
     out = [f"This chapter was built to reach about {_pct(e['cost_saved'])} of the last model's cost saved at max_drop = "
            f"{d:g}, δ = {e['delta']:g} with about {e['n_cal']:,} cal rows, on a chain of {e['models']} language models with "
            "real per-call prices (a simple valid version of this method is reported to do so)."]
-    for name, c in res["chains"].items():
+    for name in res.get("order", res["chains"]):
+        c = res["chains"][name]
         g = c["guarantee"].get(f"{d:g}")
         if g is None:
             continue
@@ -599,7 +638,7 @@ def chain_prose(res: dict[str, Any]) -> dict[str, str]:
     """The chain chapter's sentences, by section: ``chains``, ``guarantee``, ``baselines``, ``middle``
     and ``expectations``."""
     p = res["parameters"]
-    chains = res["chains"]
+    chains = {n: res["chains"][n] for n in res.get("order", res["chains"])}  # results.json sorts its keys
     middle = [t for t in (_chain_middle(n, c) for n, c in chains.items()) if t]
     return {
         "chains": "\n\n".join(_chain_setup(n, c) for n, c in chains.items()),

@@ -39,13 +39,14 @@ def test_chain_report_on_a_known_chain():
     assert all(b["oracle"]["cost_share_mean"] <= v["cost_share_mean"] + 1e-12 for v in b.values())
     assert b["oracle"]["over_budget"][0] == 0
     table = rep.baseline_table()
-    assert len(table) == len(b)
-    oracle = table.loc[("toy", chain_study.METHOD_NAMES["oracle"])]
-    assert oracle["cost (2.5–97.5%)"].startswith(f"{b['oracle']['cost_share_mean']:.3f} (")
+    assert table.shape == (len(b), 1) and list(table.index) == list(chain_study.SHORT_NAMES.values())
+    over = round(100 * b["oracle"]["over_budget"][0])
+    assert table.loc["oracle", "toy"] == f"{b['oracle']['cost_share_mean']:.3f} ({over}%)"
     g = rep.guarantee_table()
     assert len(g) == 2
     rate = c["guarantee"]["0.01"]["violation_rate"]
-    assert g.loc[("toy", 0.01), "violations [95%]"] == f"{rate[0]:.1%} [{rate[1]:.1%}, {rate[2]:.1%}]"
+    assert g.loc[("toy", "max_drop = 0.01"), "violations [95%]"] == f"{rate[0]:.1%} [{100 * rate[1]:.1f}, {100 * rate[2]:.1f}]"
+    assert g.loc[("toy", "max_drop = 0.01"), "accuracy lost"] == f"{c['guarantee']['0.01']['lost_mean']:+.3f}"
     # how often each stage is called: the last always, the others as the certified choices say
     for d, entry in c["guarantee"].items():
         called = entry["called_share"]
@@ -128,7 +129,8 @@ def test_chain_prose_numbers_and_verdicts():
     assert all(entry["called_share"][0] == 0 for entry in g.values())
     assert "m0 never pays: it costs at least as much as m1 (2 against 2)" in text["middle"]
     saved = g["0.05"]["cost_saved_mean"]
-    assert f"saved {round(100 * saved)}% of m2's cost on average" in text["guarantee"]
+    q = g["0.05"]["cost_saved_quantiles"]
+    assert f"{round(100 * saved)}% ({round(100 * q[0])}% to {round(100 * q[2])}%) at 0.05" in text["guarantee"]
     assert ("reaches it" if saved >= 0.4 else "falls short") in text["expectations"]
 
 
