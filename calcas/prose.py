@@ -628,9 +628,9 @@ def _chain_expectations(res: dict[str, Any]) -> str:
         verdict = "reaches it" if saved >= e["cost_saved"] else "falls short"
         acc = ", ".join(f"{c['models'][s['model']]} {_f(s['accuracy'])}" for s in c["singles"])
         out.append(f"**{name}** saves {_pct(saved)} at max_drop = {d:g}: it {verdict} (test accuracies alone: {acc}).")
-    out.append("Where a chain falls short, it is because its cheaper models are right far less often than its last: the "
-               "guarantee can only keep what the cal rows show a cheaper stage gets right. The oracle rows of the "
-               "baseline table bound what any router could save on these outputs.")
+    out.append("Where a chain falls short, its cheaper models are right much less often than its last (the accuracies "
+               "above), and the guarantee can only keep what the certifying rows show a cheaper stage gets right. The "
+               "oracle row of the baseline table bounds what any router could save on these outputs.")
     return " ".join(out)
 
 
