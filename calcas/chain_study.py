@@ -142,17 +142,20 @@ def _chain_study(sets: Sequence[Records], names: list[str], costs: np.ndarray, c
     runs: dict[str, list] = {f"{d:g}": [] for d in max_drops}
     chosen: dict[str, dict[str, int]] = {f"{d:g}": {} for d in max_drops}
     methods: dict[str, list] = {k: [] for k in METHOD_NAMES}
-    levels = [(d, delta) for d in max_drops]
+    # the certified baseline is select_cascade at max_drop = budget, tested here when max_drops lacks it
+    extra = [] if any(np.isclose(d, budget) for d in max_drops) else [budget]
+    levels = [(d, delta) for d in [*max_drops, *extra]]
     book: dict[str, Any] = {}
     for r in range(n_splits):
         s = _split(sets, seed + r, cal_fraction, fit_fraction, calibration)
         if r == 0:  # the first re-split in detail: frontiers and the slider grid
             book = _book_split(s, costs, seed=seed, n_bins=n_bins)
-        for d, c in zip(max_drops, _certified(s, costs, levels, n_bins=n_bins, seed=seed + r)):
+        certified = _certified(s, costs, levels, n_bins=n_bins, seed=seed + r)
+        for d, c in zip(max_drops, certified):
             runs[f"{d:g}"].append((c["lost"], c["cost_share"]))
             chosen[f"{d:g}"][c["stages"]] = chosen[f"{d:g}"].get(c["stages"], 0) + 1
-            if np.isclose(d, budget):
-                methods["certified"].append((c["cost_share"], c["lost"]))
+        at_budget = next(c for (d, _), c in zip(levels, certified) if np.isclose(d, budget))
+        methods["certified"].append((at_budget["cost_share"], at_budget["lost"]))
         methods["calibrated"].append(_frontier_choice(s, CALIBRATED, costs, every, "advantage", n_bins, budget))
         methods["uncalibrated"].append(_frontier_choice(s, RAW, costs, every, "advantage", n_bins, budget))
         methods["thresholds"].append(_frontier_choice(s, CALIBRATED, costs, every, "confidence", n_bins, budget))

@@ -537,9 +537,8 @@ def _chain_baselines(name: str, c: dict[str, Any], budget: float, delta: float) 
         out.append(f"The oracle needs {_f(b['oracle']['cost_share_mean'])}.")
     if "uncalibrated" in b and "calibrated" in b:
         u, k = b["uncalibrated"]["cost_share_mean"], b["calibrated"]["cost_share_mean"]
-        if abs(u - k) < 1e-9:
-            out.append("Routing on uncalibrated confidences costs the same: a monotone calibrator kept the order of "
-                       "the bins.")
+        if _f(u) == _f(k):
+            out.append(f"Routing on uncalibrated confidences costs the same ({_f(u)}).")
         elif u > k:
             out.append(f"Routing on uncalibrated confidences costs more ({_f(u)} against {_f(k)}).")
         else:
@@ -585,7 +584,11 @@ def _chain_middle(name: str, c: dict[str, Any]) -> str | None:
     for j in range(m - 1):
         if max(g["called_share"][j] for g in drops) == 0:
             later = [k for k in range(j + 1, m - 1) if costs[k] <= costs[j] and accuracy[k] > accuracy[j]]
-            if later:
+            if costs[j] >= costs[-1]:
+                out.append(f"{models[j]} never pays: one call costs at least as much as {models[-1]}'s ({costs[j]:g} "
+                           f"against {costs[-1]:g}), so no configuration that calls it is cheaper than {models[-1]} "
+                           "alone.")
+            elif later:
                 k = later[0]
                 out.append(f"{models[j]} never pays: it costs at least as much as {models[k]} ({costs[j]:g} against "
                            f"{costs[k]:g}) and is right less often ({_f(accuracy[j])} against {_f(accuracy[k])}), so "
@@ -619,11 +622,12 @@ def _chain_expectations(res: dict[str, Any]) -> str:
     out = [f"This chapter was built to reach about {_pct(e['cost_saved'])} of the last model's cost saved at max_drop = "
            f"{d:g}, δ = {e['delta']:g} with about {e['n_cal']:,} cal rows, on a chain of {e['models']} language models with "
            "real per-call prices (a simple valid version of this method is reported to do so)."]
-    for name in res.get("order", res["chains"]):
+    tested = [n for n in res.get("order", res["chains"]) if f"{d:g}" in res["chains"][n]["guarantee"]]
+    if not tested:
+        return " ".join(out + [f"This run did not test max_drop = {d:g}, so it says nothing about that target."])
+    for name in tested:
         c = res["chains"][name]
-        g = c["guarantee"].get(f"{d:g}")
-        if g is None:
-            continue
+        g = c["guarantee"][f"{d:g}"]
         saved = g["cost_saved_mean"]
         verdict = "reaches it" if saved >= e["cost_saved"] else "falls short"
         acc = ", ".join(f"{c['models'][s['model']]} {_f(s['accuracy'])}" for s in c["singles"])

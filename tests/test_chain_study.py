@@ -120,7 +120,7 @@ def test_chain_prose_numbers_and_verdicts():
     from test_report import assert_prose_numbers_from
     # the first model costs as much as the second and is less accurate: it can never pay
     sets = _chain(n=3000, flops=(2e9, 2e9, 8e9), skill=(0.5, 0.75, 0.85))
-    res = _rounded(chain_study.chain_report({"toy": sets}, n_splits=30, max_drops=(0.01, 0.05)).to_dict())
+    res = _rounded(chain_study.chain_report({"toy": sets}, n_splits=30, max_drops=(0.01, 0.03)).to_dict())
     text = prose.chain_prose(res)
     assert list(text) == ["chains", "guarantee", "baselines", "middle", "expectations"]
     for part in text.values():
@@ -128,10 +128,25 @@ def test_chain_prose_numbers_and_verdicts():
     g = res["chains"]["toy"]["guarantee"]
     assert all(entry["called_share"][0] == 0 for entry in g.values())
     assert "m0 never pays: it costs at least as much as m1 (2 against 2)" in text["middle"]
-    saved = g["0.05"]["cost_saved_mean"]
-    q = g["0.05"]["cost_saved_quantiles"]
-    assert f"{round(100 * saved)}% ({round(100 * q[0])}% to {round(100 * q[2])}%) at 0.05" in text["guarantee"]
-    assert ("reaches it" if saved >= 0.4 else "falls short") in text["expectations"]
+    saved = g["0.03"]["cost_saved_mean"]
+    q = g["0.03"]["cost_saved_quantiles"]
+    assert f"{round(100 * saved)}% ({round(100 * q[0])}% to {round(100 * q[2])}%) at 0.03" in text["guarantee"]
+    verdict = "reaches it" if saved >= 0.4 else "falls short"
+    assert f"**toy** saves {round(100 * saved)}% at max_drop = 0.03: it {verdict}" in text["expectations"]
+
+
+def test_budget_outside_max_drops_still_has_a_certified_baseline():
+    """The certified baseline is select_cascade at max_drop = budget, even when max_drops lacks it; and the
+    expectation (max_drop 0.03) is not compared when the run did not test it."""
+    from calcas import prose
+    from calcas.params import _rounded
+    sets = _chain(n=1500)
+    res = _rounded(chain_study.chain_report({"toy": sets}, n_splits=3, max_drops=(0.05,), budget=0.02).to_dict())
+    c = res["chains"]["toy"]
+    assert list(c["guarantee"]) == ["0.05"] and "certified" in c["baselines"]
+    text = prose.chain_prose(res)
+    assert "The certified cascade" in text["baselines"] or "than the certified cascade" in text["baselines"]
+    assert "did not test max_drop = 0.03" in text["expectations"] and "**toy** saves" not in text["expectations"]
 
 
 @pytest.mark.parametrize("rate, verdict", [
@@ -141,3 +156,17 @@ def test_chain_prose_numbers_and_verdicts():
 def test_violation_verdicts(rate, verdict):
     from calcas import prose
     assert verdict in prose._rate_verdict(rate, 0.1)
+
+
+def test_a_stage_dearer_than_the_last_model_never_pays():
+    from calcas import prose
+    c = {"models": ["a", "b", "z"], "costs": [1.0, 5.0, 4.0],
+         "singles": [{"model": 0, "cost_share": 0.25, "accuracy": 0.6}, {"model": 1, "cost_share": 1.25, "accuracy": 0.8},
+                     {"model": 2, "cost_share": 1.0, "accuracy": 0.9}],
+         "guarantee": {"0.03": {"max_drop": 0.03, "called_share": [0.5, 0.0, 1.0]}},
+         "frontiers": {"0+1+2": {"cost_share": [0.25, 1.0], "accuracy": [0.6, 0.9]},
+                       "0+2": {"cost_share": [0.25, 1.0], "accuracy": [0.6, 0.9]},
+                       "1+2": {"cost_share": [1.0], "accuracy": [0.9]}}}
+    text = prose._chain_middle("toy", c)
+    assert "b never pays: one call costs at least as much as z's (5 against 4)" in text
+    assert "a never pays" not in text  # a is called in half the re-splits
