@@ -2,7 +2,7 @@
 
 The introduction's solutions are Python code blocks inside ``{solution}`` directives, run as
 they stand. The chapters' solutions are the code cells between a ``{solution-start}`` and a
-``{solution-end}`` Markdown cell of ``notebooks/02``-``04``; each chapter's set-up cells (imports,
+``{solution-end}`` Markdown cell of ``notebooks/02``-``04`` and ``10``; each chapter's set-up cells (imports,
 parameters, the report) run first, with the parameters pointed at small record sets made
 here: logit sets with known flips (what the book's own chapters run on), the same models as
 top-1 confidences without ground truth (what the public chapters run on, where papermill
@@ -24,7 +24,7 @@ import calcas
 
 ROOT = Path(__file__).resolve().parents[1]
 INTRO = ROOT / "book" / "intro.md"
-CHAPTERS = ("02_calibration", "03_cascading", "04_cleaning")
+CHAPTERS = ("02_calibration", "03_cascading", "04_cleaning", "10_chains")
 RUNNER_RECORDS = ROOT / "book" / "executed" / "01_extract" / "records"
 
 _EXERCISE = re.compile(r"^`{3,}\{exercise\}[^\n]*\n:label: (\S+)", re.M)
@@ -153,6 +153,8 @@ def _parameters(stem: str, paths: list[str], out: Path) -> dict:
         return {"records": paths, "n_boot": 20, "output_dir": str(out)}
     if stem == "03_cascading":
         return {"pairs": {"small-large": three[:2], "large-large": three[1:]}, "output_dir": str(out)}
+    if stem == "10_chains":  # the synthetic sets carry no cost of their own
+        return {"chains": {"three": three}, "costs": {"three": [1.0, 3.0, 4.0]}, "n_splits": 3, "output_dir": str(out)}
     return {"experts": three, "output_dir": str(out)}
 
 
