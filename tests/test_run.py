@@ -204,3 +204,22 @@ def test_the_injected_cell_is_hidden_only_when_it_sets_nothing_but_output_dir(tm
         finish_chapter(tmp_path / "x.ipynb", None, None)
         tags = nbformat.read(tmp_path / "x.ipynb", as_version=4).cells[1].metadata["tags"]
         assert ("remove-cell" in tags) is hidden, source
+
+
+def test_pages_shared_by_both_books_link_only_to_pages_both_books_have():
+    """A {doc} link on a page both tocs hold must resolve in both builds, or the paper book
+    fails under -W (spec.md once linked the CPU-only chains chapter)."""
+    import re
+
+    def toc_files(name):
+        toc = yaml.safe_load((ROOT / name).read_text())
+        return {toc["root"]} | {c["file"] for part in toc["parts"] for c in part["chapters"]}
+
+    cpu, paper = toc_files("_toc.yml"), toc_files("_toc_paper.yml")
+    shared = sorted(f for f in cpu & paper if (ROOT / f"{f}.md").is_file())
+    assert "book/spec" in shared
+    for page in shared:
+        text = (ROOT / f"{page}.md").read_text()
+        for target in re.findall(r"\{doc\}`(?:[^`<]*<)?([^`>]+)>?`", text):
+            resolved = str((Path(page).parent / target).as_posix())
+            assert resolved in cpu and resolved in paper, f"{page}.md links {target}, missing from a toc"
