@@ -262,7 +262,8 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
     ``"shown": {"<key>": false}`` (no true labels, no class probabilities, ...). ``launch``
     (see :func:`launch_links`) is added after the opening. Papermill's injected-parameters
     cell is hidden when it only sets the runner's ``output_dir``; one that sets the chapter's
-    data (the public chapters) stays, so a reader sees what the page ran on.
+    data (the public chapters) stays, so a reader sees what the page ran on, and is rewritten
+    by :func:`readable_parameters`.
     """
     import nbformat
     nb = nbformat.read(path, as_version=4)
@@ -280,9 +281,53 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
     nb.cells = [c for c in nb.cells if keep(c)]
     for cell in nb.cells:  # the runner's own output_dir = "." says nothing to a reader
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and _assignments(cell.source) == {"output_dir"}:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
+        if "injected-parameters" in tags:
+            if _assignments(cell.source) == {"output_dir"}:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
+            else:
+                cell.source = readable_parameters(cell.source)
     nbformat.write(nb, path)
+
+
+def readable_parameters(source: str) -> str:
+    """The injected-parameters cell as a reader should see it: the same values, one name a
+    line, long values wrapped, strings as written ("→", not papermill's ``\\u2192`` escapes).
+
+    Comment lines are kept; a source that is not plain ``name = literal`` lines is returned
+    unchanged, so nothing a kernel ran is ever misrepresented.
+    """
+    import ast
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return source
+    if not all(isinstance(node, ast.Assign) and len(node.targets) == 1
+               and isinstance(node.targets[0], ast.Name) for node in body):
+        return source
+    try:
+        assigned = [(node.targets[0].id, ast.literal_eval(node.value)) for node in body]
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return source
+    comments = [line for line in source.splitlines() if line.lstrip().startswith("#")]
+    lines = [f"{name} = {_wrapped_literal(value, len(name) + 3)}" for name, value in assigned]
+    return "\n".join([*comments, *lines]) + "\n"
+
+
+def _wrapped_literal(value: Any, start: int, *, indent: int = 0, width: int = 64) -> str:
+    """``repr(value)``, with a list, tuple or dict that does not fit before ``width`` opened one
+    item a line at a hanging indent of four (the column of a book's code cell is narrow)."""
+    text = repr(value)
+    brackets = {dict: "{}", list: "[]", tuple: "()"}.get(type(value))
+    if start + len(text) <= width or brackets is None or not value:
+        return text
+    inner = indent + 4
+    if isinstance(value, dict):
+        items = [f"{k!r}: {_wrapped_literal(v, inner + len(repr(k)) + 2, indent=inner, width=width)}"
+                 for k, v in value.items()]
+    else:
+        items = [_wrapped_literal(v, inner, indent=inner, width=width) for v in value]
+    body = "".join(f"{' ' * inner}{item},\n" for item in items)
+    return f"{brackets[0]}\n{body}{' ' * indent}{brackets[1]}"
 
 
 def _assignments(source: str) -> set[str]:

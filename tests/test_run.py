@@ -206,6 +206,37 @@ def test_the_injected_cell_is_hidden_only_when_it_sets_nothing_but_output_dir(tm
         assert ("remove-cell" in tags) is hidden, source
 
 
+def test_the_shown_parameters_cell_keeps_its_values_and_drops_papermills_escapes(tmp_path):
+    """Papermill writes "\\u2192" for "→" and a dict on one line; the chapter shows the same
+    values readably, and leaves alone a cell it cannot read as plain literals."""
+    import ast
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from calcas.run import finish_chapter, readable_parameters
+    chains = {f"Chain {i}: A \u2192 B \u2192 C": [[f"records/model_{i}_{j}.parquet" for j in range(3)], [4.1, 17.6]]
+              for i in range(3)}
+    odd = {"flags": [True, None, 0.1, (1,), {}], "long": "x" * 90}
+    source = (f'# Parameters\nchains = {chains!r}\nodd = {odd!r}\nn_splits = 500\noutput_dir = "."\n'
+              .replace("→", "\\u2192"))
+    assert "\\u2192" in source
+    nb = new_notebook(cells=[new_markdown_cell("# t"), new_code_cell(source, metadata={"tags": ["injected-parameters"]})])
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    finish_chapter(tmp_path / "x.ipynb", None, None)
+    shown = nbformat.read(tmp_path / "x.ipynb", as_version=4).cells[1].source
+    assert "\\u" not in shown and "A → B → C" in shown
+    assert shown.startswith("# Parameters\n")
+    assert max(len(line) for line in shown.splitlines() if "x" * 90 not in line) <= 64
+
+    def values(text):
+        return {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(text).body}
+    assert values(shown) == values(source) and values(shown)["chains"] == chains
+    assert readable_parameters(shown) == shown
+    for odd in ("x = f(1)\n", "x += 1\n", "a, b = 1, 2\n", "x = (\n"):
+        assert readable_parameters(odd) == odd
+
+
 def test_pages_shared_by_both_books_link_only_to_pages_both_books_have():
     """A {doc} link on a page both tocs hold must resolve in both builds, or the paper book
     fails under -W (spec.md once linked the CPU-only chains chapter)."""
