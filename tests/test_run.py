@@ -11,9 +11,10 @@ from calcas.run import PAPER_TARGETS, PROFILES, _placeholder, paper_commands, pl
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+def _toc_files(name: str = "_toc.yml") -> list[str]:
+    """The pages a table of contents lists: its root first, then every chapter in order."""
+    toc = yaml.safe_load((ROOT / name).read_text())
+    return [toc["root"], *(c["file"] for part in toc["parts"] for c in part["chapters"])]
 
 
 def test_every_executed_page_in_the_toc_is_produced_by_a_step():
@@ -86,12 +87,11 @@ def test_placeholder_is_one_clear_line(tmp_path):
 
 
 def test_paper_toc_lists_every_paper_step():
-    toc = yaml.safe_load((ROOT / "_toc_paper.yml").read_text())
-    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    files = _toc_files("_toc_paper.yml")
     steps = plan("paper", environ=PAPER_ENV)
     assert [f for f in files if f.startswith("book/executed/")] == \
         [f"book/executed/{s.folder}/{s.notebook}" for s in steps]
-    assert (ROOT / f"{toc['root']}.md").is_file()
+    assert (ROOT / f"{files[0]}.md").is_file()
 
 
 def test_paper_book_builds_beside_the_cpu_book(tmp_path):
@@ -242,15 +242,11 @@ def test_pages_shared_by_both_books_link_only_to_pages_both_books_have():
     fails under -W (spec.md once linked the CPU-only chains chapter)."""
     import re
 
-    def toc_files(name):
-        toc = yaml.safe_load((ROOT / name).read_text())
-        return {toc["root"]} | {c["file"] for part in toc["parts"] for c in part["chapters"]}
-
-    cpu, paper = toc_files("_toc.yml"), toc_files("_toc_paper.yml")
+    cpu, paper = set(_toc_files("_toc.yml")), set(_toc_files("_toc_paper.yml"))
     shared = sorted(f for f in cpu & paper if (ROOT / f"{f}.md").is_file())
     assert "book/spec" in shared
     for page in shared:
         text = (ROOT / f"{page}.md").read_text()
         for target in re.findall(r"\{doc\}`(?:[^`<]*<)?([^`>]+)>?`", text):
-            resolved = str((Path(page).parent / target).as_posix())
+            resolved = (Path(page).parent / target).as_posix()
             assert resolved in cpu and resolved in paper, f"{page}.md links {target}, missing from a toc"
