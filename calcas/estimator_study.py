@@ -250,7 +250,7 @@ def bias_figure(result: StudyResult, n_bins: int = 15) -> Any:
     less than a quarter on a phone)."""
     import matplotlib.pyplot as plt
 
-    from .plots import SERIES_COLOURS
+    from .render.plots import SERIES_COLOURS
 
     table = result.estimates[result.estimates["n_bins"] == n_bins]
     amplitudes = list(dict.fromkeys(table["amplitude"]))

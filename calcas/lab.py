@@ -1,7 +1,7 @@
 """The calibration lab: the grids behind the book's teaching explorers, and the charts.
 
 Three lessons, each a pure function that precomputes every slider position with calcas, and a
-thin chart builder that draws it as a kernel-free explorer (:class:`calcas.interactive.Explorer`):
+thin chart builder that draws it as a kernel-free explorer (:class:`calcas.render.interactive.Explorer`):
 
 - :func:`temperature_sweep` / :func:`temperature_explorer`: ``softmax(logits / T)`` on the
   test half for T on a log grid (reliability table, ECE, NLL, accuracy), and the T that
@@ -33,9 +33,9 @@ from ._validate import (check_binning, check_positive_int, confidence_array, flo
 from .binning import BINNINGS
 from .calibration import fit_temperature, temperature_nll
 from .confidence import max_prob_confidence
-from .interactive import HEIGHT, LINE, WIDTH, Explorer, _finish, _readout, _text_panel, _UNIT_AXIS
+from .render.interactive import HEIGHT, LINE, WIDTH, Explorer, _finish, _readout, _text_panel, _UNIT_AXIS
 from .metrics import ESTIMATORS, ece, min_detectable_ece, reliability_table
-from .plots import INLINE_DPI, OKABE_ITO
+from .render.plots import INLINE_DPI, OKABE_ITO
 
 __all__ = ["TemperatureSweep", "log_grid", "log_sizes", "temperature_sweep", "sample_size_sweep",
            "min_detectable_curve", "binning_sweep",

@@ -39,8 +39,15 @@ REFERENCE_FILE = Path(__file__).parent / "data" / "paper_reference.json"
 
 @lru_cache(maxsize=1)
 def paper_reference() -> dict[str, Any]:
-    """The paper's reported numbers (Tables 1-3, Figures 2-4), from ``calcas/data/paper_reference.json``."""
-    return json.loads(REFERENCE_FILE.read_text())
+    """The paper's reported numbers in the shape this module's callers read (Tables 1-3, Figures
+    2-4), from ``calcas/data/paper_reference.json``. Transitional: the chapters read
+    :func:`calcas.chapters.common.paper_reference` per data set instead."""
+    ref = json.loads(REFERENCE_FILE.read_text())
+    d = ref["datasets"]
+    table1 = {k: {**d[k]["calibration"], "dataset": d[k]["name"]} for k in ("imagenet", "mmlu")}
+    ll = d["imagenet"]["cascading"]["large_large"]
+    return {"table1": table1, "cascades": {"large_large": {**ll, "dataset": "ImageNet-1k, half of val"}},
+            "table3": d["imagenet"]["cleaning"]["table3"]}
 
 
 def _load(record_sets: Sequence[Any]) -> tuple[list[Records], list[str]]:
@@ -826,9 +833,3 @@ def summary_report(results: Mapping[str, dict[str, Any] | None]) -> SummaryRepor
             table3.insert(0, {"source": "paper", "group": label, "flagged": g["n_flagged"],
                               "precision": g.get("precision")})
     return SummaryReport(table1, cascade_claims({c: r for c, r in results.items() if r}), cleaning, table3)
-
-
-def show_prose(markdown: str) -> None:
-    """Display a chapter's generated sentences as Markdown, marked so tests can find them."""
-    from IPython.display import Markdown, display
-    display(Markdown(markdown), metadata={"calcas": "prose"})

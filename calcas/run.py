@@ -408,7 +408,7 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         times[step.folder] = time.perf_counter() - start
         print(f"{times[step.folder]:6.1f} s", flush=True)
     if book:
-        from .book import build_book
+        from .render.book import build_book
         start = time.perf_counter()
         print(f"{'[book]':>7} {'jupyter-book build -W -n':<34}", end=" ", flush=True)
         # the paper's chapters make a book of their own (_toc_paper.yml), beside the CPU book

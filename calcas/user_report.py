@@ -298,7 +298,7 @@ img.figure { max-width: 100%; height: auto; }
 
 
 def _page(title: str, blocks: list[str]) -> str:
-    # data-content_root tells calcas.interactive's loader where _static/vendored/ is: beside this page
+    # data-content_root tells calcas.render.interactive's loader where _static/vendored/ is: beside this page
     return (f'<!DOCTYPE html>\n<html lang="en" data-content_root="./">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
@@ -306,13 +306,13 @@ def _page(title: str, blocks: list[str]) -> str:
 
 
 def _table_html(df: pd.DataFrame) -> str:
-    from .plots import styled
+    from .render.tables import styled
     return f'<div class="table-wrap">{styled(df).to_html()}</div>'
 
 
 def _copy_scripts(out: Path, root: Path | None = None) -> None:
     """Vega, Vega-Lite and vega-embed into ``out/_static/vendored/`` from the pinned node packages."""
-    from .book import VENDOR_URL, copy_vega, ensure_node_packages
+    from .render.book import VENDOR_URL, copy_vega, ensure_node_packages
     root = root or Path(__file__).resolve().parents[1]
     try:
         modules = ensure_node_packages(root)
@@ -351,7 +351,8 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     dict
         ``results.json`` as read back.
     """
-    from . import interactive, plots, prose, report
+    from . import prose, report
+    from .render import interactive, plots
     from .params import write_results
 
     paths = [Path(p) for p in paths]

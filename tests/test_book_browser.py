@@ -1,5 +1,5 @@
 """The built HTML book in a real browser: every page loads with no request leaving the book,
-and every explorer (calcas.interactive) draws, and redraws when its slider moves.
+and every explorer (calcas.render.interactive) draws, and redraws when its slider moves.
 
 The book is read from ``_build/html`` (or ``$CALCAS_BOOK_HTML``), served over http.server
 on 127.0.0.1, and opened in the system's Chromium (``/usr/bin/chromium``, or

@@ -1,4 +1,4 @@
-"""calcas.interactive.chain_explorer: the spec carries both controls and exactly the chain study's
+"""calcas.render.interactive.chain_explorer: the spec carries both controls and exactly the chain study's
 numbers (a small synthetic chain through calcas.chain_study), and on the built chain page the
 max_drop slider moves the certified cascade as it should."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("altair")
 
 from calcas import chain_study  # noqa: E402
-from calcas.interactive import READOUT_CHARS, chain_explorer  # noqa: E402
+from calcas.render.interactive import READOUT_CHARS, chain_explorer  # noqa: E402
 from test_chain_study import _chain  # noqa: E402
 from test_interactive import _params, _readouts, _table  # noqa: E402
 

@@ -1,5 +1,5 @@
-"""calcas.interactive: the explorers' specs carry the slider parameters and exactly calcas's
-numbers, and their HTML names no address outside the book; calcas.plots: the grids are drawn
+"""calcas.render.interactive: the explorers' specs carry the slider parameters and exactly calcas's
+numbers, and their HTML names no address outside the book; calcas.render.plots: the grids are drawn
 for the book's column, and styled tables read well (the static half of the same book layer)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 alt = pytest.importorskip("altair")
 
 import calcas  # noqa: E402
-from calcas.interactive import (VEGALITE_MIME, VENDOR_PATH, VENDOR_SCRIPTS, cascade_explorer,  # noqa: E402
+from calcas.render.interactive import (VEGALITE_MIME, VENDOR_PATH, VENDOR_SCRIPTS, cascade_explorer,  # noqa: E402
                                 cleaning_explorer, reliability_explorer)
 
 
@@ -279,7 +279,7 @@ def test_reliability_says_when_ties_merge_bins():
 def test_readout_lines_fit_a_phone(demo):
     """Read-outs are wrapped into lines of at most READOUT_CHARS characters, never inside
     "name = value", and each series keeps its own band of lines."""
-    from calcas.interactive import READOUT_CHARS
+    from calcas.render.interactive import READOUT_CHARS
     specs = {"N": reliability_explorer({"uncalibrated": demo["raw"], "calibrated": demo["cal"]}, demo["correct"]),
              "K": cascade_explorer(demo["curves"])}
     for key, ex in specs.items():
@@ -293,9 +293,9 @@ def test_readout_lines_fit_a_phone(demo):
 
 
 def test_styles_are_the_static_figures(demo):
-    """Okabe–Ito, as calcas.plots: uncalibrated / UC and calibrated / CC differ in colour,
+    """Okabe–Ito, as calcas.render.plots: uncalibrated / UC and calibrated / CC differ in colour,
     dash and point shape; legends sit under the plot."""
-    from calcas.plots import SERIES_STYLE
+    from calcas.render.plots import SERIES_STYLE
     rel = reliability_explorer({"uncalibrated": demo["raw"], "calibrated": demo["cal"]}, demo["correct"]).to_dict()
     cas = cascade_explorer(demo["curves"]).to_dict()
     for spec, (a, b) in ((rel, ("uncalibrated", "calibrated")), (cas, ("UC", "CC"))):
@@ -311,7 +311,7 @@ def test_styles_are_the_static_figures(demo):
 def test_html_charts_take_the_column_width(demo):
     """In the book every view is ``width: "container"``, fitted by the patch (calcasFit) and
     measured once drawn (calcasRefit); the mimebundle's spec keeps a fixed width."""
-    from calcas.interactive import WIDTH
+    from calcas.render.interactive import WIDTH
     ex = cascade_explorer(demo["curves"])
     snippet = ex.to_html()
     spec = json.loads(re.search(r"var spec = (\{.*\});\n", snippet).group(1).replace("<\\/", "</"))
@@ -322,7 +322,7 @@ def test_html_charts_take_the_column_width(demo):
 
 
 # ---------------------------------------------------------------------------------------
-# calcas.plots
+# calcas.render.plots
 
 def test_grids_fit_the_column(demo):
     """cascade_grid and reliability_grid make figures at most COLUMN_INCHES wide at the inline
@@ -330,7 +330,7 @@ def test_grids_fit_the_column(demo):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from calcas import plots
+    from calcas.render import plots
     curves = {f"pair {i}": demo["curves"] for i in range(5)}
     fig = plots.cascade_grid(curves, highlight_K={"pair 0": 4}, titles={"pair 1": "a long title " * 6})
     w, _ = fig.get_size_inches()
@@ -366,7 +366,7 @@ def test_grids_fit_the_column(demo):
 
 
 def test_styled_tables():
-    from calcas.plots import styled
+    from calcas.render.tables import styled
     df = pd.DataFrame({"model": ["a", "b", None], "accuracy": [0.433453, 1.0, np.nan],
                        "count": [12500, 35, 7], "n": [1.0, 2500.0, np.nan], "nll": [12.3456, 1.2, 0.5],
                        "p": [1e-5, 3e-6, 0.0]})

@@ -99,7 +99,7 @@ def test_paper_book_builds_beside_the_cpu_book(tmp_path):
     stand-ins here, as no GPU run exists. Built in a copy, so nothing real is overwritten."""
     import shutil
 
-    from calcas.book import build_book
+    from calcas.render.book import build_book
     from calcas.run import PAPER_BOOK
     if not (ROOT / "node_modules" / "vega").is_dir() and shutil.which("npm") is None:
         pytest.skip("needs the pinned node packages (npm)")

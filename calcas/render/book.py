@@ -1,6 +1,6 @@
 """Build the Jupyter Book with every script it needs served from the book itself.
 
-The book's interactive charts (:mod:`calcas.interactive`) need Vega, Vega-Lite and
+The book's interactive charts (:mod:`calcas.render.interactive`) need Vega, Vega-Lite and
 vega-embed, and its math needs MathJax 3. None of them is committed and none comes from a
 CDN: ``package.json`` (with ``package-lock.json``) pins them, ``npm ci`` installs them into
 ``node_modules/``, and :func:`vendor_js` copies the files the browser needs into
@@ -9,7 +9,7 @@ CDN: ``package.json`` (with ``package-lock.json``) pins them, ``npm ci`` install
 not a ``_static/`` *source* folder: Jupyter Book 1 would add every ``*.js`` found there to
 every page). A build without this step fails (``html_extra_path entry ... does not exist``).
 
-Usage: ``python -m calcas.book [ROOT] [--no-strict]`` or :func:`build_book`.
+Usage: ``python -m calcas.render.book [ROOT] [--no-strict]`` or :func:`build_book`.
 """
 from __future__ import annotations
 
@@ -152,8 +152,8 @@ def build_book(root: str | Path = ".", *, strict: bool = True, toc: str | None =
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m calcas.book [ROOT] [--no-strict]`` builds the book."""
-    parser = argparse.ArgumentParser(prog="python -m calcas.book", description=__doc__.splitlines()[0])
+    """Command line: ``python -m calcas.render.book [ROOT] [--no-strict]`` builds the book."""
+    parser = argparse.ArgumentParser(prog="python -m calcas.render.book", description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default=".", help="the book's root (default: .)")
     parser.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ Each explorer returns an :class:`Explorer`. Displayed in a notebook it offers
 
 - ``text/html``: a ``<div>`` and a script that loads Vega, Vega-Lite and vega-embed from the
   built book itself (``<book root>/_static/vendored/``, copied there by
-  :func:`calcas.book.build_book`; the root is found at run time from the ``data-content_root``
+  :func:`calcas.render.book.build_book`; the root is found at run time from the ``data-content_root``
   attribute Sphinx puts on ``<html>``), then draws the chart. No request leaves the book.
   myst-nb uses this entry for the HTML book;
 - altair's spec under ``application/vnd.vegalite.v6+json``, for front ends that draw
@@ -22,7 +22,7 @@ display ``explorer.chart`` to draw the same chart with altair's renderer.
 
 In the book a chart takes the width of its column, at any width down to a phone's (the axes
 included), its legend sits under the plot, and its read-out lines are short enough for a
-phone. Colours, dashes and point shapes are those of :mod:`calcas.plots` (Okabe–Ito).
+phone. Colours, dashes and point shapes are those of :mod:`calcas.render.plots` (Okabe–Ito).
 Sliders offer exactly the values present in the tables they are given (tied confidences can
 leave a cascade or a cleaning sweep with fewer K values than bins).
 """
@@ -39,7 +39,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from .metrics import ece, reliability_table
+from ..metrics import ece, reliability_table
 from .plots import SERIES_COLOURS, series_style
 
 __all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
@@ -52,7 +52,7 @@ VEGALITE_MIME = "application/vnd.vegalite.v6+json"
 #: Loaded in this order (vega-lite needs vega; vega-embed needs both).
 VENDOR_SCRIPTS = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 
-#: Colours, dashes and point shapes: those of :mod:`calcas.plots` (Okabe–Ito), so the static
+#: Colours, dashes and point shapes: those of :mod:`calcas.render.plots` (Okabe–Ito), so the static
 #: figures and the explorers agree. Uncalibrated / UC: vermillion, dashed, squares;
 #: calibrated / CC: blue, solid, circles; RC grey dash-dot; oracle green dotted.
 PALETTE = SERIES_COLOURS
@@ -368,7 +368,7 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     confidence : array, shape (n,), or dict name -> array
         Confidences (probabilities in [0, 1]) of each sample's answer. A dict draws one
         series per name (e.g. ``{"uncalibrated": raw, "calibrated": cal}``; those two names
-        have their own styles, see :data:`calcas.plots.SERIES_STYLE`).
+        have their own styles, see :data:`calcas.render.plots.SERIES_STYLE`).
     correct : array, shape (n,), or dict name -> array
         Verifier score (0/1) of each answer: one array shared by every series, or one per name.
     n_bins : iterable of int
