@@ -2,7 +2,13 @@
 (no network, no hub), used by the language, vLLM-backend and extraction-job tests."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# unit/, integration/ and book/ import each other's helpers by module name (test names are unique)
+sys.path[:0] = [str(Path(__file__).parent / d) for d in ("unit", "integration", "book")]
 
 CORPUS = ["What is the capital of France? Paris is the capital of France.",
           "Answer: A", "Answer: B", "Answer: C", "Answer: D",

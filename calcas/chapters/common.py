@@ -46,10 +46,13 @@ class Facts:
     """
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (dicts, lists, numbers, strings, None): what ``results.json`` holds."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls: type[F], data: Mapping[str, Any]) -> F:
+        """The dataclass from :meth:`to_dict`'s data (or ``results.json`` read back); unknown
+        keys are refused, missing ones take the field's default."""
         hints = _hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -145,6 +148,7 @@ class Estimate(Facts):
         return cls(value, low, high, interval)
 
     def as_list(self) -> list[float | None]:
+        """``[value, low, high]``."""
         return [self.value, self.low, self.high]
 
 

@@ -17,7 +17,7 @@ from calcas import report
 from calcas.records import RecordsError
 from calcas.user_report import read_outputs, user_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CALCAS_CHROMIUM", "/usr/bin/chromium"))
 
 
@@ -194,63 +194,3 @@ def test_a_calcas_record_set_is_read_as_it_is(tmp_path):
     again = read_outputs(tmp_path / "m.parquet", name="again", cost=3.0)
     np.testing.assert_array_equal(again.logits, r.logits)
     assert again.manifest["model"] == "again" and again.manifest["extraction"]["flops_per_sample"] == 3.0
-
-
-def test_a_public_per_sample_output_we_did_not_write(tmp_path):
-    """ImageNet-X's published ResNet-50 and ViT predictions, re-shaped into the CSV form only."""
-    from calcas.datasets.public import data_root
-    data = data_root()
-    if data is None or not (data / "imagenetx" / "ResNet50.csv").is_file():
-        pytest.skip("the public data is not on this machine (python -m calcas.datasets.public fetch)")
-    labels = pd.read_csv(data / "imagenetx" / "filename_label.csv")
-    paths = []
-    for model in ("ResNet50", "ViT"):
-        frame = pd.read_csv(data / "imagenetx" / f"{model}.csv").merge(labels, on="file_name")
-        frame = frame.rename(columns={"file_name": "id", "predicted_class": "pred", "predicted_probability": "confidence"})
-        paths.append(_csv(tmp_path, model, frame))
-    res = user_report(paths, tmp_path / "out", n_boot=20, progress=False)
-    frame = pd.read_csv(paths[0])
-    test = ~calcas.cal_test_split(frame["id"].to_numpy(), seed=0)
-    accuracy = float((frame["pred"] == frame["label"])[test].mean())
-    assert res["calibration"]["models"]["ResNet50"]["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
-    assert res["cascade"]["pairs"]["ResNet50 → ViT"]["n_test"] == int(test.sum())
-
-
-def test_the_page_draws_from_disk_with_no_network(tmp_path):
-    """The page opened as a file: every chart draws, every slider redraws, no request leaves the folder."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    paths = [_csv(tmp_path, f"m{i}", _as("prob", _outputs(seed=i, skill=1 + i))) for i in range(3)]
-    user_report(paths, tmp_path / "out", n_boot=20, progress=False)
-    folder = (tmp_path / "out").as_uri() + "/"
-    outside, errors = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
-        try:
-            for width in (1280, 390):
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.on("pageerror", lambda err: errors.append(str(err)))
-                page.route("**/*", lambda r: r.continue_() if r.request.url.startswith((folder, "data:", "blob:"))
-                           else (outside.append(r.request.url), r.abort()))
-                page.goto(folder + "index.html", wait_until="networkidle")
-                page.wait_for_function("() => Array.from(document.querySelectorAll('.calcas-explorer'))"
-                                       ".every(d => d.querySelector('svg') !== null)", timeout=20_000)
-                sliders = page.query_selector_all(".vega-bind input[type=range]")
-                assert len(sliders) == 6
-                for slider in sliders:
-                    chart = slider.evaluate_handle("el => el.closest('.calcas-explorer')")
-                    text = "c => Array.from(c.querySelectorAll('svg text')).map(t => t.textContent).join('|')"
-                    before = chart.evaluate(text)
-                    low = slider.get_attribute("min")
-                    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', "
-                                    "{bubbles: true})); }", low)
-                    page.wait_for_function(f"([c, b]) => ({text})(c) !== b", arg=[chart, before], timeout=5_000)
-                if os.environ.get("CALCAS_SCREENSHOTS"):
-                    page.screenshot(path=str(Path(os.environ["CALCAS_SCREENSHOTS"]) / f"user_report_{width}.png"),
-                                    full_page=True)
-                page.close()
-        finally:
-            browser.close()
-    assert not outside, f"requests left the folder: {outside}"
-    assert not errors, f"script errors: {errors}"

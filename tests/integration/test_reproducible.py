@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 papermill = pytest.importorskip("papermill")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECORDS = ROOT / "book" / "executed" / "01_extract" / "records"
 
 

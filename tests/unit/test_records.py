@@ -454,7 +454,7 @@ def test_records_and_the_layers_on_it_import_no_calibration_code():
     import sys
     from pathlib import Path
 
-    package = Path(__file__).resolve().parents[1] / "calcas"
+    package = Path(__file__).resolve().parents[2] / "calcas"
     code = f"""
 import sys, types
 package = types.ModuleType("calcas")

@@ -8,7 +8,7 @@ import pytest
 
 from calcas.params import SECTIONS, ParameterError, validate_parameters, write_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 papermill = pytest.importorskip("papermill")
 
 

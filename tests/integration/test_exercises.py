@@ -22,7 +22,7 @@ import pytest
 
 import calcas
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INTRO = ROOT / "book" / "intro.md"
 CHAPTERS = ("02_calibration", "03_cascading", "04_cleaning", "10_chains")
 RUNNER_RECORDS = ROOT / "book" / "executed" / "01_extract" / "records"

@@ -246,7 +246,7 @@ def test_01_extract_notebook_runs_a_transformers_source_through_papermill(tiny_l
     """The notebook's GPU branch, run on the CPU with the tiny model: what the paper profile's
     language steps do, with a local file for the data."""
     papermill = pytest.importorskip("papermill")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     mmlu_file = tmp_path / "mmlu40.jsonl"  # enough rows for the notebook's 15-bin ECE
     mmlu_file.write_text("".join(json.dumps({"id": f"q{i}", **QUESTIONS[i % 7], "question": f"{i}. " +
                                              QUESTIONS[i % 7]["question"]}) + "\n" for i in range(40)))
@@ -283,7 +283,7 @@ def test_smollm2_record_sets_go_through_calibration_and_cascading(tmp_path):
         assert r.n == 40 and r.logits.shape == (40, 4) and r.manifest["mode"] == mode
         assert r.manifest["weights_sha256"] and set(np.unique(r.label)) <= {0, 1, 2, 3}
     assert list(sets["first_token"].id) == list(sets["option_likelihood"].id)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     files = [str(tmp_path / m / "smollm2_mmlu.parquet") for m in ("first_token", "option_likelihood")]
     for notebook, params in (("02_calibration", {"records": files, "n_boot": 20}),
@@ -399,7 +399,7 @@ def test_paper_pipeline_in_miniature_on_cpu(tmp_path):
             optimiser.step()
         model.eval()
         checkpoints.append(str(vision.save_checkpoint(model, tmp_path / f"net{seed}.pth", "test_efficientnet")))
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     records = ["../01/records/net0.parquet", "../01/records/net1.parquet"]
     steps = [("01", "01_extract", {"source": "timm", "models": checkpoints, "data": str(tree), "batch_size": 32}),

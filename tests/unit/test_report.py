@@ -15,7 +15,7 @@ import calcas
 from calcas import prose, report
 from calcas.params import _rounded
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXECUTED = ROOT / "book" / "executed"
 
 
