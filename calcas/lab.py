@@ -33,7 +33,7 @@ from ._validate import (check_binning, check_positive_int, confidence_array, flo
 from .binning import BINNINGS
 from .calibration import fit_temperature, temperature_nll
 from .confidence import max_prob_confidence
-from .render.interactive import HEIGHT, LINE, WIDTH, Explorer, _finish, _readout, _text_panel, _UNIT_AXIS
+from .render.interactive import HEIGHT, LINE, WIDTH, Explorer, finish, readout, text_panel, UNIT_AXIS
 from .metrics import ESTIMATORS, ece, min_detectable_ece, reliability_table
 from .render.plots import INLINE_DPI, OKABE_ITO
 
@@ -357,12 +357,12 @@ def temperature_explorer(sweep: TemperatureSweep, *, title: str = "") -> Explore
     text = [{"series": "T", "log2_T": r.log2_T, "colour": "#222222",
              "text": f"T = {r.T:.2f} (log₂ T = {r.log2_T:g}): ECE = {r.ece:.4f}, NLL = {r.nll:.4f}, "
                      f"accuracy = {r.accuracy:.4f}"} for r in curve.itertuples()]
-    text, lines = _readout(text, "log2_T", ["T"])
+    text, lines = readout(text, "log2_T", ["T"])
     t_param = alt.param(name="log2_T", value=start, bind=alt.binding_range(
         min=float(curve["log2_T"].min()), max=float(curve["log2_T"].max()), step=float(steps[0]),
         name="log₂ of the temperature T "))
 
-    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=_UNIT_AXIS)
+    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=UNIT_AXIS)
     x = alt.X("mean_confidence:Q", title="mean confidence in bin", **axis)
     y = alt.Y("accuracy:Q", title="accuracy in bin", **axis)
     diagonal = (alt.Chart(pd.DataFrame({"mean_confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}))
@@ -405,9 +405,9 @@ def temperature_explorer(sweep: TemperatureSweep, *, title: str = "") -> Explore
                           .encode(x=xs, y=alt.value(2), text="label:N"))
         return alt.layer(*layers).properties(width=WIDTH, height=110)
 
-    chart = alt.vconcat(plot, _text_panel(text, lines, t_param, "log2_T"), panel("ECE", False),
+    chart = alt.vconcat(plot, text_panel(text, lines, t_param, "log2_T"), panel("ECE", False),
                         panel("NLL", True), spacing=10)
-    return Explorer(_finish(chart.add_params(t_param), title),
+    return Explorer(finish(chart.add_params(t_param), title),
                     f"calcas temperature explorer: T = {curve['T'].min():g}..{curve['T'].max():g}, "
                     f"fitted T = {fitted['T']:.3f}")
 
@@ -463,7 +463,7 @@ def sample_size_explorer(sweep: pd.DataFrame, *, min_detectable: pd.DataFrame | 
             text.append({"series": "detect", "log10_n": r.log10_n, "colour": "#555555",
                          "text": f"smallest detectable ECE = {detect[int(r.n)]:.4f}"})
     order = ["n"] + [ESTIMATOR_LABELS[e] for e in estimators] + (["detect"] if detect else [])
-    text, lines = _readout(text, "log10_n", order)
+    text, lines = readout(text, "log10_n", order)
     start = len(ns) // 2 if default is None else int(np.argmin(np.abs(ns["n"].to_numpy() - default)))
     n0 = ns["log10_n"].iloc[start]
     n_param = alt.param(name="log10_n", value=float(n0), bind=alt.binding_range(
@@ -502,8 +502,8 @@ def sample_size_explorer(sweep: pd.DataFrame, *, min_detectable: pd.DataFrame | 
         tooltip=["n:Q", "series:N", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("low:Q", format=".4f"),
                  alt.Tooltip("high:Q", format=".4f")]))
     plot = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, lines, n_param, "log10_n"), spacing=8)
-    return Explorer(_finish(chart.add_params(n_param), title),
+    chart = alt.vconcat(plot, text_panel(text, lines, n_param, "log10_n"), spacing=8)
+    return Explorer(finish(chart.add_params(n_param), title),
                     f"calcas sample-size explorer: n = {int(ns['n'].min()):,}..{int(ns['n'].max()):,}")
 
 
@@ -537,13 +537,13 @@ def binning_explorer(bins: pd.DataFrame, summary: pd.DataFrame, *, title: str = 
                      "colour": "#222222",
                      "text": f"N = {r.N}, {_BINNING_LABELS[r.binning]} bins: ECE = {r.ece:.4f}, "
                              f"fewest samples in a bin: {r.smallest:,}{empty}"})
-    text, lines = _readout(text, "key", ["N"])
+    text, lines = readout(text, "key", ["N"])
     n_param = alt.param(name="N", value=int(default), bind=alt.binding_range(
         min=grid[0], max=grid[-1], step=int(np.diff(grid)[0]) if len(grid) > 1 else 1, name="number of bins N "))
     b_param = alt.param(name="binning", value=binnings[0], bind=alt.binding_radio(
         # no-break spaces: the radio's labels otherwise touch the next button
         options=binnings, labels=[_BINNING_LABELS[b] + "\u00a0\u00a0" for b in binnings], name="bins "))
-    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=_UNIT_AXIS)
+    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=UNIT_AXIS)
     x = alt.X("mean_confidence:Q", title="mean confidence in bin", **axis)
     y = alt.Y("accuracy:Q", title="accuracy in bin", **axis)
     colour = OKABE_ITO["blue"]
@@ -565,13 +565,13 @@ def binning_explorer(bins: pd.DataFrame, summary: pd.DataFrame, *, title: str = 
         x=x, y=y, size=size, tooltip=["bin:Q", "count:Q", alt.Tooltip("mean_confidence:Q", format=".4f"),
                                       alt.Tooltip("accuracy:Q", format=".4f")])
     plot = alt.layer(diagonal, line, points).properties(width=WIDTH, height=HEIGHT)
-    # the read-out of the (N, binning) pair chosen: _text_panel's look, filtered by both controls
+    # the read-out of the (N, binning) pair chosen: text_panel's look, filtered by both controls
     panel = (alt.Chart(text, width=WIDTH, height=LINE * lines + 4)
              .mark_text(align="left", baseline="top", fontSize=12.5, color="#222222")
              .encode(x=alt.value(0), y=alt.Y("y:Q", scale=None, axis=None), text="line:N")
              .transform_filter((alt.datum.N == n_param) & (alt.datum.binning == b_param)))
     chart = alt.vconcat(plot, panel, spacing=8)
-    return Explorer(_finish(chart.add_params(n_param, b_param), title),
+    return Explorer(finish(chart.add_params(n_param, b_param), title),
                     f"calcas binning explorer: N = {grid[0]}..{grid[-1]}, {', '.join(binnings)}")
 
 

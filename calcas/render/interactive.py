@@ -43,7 +43,8 @@ from ..metrics import ece, reliability_table
 from .plots import SERIES_COLOURS, series_style
 
 __all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
-           "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME"]
+           "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME", "UNIT_AXIS", "slider", "readout", "text_panel",
+           "finish", "grid_key"]
 
 #: Where the built book serves the vendored scripts, relative to its root.
 VENDOR_PATH = "_static/vendored/"
@@ -68,7 +69,7 @@ READOUT_CHARS = 44
 
 
 #: An axis over [0, 1]: ticks every 0.1, labelled with one decimal.
-_UNIT_AXIS = alt.Axis(values=[i / 10 for i in range(11)], format=".1f")
+UNIT_AXIS = alt.Axis(values=[i / 10 for i in range(11)], format=".1f")
 
 
 def _style(name: str, index: int) -> dict[str, Any]:
@@ -248,7 +249,7 @@ def _start(values: list[Any], default: float | None) -> Any:
     return min(values, key=lambda v: (abs(v - float(default)), v))
 
 
-def _slider(name: str, label: str, values: list[Any], value: Any) -> alt.Parameter:
+def slider(name: str, label: str, values: list[Any], value: Any) -> alt.Parameter:
     """A parameter bound to a range slider (an evenly spaced grid) or else a drop-down.
     ``values`` are ints, or floats (then the parameter's value is a float)."""
     # rounded: the steps of a float grid (0, 0.005, 0.01, 0.015, ...) differ in their last bits
@@ -314,7 +315,7 @@ def _wrap(text: str, width: int = READOUT_CHARS) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
-def _readout(rows: list[dict[str, Any]], field: str, order: list[str]) -> tuple[pd.DataFrame, int]:
+def readout(rows: list[dict[str, Any]], field: str, order: list[str]) -> tuple[pd.DataFrame, int]:
     """The read-out rows, one per line: each record of ``rows`` (``series``, ``field``,
     ``text``, ``colour``, ...) wrapped into lines placed ``y`` px down the panel. Series keep
     their own band (as tall as their longest read-out), in the order of ``order``. Returns
@@ -333,7 +334,7 @@ def _readout(rows: list[dict[str, Any]], field: str, order: list[str]) -> tuple[
     return out.reset_index(drop=True), top
 
 
-def _text_panel(text: pd.DataFrame, lines: int, param: Any, field: str | None) -> alt.Chart:
+def text_panel(text: pd.DataFrame, lines: int, param: Any, field: str | None) -> alt.Chart:
     """The read-out under a chart: the lines of each series (coloured as its series, from the
     ``colour`` column), filtered by the slider (``datum[field] == param``), or by ``param``
     itself, a predicate over several controls, when ``field`` is None."""
@@ -344,7 +345,8 @@ def _text_panel(text: pd.DataFrame, lines: int, param: Any, field: str | None) -
             .transform_filter(param if field is None else alt.datum[field] == param))
 
 
-def _finish(chart: alt.VConcatChart, title: str) -> alt.VConcatChart:
+def finish(chart: alt.VConcatChart, title: str) -> alt.VConcatChart:
+    """The explorer's last touches: its title, independent legends, the book's fonts and sizes."""
     # independent legends keep each legend with its plot (a shared one floats above the concat)
     chart = chart.resolve_legend(color="independent", strokeDash="independent")
     if title:
@@ -419,10 +421,10 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
         ["series", "marker", "N", "bin", "count", "mean_confidence", "accuracy", "lower", "upper"]]
     # drawn, not reported: 6 decimals keep the page small (the ECE read-out is exact)
     bins = bins.round({"mean_confidence": 6, "accuracy": 6, "lower": 6, "upper": 6})
-    text, lines = _readout(text, "N", names)
+    text, lines = readout(text, "N", names)
 
-    n_param = _slider("N", "number of bins N ", grid, default)
-    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=_UNIT_AXIS)
+    n_param = slider("N", "number of bins N ", grid, default)
+    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=UNIT_AXIS)
     x = alt.X("mean_confidence:Q", title="mean confidence in bin", **axis)
     y = alt.Y("accuracy:Q", title="accuracy in bin", **axis)
     colour, dash, shape = _encodings(names, columns=_legend_columns(names))
@@ -437,8 +439,8 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     line = base.mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=45, filled=True)).encode(
         x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
     plot = alt.layer(diagonal, gap, line).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, lines, n_param, "N"), spacing=8)
-    return Explorer(_finish(chart.add_params(n_param), title),
+    chart = alt.vconcat(plot, text_panel(text, lines, n_param, "N"), spacing=8)
+    return Explorer(finish(chart.add_params(n_param), title),
                     f"calcas reliability explorer: {', '.join(names)}; N = {grid[0]}..{grid[-1]}")
 
 
@@ -478,13 +480,13 @@ def cascade_explorer(curves: pd.DataFrame, *, title: str = "", default: int | No
             text.append({"series": method, "K": int(r.K), "colour": styles[method]["colour"],
                          "text": f"{method} at K = {int(r.K)}: p_small = {r.p_small:.3f}, accuracy = "
                                  f"{r.accuracy:.4f}, large calls saved = {int(r.large_calls_saved):,}"})
-    text, lines = _readout(text, "K", marked)
+    text, lines = readout(text, "K", marked)
     data = data.rename(columns={"method": "series"}).assign(marker=lambda d: d["series"])
 
-    k_param = _slider("K", "bins kept by the small model K ", ks, _start(ks, default))
+    k_param = slider("K", "bins kept by the small model K ", ks, _start(ks, default))
     colour, dash, shape = _encodings(methods, title="method")
     x = alt.X("p_small:Q", title="share answered by the small model (p)", scale=alt.Scale(domain=[0, 1]),
-              axis=_UNIT_AXIS)
+              axis=UNIT_AXIS)
     y = alt.Y("accuracy:Q", title="cascade accuracy", scale=alt.Scale(zero=False))
     tooltip = [alt.Tooltip("series:N", title="method"), "K:Q", alt.Tooltip("p_small:Q", format=".3f"),
                alt.Tooltip("accuracy:Q", format=".4f"), alt.Tooltip("large_calls_saved:Q", format=",")]
@@ -497,8 +499,8 @@ def cascade_explorer(curves: pd.DataFrame, *, title: str = "", default: int | No
     points = current.mark_point(size=160, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(
         x=x, y=y, color=colour, shape=shape, tooltip=tooltip)
     plot = alt.layer(lines_, rule, points).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, lines, k_param, "K"), spacing=8)
-    return Explorer(_finish(chart.add_params(k_param), title),
+    chart = alt.vconcat(plot, text_panel(text, lines, k_param, "K"), spacing=8)
+    return Explorer(finish(chart.add_params(k_param), title),
                     f"calcas cascade explorer: {', '.join(methods)}; K = {ks[0]}..{ks[-1]}")
 
 
@@ -552,10 +554,10 @@ def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
                          "text": f"{prefix}K = {int(r.K)}: {int(r.n_flagged):,} flagged, "
                                  f"detection rate = {r.detection_rate:.4f}, {prec}"})
     data = pd.concat(frames, ignore_index=True)
-    text, lines = _readout(text, "K", names)
+    text, lines = readout(text, "K", names)
     ks = sorted(int(k) for k in data["K"].unique())
 
-    k_param = _slider("K", "most accurate bins K ", ks, _start(ks, default))
+    k_param = slider("K", "most accurate bins K ", ks, _start(ks, default))
     colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     if data["precision"].notna().any():
         x = alt.X("detection_rate:Q", title="detection rate (flagged / dataset size)")
@@ -573,8 +575,8 @@ def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
         size=170, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(
         x=x, y=y, color=colour, shape=shape, tooltip=tooltip)
     plot = alt.layer(line, point).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, lines, k_param, "K"), spacing=8)
-    return Explorer(_finish(chart.add_params(k_param), title),
+    chart = alt.vconcat(plot, text_panel(text, lines, k_param, "K"), spacing=8)
+    return Explorer(finish(chart.add_params(k_param), title),
                     f"calcas cleaning explorer: {', '.join(names)}; K = {ks[0]}..{ks[-1]}")
 
 
@@ -590,7 +592,8 @@ def _need(entry: Any, keys: Iterable[str], where: str) -> None:
         raise ValueError(f"{where}: missing key{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
 
 
-def _key(value: float) -> int:
+def grid_key(value: float) -> int:
+    """The integer a float grid value is matched on (rounded once, never compared as a float)."""
     return int(round(float(value) * _KEY))
 
 
@@ -658,7 +661,7 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
         alone = str(r["stages"]) == str(m - 1)
         name = last if alone else calls(r["stages"])
         lost = float(r["lost"])
-        row = {"drop_key": _key(d), "delta_key": _key(e), "key": f"{_key(d)}|{_key(e)}", "max_drop": d,
+        row = {"drop_key": grid_key(d), "delta_key": grid_key(e), "key": f"{grid_key(d)}|{grid_key(e)}", "max_drop": d,
                "delta": e, "stages": str(r["stages"]), "calls": name, "cost_share": float(r["cost_share"]),
                "accuracy": float(r["accuracy"]), "lost": lost,
                "colour": styles[name]["colour"] if name in styles else "#000000"}
@@ -672,14 +675,14 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
                            f"test accuracy {row['accuracy']:.3f} ({change})")
         text.append({**row, "series": "selection", "colour": "#222222", "text": line})
     grid = pd.DataFrame(grid)
-    text, lines = _readout(text, "key", ["selection"])
+    text, lines = readout(text, "key", ["selection"])
     drops = [k / _KEY for k in sorted(set(grid["drop_key"]))]
     deltas = [k / _KEY for k in sorted(set(grid["delta_key"]))]
-    rule = pd.DataFrame({"drop_key": [_key(d) for d in drops], "max_drop": drops,
+    rule = pd.DataFrame({"drop_key": [grid_key(d) for d in drops], "max_drop": drops,
                          "threshold": [round(last_accuracy - d, 6) for d in drops],
                          "label": f"max_drop below {last}"})
 
-    drop_param = _slider("max_drop", "max_drop, the accuracy the cascade may lose ", drops,
+    drop_param = slider("max_drop", "max_drop, the accuracy the cascade may lose ", drops,
                          _start(drops, max_drop))
     delta_param = alt.param(name="delta", value=_start(deltas, delta), bind=alt.binding_select(
         options=deltas, name="δ, the chance the guarantee may fail "))
@@ -710,7 +713,7 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
         tooltip=["calls:N", alt.Tooltip("cost_share:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
                  alt.Tooltip("lost:Q", format=".3f")])
     plot = alt.layer(curves, budget_rule, rule_label, diamonds, labels, selected).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, _text_panel(text, lines, chosen, None), spacing=8)
-    return Explorer(_finish(chart.add_params(drop_param, delta_param), title),
+    chart = alt.vconcat(plot, text_panel(text, lines, chosen, None), spacing=8)
+    return Explorer(finish(chart.add_params(drop_param, delta_param), title),
                     f"calcas chain explorer: {' → '.join(models)}; max_drop = {drops[0]:g}..{drops[-1]:g}, "
                     f"δ = {', '.join(f'{e:g}' for e in deltas)}")
