@@ -118,12 +118,14 @@ DECIDING_INTERVALS: dict[str, str] = {
     "ece_interval": "the true ECE of one model (calcas.ece_interval)",
     "ece_difference_interval": "the change in true ECE between two confidences of the same rows "
                                "(calcas.ece_difference_interval)",
-    "ece_halves_interval": "the difference in true ECE between two disjoint halves "
-                           "(calcas.ece_difference_interval on two samples)",
+    "ece_halves_interval": "the difference in true ECE between two disjoint halves, from their two "
+                           "ece_intervals (difference_of_intervals)",
     "paired_difference_interval": "the difference of two accuracies on the same rows "
                                   "(calcas.paired_difference_interval)",
     "proportion_interval": "a proportion: an accuracy, a precision, a violation rate "
                            "(Wilson score, calcas.proportion_interval)",
+    "proportion_difference_interval": "the difference of two proportions measured on different rows, from their "
+                                      "two Wilson intervals (difference_of_intervals)",
 }
 
 #: What :func:`decide` can conclude: the interval lies wholly above the reference, wholly
