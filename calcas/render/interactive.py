@@ -44,7 +44,7 @@ from .plots import SERIES_COLOURS, series_style
 
 __all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
            "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME", "UNIT_AXIS", "slider", "readout", "text_panel",
-           "finish", "grid_key"]
+           "finish", "grid_key", "key_matches", "reliability_layers"]
 
 #: Where the built book serves the vendored scripts, relative to its root.
 VENDOR_PATH = "_static/vendored/"
@@ -717,3 +717,71 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     return Explorer(finish(chart.add_params(drop_param, delta_param), title),
                     f"calcas chain explorer: {' → '.join(models)}; max_drop = {drops[0]:g}..{drops[-1]:g}, "
                     f"δ = {', '.join(f'{e:g}' for e in deltas)}")
+
+
+# ---------------------------------------------------------------------------------------
+# building blocks of explorers over precomputed grids (the lab's)
+
+def key_matches(field: str, param: Any) -> Any:
+    """The predicate "this row belongs to the grid value the control ``param`` shows":
+    ``datum[field] == round(param × 10⁴)``, the rows carrying :func:`grid_key` of their value
+    in ``field``.
+
+    A range slider's value is ``min + i × step`` as the browser computes it, which can differ
+    in its last bits from the float a grid holds (``log2(2 ** -0.5)`` is
+    -0.4999999999999999, the slider's -0.5): compared as floats, such a position would show
+    nothing. Keys compare integers. Combine predicates with ``&``.
+    """
+    return alt.datum[field] == alt.expr.round(param * _KEY)
+
+
+def reliability_layers(bins: pd.DataFrame, where: Any, *, name: str, colour: str, gaps: bool = True,
+                       size: alt.Size | None = None) -> alt.LayerChart:
+    """A reliability diagram of the rows of ``bins`` that the controls select: the diagonal of
+    perfect calibration and each bin's accuracy against its mean confidence, as a line through
+    its points.
+
+    Parameters
+    ----------
+    bins : DataFrame
+        The non-empty rows of :func:`calcas.reliability_table` (``bin, count,
+        mean_confidence, accuracy``) at every position of the controls, with the columns
+        ``where`` reads (keys from :func:`grid_key`, say).
+    where : predicate
+        Selects one position's rows (e.g. :func:`key_matches`).
+    name : str
+        Prefix of the filtered marks' names: Vega gives their SVG groups the classes
+        ``<name>_curve_marks``, ``<name>_points_marks`` (and ``<name>_gaps_marks``), so a
+        browser test finds them.
+    colour : str
+        The colour of the curve, its points and the gaps.
+    gaps : bool
+        Draw each bin's gap to the diagonal (|mean confidence − accuracy|) as a faint bar.
+    size : alt.Size, optional
+        A size encoding for the points (e.g. over ``count``); one size for all when None.
+
+    Returns
+    -------
+    LayerChart
+        :data:`WIDTH` × :data:`HEIGHT`, both axes over [0, 1].
+    """
+    axis = dict(scale=alt.Scale(domain=[0, 1]), axis=UNIT_AXIS)
+    x = alt.X("mean_confidence:Q", title="mean confidence in bin", **axis)
+    y = alt.Y("accuracy:Q", title="accuracy in bin", **axis)
+    diagonal = (alt.Chart(pd.DataFrame({"mean_confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}))
+                .mark_line(color="#999999", strokeDash=[5, 4], strokeWidth=1).encode(x=x, y=y))
+    # drawn, not read out: 5 decimals keep the page small (read-outs carry their own digits)
+    base = alt.Chart(bins.round({"mean_confidence": 5, "accuracy": 5})).transform_filter(where)
+    tooltip = ["bin:Q", "count:Q", alt.Tooltip("mean_confidence:Q", format=".4f"),
+               alt.Tooltip("accuracy:Q", format=".4f")]
+    layers = [diagonal]
+    if gaps:
+        layers.append(base.mark_rule(strokeWidth=3, opacity=0.3, color=colour).encode(
+            x=x, y=alt.Y("mean_confidence:Q", **axis), y2="accuracy:Q").properties(name=f"{name}_gaps"))
+    sized = size is not None
+    layers.append(base.mark_line(strokeWidth=1.5 if sized else 2, color=colour, opacity=0.7 if sized else 1)
+                  .encode(x=x, y=y).properties(name=f"{name}_curve"))
+    points = base.mark_circle(color=colour, opacity=0.85 if sized else 1, **({} if sized else {"size": 45}))
+    layers.append(points.encode(x=x, y=y, tooltip=tooltip, **({"size": size} if sized else {}))
+                  .properties(name=f"{name}_points"))
+    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT)

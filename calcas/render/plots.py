@@ -28,7 +28,7 @@ from matplotlib.transforms import offset_copy
 
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
            "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
-           "chain_frontier_grid"]
+           "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps"]
 
 #: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -438,4 +438,95 @@ def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float
         ax.set_title(_wrap(title, 60), fontsize=10)
     ax.grid(alpha=0.3)
     _legend_below(ax, ncol=2)
+    return ax
+
+
+# ---------------------------------------------------------------------------------------
+# teaching figures: how to read a reliability diagram
+
+def annotated_reliability_diagram(over: pd.DataFrame, under: pd.DataFrame, *,
+                                  ax: plt.Axes | None = None) -> plt.Axes:
+    """How to read a reliability diagram: the diagonal, an over-confident model's curve below it,
+    an under-confident one's above it, both regions named, and one bin's gap marked.
+
+    Parameters
+    ----------
+    over, under : DataFrame
+        Reliability tables (:func:`calcas.reliability_table`) of an over-confident and an
+        under-confident model.
+    ax : matplotlib Axes, optional
+        Drawn on a new 6.8 x 6.4 inch figure when None.
+
+    Returns
+    -------
+    Axes
+        The gap marked is that of the over-confident bin whose mean confidence is nearest 0.75.
+    """
+    need = {"count", "mean_confidence", "accuracy"}
+    for name, table in (("over", over), ("under", under)):
+        if not need <= set(table.columns):
+            raise ValueError(f"{name}: expected a reliability table, missing columns "
+                             f"{sorted(need - set(table.columns))}")
+    over, under = over[over["count"] > 0], under[under["count"] > 0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.8, 6.4), dpi=INLINE_DPI)
+    ax.fill_between([0, 1], [0, 0], [0, 1], color=OKABE_ITO["vermillion"], alpha=0.07, lw=0)
+    ax.fill_between([0, 1], [0, 1], [1, 1], color=OKABE_ITO["sky blue"], alpha=0.12, lw=0)
+    ax.plot([0, 1], [0, 1], color="#777777", ls=(0, (5, 4)), lw=1)
+    ax.text(0.05, 0.075, "perfect calibration:\naccuracy = confidence", rotation=45, rotation_mode="anchor",
+            fontsize=8.5, color="#555555", ha="left", va="bottom")
+    ax.text(0.97, 0.05, "over-confident:\naccuracy below confidence", ha="right", va="bottom", fontsize=10.5,
+            color=OKABE_ITO["vermillion"], fontweight="bold")
+    ax.text(0.03, 0.95, "under-confident:\naccuracy above confidence", ha="left", va="top", fontsize=10.5,
+            color=OKABE_ITO["blue"], fontweight="bold")
+    ax.plot(over["mean_confidence"], over["accuracy"], color=OKABE_ITO["vermillion"], ls="--", marker="s",
+            ms=4.5, lw=1.8, label="an over-confident model")
+    ax.plot(under["mean_confidence"], under["accuracy"], color=OKABE_ITO["blue"], ls="-", marker="o",
+            ms=4.5, lw=1.8, label="an under-confident model")
+    row = over.iloc[int(np.argmin(np.abs(over["mean_confidence"].to_numpy() - 0.75)))]
+    c, a = float(row["mean_confidence"]), float(row["accuracy"])
+    ax.annotate("", xy=(c, a), xytext=(c, c), arrowprops=dict(arrowstyle="<->", color="black", lw=1.3,
+                                                                shrinkA=0, shrinkB=0))
+    ax.annotate(f"one bin's gap |confidence − accuracy|\n= {abs(c - a):.3f}; ECE is the average gap,\n"
+                "each bin weighted by its share of samples",
+                xy=(c, (a + c) / 2), xytext=(0.70, 0.27), fontsize=9, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#cccccc", lw=0.6),
+                arrowprops=dict(arrowstyle="-", color="black", lw=0.8, connectionstyle="arc3,rad=0.25"))
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.set_aspect("equal")
+    ax.xaxis.set_major_locator(plt.MultipleLocator(0.1))
+    ax.yaxis.set_major_locator(plt.MultipleLocator(0.1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False, fontsize=9.5)
+    return ax
+
+
+def reliability_gaps(table: pd.DataFrame, *, ax: plt.Axes | None = None, sized: bool = False,
+                     colour: str = OKABE_ITO["blue"]) -> plt.Axes:
+    """One reliability table as a curve over the diagonal, each bin's gap to it a faint bar.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The non-empty rows of :func:`calcas.reliability_table` (``count, mean_confidence,
+        accuracy``).
+    ax : matplotlib Axes, optional
+        Drawn on a new 5.0 x 4.6 inch figure when None.
+    sized : bool
+        Size each bin's point by its share of the largest bin's count (else one size).
+    colour : str
+
+    Returns
+    -------
+    Axes
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.0, 4.6), dpi=INLINE_DPI)
+    ax.plot([0, 1], [0, 1], color="#999999", ls=(0, (5, 4)), lw=1)
+    ax.vlines(table["mean_confidence"], table["mean_confidence"], table["accuracy"], color=colour, alpha=0.3, lw=3)
+    ax.plot(table["mean_confidence"], table["accuracy"], color=colour, lw=1.6)
+    size = 260 * table["count"] / table["count"].max() if sized else 30
+    ax.scatter(table["mean_confidence"], table["accuracy"], s=size, color=colour, zorder=3)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.grid(alpha=0.3)
     return ax
