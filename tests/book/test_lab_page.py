@@ -1,20 +1,10 @@
 """The built lab page: in Chromium every control moves what it should, and the run saved the intro's figure."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 
-import numpy as np
-import pandas as pd
 import pytest
-from scipy.special import softmax as scipy_softmax
-
-pytest.importorskip("altair")
-
-import calcas  # noqa: E402
-from calcas import lab  # noqa: E402
-
 
 PAGE = "book/executed/08_lab/08_lab.html"
 
@@ -74,6 +64,19 @@ def test_browser_temperature_slider_moves_ece_and_the_mark_not_accuracy(lab_page
     assert x_cold < x_start < x_fitted < x_hot, (x_cold, x_start, x_fitted, x_hot)
     fitted = _number(r"fitted T = ([0-9.]+)", start)
     assert 1 < fitted < 4
+
+
+def test_browser_temperature_slider_between_the_grids_floats(lab_page):
+    """log2 T = -0.5 and 0.75: the grid holds -0.4999999999999999 and 0.7500000000000001 there
+    (log2 of 2 ** (k / 8)); the rows are matched on rounded keys, so the diagram and the
+    read-out still show that T."""
+    root = _explorer(lab_page, "calcas temperature explorer")
+    assert root is not None, "no temperature explorer on the lab page"
+    for value, T in ((-0.5, "0.71"), (0.75, "1.68")):
+        text = _set(lab_page, root, 0, value)
+        assert f"T = {T} (log₂ T = {value:g})" in text, text
+        assert root.evaluate(MARK_X, "temperature_diagram_points") is not None, f"no diagram at log2 T = {value}"
+        assert root.evaluate(MARK_X, "current_T_ece") is not None, f"no current T marked at log2 T = {value}"
 
 
 def test_browser_sample_size_slider_plugin_falls_with_n(lab_page):
