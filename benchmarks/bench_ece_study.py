@@ -74,10 +74,14 @@ def main() -> None:
     intervals = pd.concat({v: study.intervals_table(result, v) for v in ("coverage", "width")}, axis=1)
     print("\nbias and RMSE\n" + estimates.round(4).to_string())
     print("\ninterval coverage and mean width (percentile: ece_bootstrap)\n" + intervals.round(3).to_string())
-    d = study.summary(result)["a=0.03"]["bias"]["debiased"]["n=2000,N=15"]
+    est = result.estimates
+    d = float(est[(est.amplitude == 0.03) & (est.n == 2000) & (est.n_bins == 15) & (est.estimator == "debiased")]["bias"].iloc[0])
     print(f"\ndebiased bias at a = 0.03, n = 2,000, N = 15: {d:+.4f} (target |bias| <= 0.005: {_verdict(abs(d) <= 0.005)})")
     worst = result.intervals[result.intervals["interval"] == study.INTERVAL_NAMES["corrected"]]["coverage"].min()
     print(f"ece_interval's worst coverage: {worst:.3f} (target >= 0.90: {_verdict(worst >= 0.9)})")
+    deciding = study.deciding_coverage(result)
+    print("\nthe intervals the book decides from: worst and best coverage over their cases\n"
+          + deciding.groupby("interval")["coverage"].agg(["min", "max", "count"]).round(3).to_string())
     if args.real_functions:
         start = time.perf_counter()
         real = pd.concat([study.function_coverage(n, 15, a, result.draws, args.n_boot)

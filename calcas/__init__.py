@@ -14,9 +14,9 @@ from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_
                        precision_interval)
 from .confidence import (class_confidence, max_prob_confidence, mean_token_logit, restricted_confidence,
                          sequence_likelihood, softmax, top1_logit)
-from .metrics import (brier, classwise_ece, default_n_bins, ece, ece_bootstrap, ece_interval, mce, min_detectable_ece,
-                      monotonicity, nll, paired_difference_interval, proportion_interval, reliability_table, smooth_ece,
-                      top_label_ece)
+from .metrics import (brier, classwise_ece, default_n_bins, ece, ece_bootstrap, ece_difference_interval, ece_interval,
+                      mce, min_detectable_ece, monotonicity, nll, paired_difference_interval, proportion_interval,
+                      reliability_table, smooth_ece, top_label_ece)
 from .records import (Records, RecordsError, align, cal_test_split, make_records, read_records, record_set_names,
                       write_records)
 from .synthetic import make_synthetic

@@ -1,6 +1,7 @@
-"""The ECE estimator study (chapter "How wrong can an ECE be?", ``benchmarks/bench_ece_study.py``):
-how biased the plug-in, debiased and smooth ECE are, and how often the bootstrap intervals hold
-the truth, on synthetic models whose true calibration error is known.
+"""The ECE estimator study (chapter "How wrong can an ECE be?", :mod:`calcas.chapters.estimators`,
+``benchmarks/bench_ece_study.py``): how biased the plug-in, debiased and smooth ECE are, how often
+the bootstrap intervals hold the truth, on synthetic models whose true calibration error is known,
+and the coverage of every interval the book decides from (:func:`deciding_coverage`).
 
 The model: confidences ``c ~ Beta(9, 1)`` (mean 0.9, most mass above 0.8: the confidences of a
 classifier about 90% accurate), and ``correct ~ Bernoulli(clip(c - a sin(pi c), 0, 1))``, so
@@ -36,7 +37,9 @@ import pandas as pd
 from scipy import integrate, stats
 
 from ._validate import check_level, check_positive_int
-from .metrics import _corrected_interval, _debiased_ece, _plugin_ece, ece_bootstrap, ece_interval, smooth_ece
+from .metrics import (_corrected_interval, _debiased_ece, _plugin_ece, _smooth_ece_rows, ece_bootstrap, ece_interval,
+                      proportion_interval,
+                      smooth_ece)
 
 #: Beta parameters of the confidences: mean 0.9, like a 90%-accurate classifier's.
 BETA = (9.0, 1.0)
@@ -86,20 +89,44 @@ def bin_sums(c: np.ndarray, v: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...
 
 
 def _binned_replicates(count: np.ndarray, sum_c: np.ndarray, sum_cc: np.ndarray, sum_v: np.ndarray, n_boot: int,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, "_Resample"]:
     """Plug-in and debiased ECE of ``n_boot`` bin-level resamples of each draw, and the debiased
-    ECE of ``n_boot`` redraws under perfect calibration: each (draws, n_boot)."""
+    ECE of ``n_boot`` redraws under perfect calibration: each (draws, n_boot); and the resample
+    itself, for a second confidence of the same rows (:func:`_paired_replicates`)."""
     n = int(count[0].sum())
     mean_c = sum_c / count
     sd_c = np.sqrt(np.maximum(sum_cc / count - mean_c ** 2, 0.0))
     boot_count = rng.multinomial(n, count / n, size=(n_boot, *count.shape[:-1])).astype(np.float64)
     boot_v = rng.binomial(boot_count.astype(np.int64), sum_v / count).astype(np.float64)
-    boot_c = boot_count * mean_c + np.sqrt(boot_count) * sd_c * rng.standard_normal(boot_count.shape)
+    noise = rng.standard_normal(boot_count.shape)
+    boot_c = boot_count * mean_c + np.sqrt(boot_count) * sd_c * noise
     plugin = _plugin_ece(boot_count, boot_c, boot_v).T
     debiased = _debiased_ece(boot_count, boot_c, boot_v, boot_v).T
     null_v = rng.binomial(count.astype(np.int64), mean_c, size=(n_boot, *count.shape)).astype(np.float64)
     null = _debiased_ece(count, sum_c, null_v, null_v).T
-    return plugin, debiased, null
+    return plugin, debiased, null, _Resample(boot_count, boot_v, noise)
+
+
+@dataclass(frozen=True)
+class _Resample:
+    """A bin-level resample of every draw: counts and correct answers per bin, and the standard
+    normal noise of its confidence sums, each (n_boot, draws, n_bins)."""
+    count: np.ndarray
+    correct: np.ndarray
+    noise: np.ndarray
+
+
+def _paired_replicates(count: np.ndarray, sum_g: np.ndarray, sum_gg: np.ndarray, resample: _Resample,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Debiased ECE of a second confidence g of the same rows (same bins: g is increasing) on the
+    same resamples as :func:`_binned_replicates`, and its redraws under perfect calibration:
+    each (draws, n_boot). Only the null redraws take new random numbers."""
+    mean_g = sum_g / count
+    sd_g = np.sqrt(np.maximum(sum_gg / count - mean_g ** 2, 0.0))
+    boot_g = resample.count * mean_g + np.sqrt(resample.count) * sd_g * resample.noise
+    debiased = _debiased_ece(resample.count, boot_g, resample.correct, resample.correct).T
+    null_v = rng.binomial(count.astype(np.int64), mean_g, size=resample.count.shape).astype(np.float64)
+    return debiased, _debiased_ece(count, sum_g, null_v, null_v).T
 
 
 @dataclass
@@ -107,9 +134,12 @@ class StudyResult:
     """The study's tables. ``estimates``: one row per (amplitude, n, n_bins, estimator) with the
     target, mean, bias and RMSE over draws (the smooth ECE has no bins: its rows repeat for
     every n_bins). ``intervals``: one row per (amplitude, n, n_bins, interval) with coverage of
-    the true ECE and mean width. ``seconds``: wall time of :func:`run_study`."""
+    the true ECE and mean width. ``differences``: coverage of the intervals of a difference of
+    true ECEs (:func:`difference_cases`), rows as :func:`deciding_coverage`'s. ``seconds``: wall
+    time of :func:`run_study`."""
     estimates: pd.DataFrame
     intervals: pd.DataFrame
+    differences: pd.DataFrame
     truth: dict[float, dict[str, float]]
     draws: int
     n_boot: int
@@ -121,7 +151,11 @@ def run_study(draws: int = 500, amplitudes: Sequence[float] = (0.03, 0.0), n_boo
               sizes: Sequence[int] = SIZES, bin_counts: Sequence[int] = BIN_COUNTS, level: float = 0.95) -> StudyResult:
     """Bias and RMSE of the plug-in, debiased and smooth ECE, and coverage and width of the
     percentile (:func:`calcas.ece_bootstrap`) and corrected (:func:`calcas.ece_interval`)
-    intervals, ``draws`` data sets per (amplitude, n, n_bins); see the module docstring.
+    intervals, ``draws`` data sets per (amplitude, n, n_bins); see the module docstring. Also
+    the coverage of the intervals of a difference of true ECEs: :func:`calcas.ece_difference_interval`
+    on a second confidence of the same rows (:func:`difference_cases`, on the same bin-level
+    resamples), and two independent data sets of the model (draw d against draw d + 1, true
+    difference 0: the book's cal and test halves).
 
     Parameters
     ----------
@@ -149,13 +183,14 @@ def run_study(draws: int = 500, amplitudes: Sequence[float] = (0.03, 0.0), n_boo
         raise ValueError(f"amplitudes: expected values in [0, 0.5], got {amplitudes}")
     if max(bin_counts) > min(sizes):
         raise ValueError(f"bin_counts: {max(bin_counts)} bins need at least as many samples, smallest n is {min(sizes)}")
-    estimates, intervals, truth = [], [], {}
+    estimates, intervals, differences, truth = [], [], [], {}
+    cases = {a: {case: (g, _true_ece_of(g, a)) for case, g in difference_cases(a).items()} for a in amplitudes}
     for i, a in enumerate(amplitudes):
         truth[a] = {"ece": true_ece(a), "smooth": smooth_ece_limit(a, seed)}
         for n in sizes:
             rng = np.random.default_rng([seed, i, n])
             c, v = draw(n, draws, a, rng)
-            smooth = np.array([smooth_ece(ci, vi) for ci, vi in zip(c, v)])
+            smooth = _smooth_ece_rows(c, v)
             for n_bins in bin_counts:
                 count, sum_c, sum_cc, sum_v = bin_sums(c, v, n_bins)
                 values = {"plugin": _plugin_ece(count, sum_c, sum_v),
@@ -165,8 +200,8 @@ def run_study(draws: int = 500, amplitudes: Sequence[float] = (0.03, 0.0), n_boo
                     estimates.append({"amplitude": a, "n": n, "n_bins": n_bins, "estimator": ESTIMATOR_NAMES[name],
                                       "target": target, "mean": x.mean(), "bias": x.mean() - target,
                                       "rmse": float(np.sqrt(np.mean((x - target) ** 2)))})
-                boot_p, boot_d, null = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot,
-                                                          np.random.default_rng([seed, i, n, n_bins]))
+                boot_p, boot_d, null, resample = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot,
+                                                                    np.random.default_rng([seed, i, n, n_bins]))
                 alpha = (1.0 - level) / 2.0
                 bounds = {"percentile": tuple(np.quantile(boot_p, [alpha, 1.0 - alpha], axis=1)),
                           "corrected": _corrected_interval(values["debiased"], values["plugin"], boot_d, null, level)}
@@ -175,9 +210,20 @@ def run_study(draws: int = 500, amplitudes: Sequence[float] = (0.03, 0.0), n_boo
                     intervals.append({"amplitude": a, "n": n, "n_bins": n_bins, "interval": INTERVAL_NAMES[name],
                                       "coverage": float(np.mean((low <= t) & (t <= high))),
                                       "width": float(np.mean(high - low)), "below": float(np.mean(high < t)),
-                                      "above": float(np.mean(low > t))})
-    return StudyResult(pd.DataFrame(estimates), pd.DataFrame(intervals), truth, draws, n_boot, level,
-                       time.perf_counter() - start)
+                                      "above": float(np.mean(low > t)), "excludes_zero": float(np.mean(low > 0))})
+                low, high = bounds["corrected"]
+                differences.append(_coverage_row("ece_halves_interval", f"a = {a:g}, two data sets", n, n_bins, 0.0,
+                                                 low[:-1] - high[1:], high[:-1] - low[1:]))
+                for k, (case, (g, g_truth)) in enumerate(cases[a].items()):
+                    _, sum_g, sum_gg, _ = bin_sums(g(c), v, n_bins)
+                    g_boot, g_null = _paired_replicates(count, sum_g, sum_gg, resample,
+                                                        np.random.default_rng([seed, i, n, n_bins, 1 + k]))
+                    g_low, g_high = _corrected_interval(_debiased_ece(count, sum_g, sum_v, sum_v),
+                                                        _plugin_ece(count, sum_g, sum_v), g_boot, g_null, level)
+                    differences.append(_coverage_row("ece_difference_interval", case, n, n_bins,
+                                                     truth[a]["ece"] - g_truth, low - g_high, high - g_low))
+    return StudyResult(pd.DataFrame(estimates), pd.DataFrame(intervals), pd.DataFrame(differences), truth, draws,
+                       n_boot, level, time.perf_counter() - start)
 
 
 def interval_check(n: int = 2000, n_bins: int = 15, amplitude: float = 0.03, draws: int = 10, n_boot: int = 200,
@@ -189,7 +235,7 @@ def interval_check(n: int = 2000, n_bins: int = 15, amplitude: float = 0.03, dra
     c, v = draw(n, draws, amplitude, np.random.default_rng([seed, 99, n]))
     count, sum_c, sum_cc, sum_v = bin_sums(c, v, n_bins)
     plugin, debiased = _plugin_ece(count, sum_c, sum_v), _debiased_ece(count, sum_c, sum_v, sum_v)
-    boot_p, boot_d, null = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot, np.random.default_rng([seed, 98]))
+    boot_p, boot_d, null, _ = _binned_replicates(count, sum_c, sum_cc, sum_v, n_boot, np.random.default_rng([seed, 98]))
     p_low, p_high = np.quantile(boot_p, [0.025, 0.975], axis=1)
     c_low, c_high = _corrected_interval(debiased, plugin, boot_d, null, 0.95)
     rows = []
@@ -223,7 +269,124 @@ def function_coverage(n: int, n_bins: int = 15, amplitude: float = 0.03, draws: 
     return pd.DataFrame(rows)
 
 
-def _wide(table: pd.DataFrame, columns: str, value: str, order: Sequence[str]) -> pd.DataFrame:
+# ---------------------------------------------------------------- the intervals that decide
+
+def difference_cases(amplitude: float) -> dict[str, Any]:
+    """The second confidences g(c) of the same rows that :func:`calcas.ece_difference_interval` is
+    measured on, for raw confidences of the model at ``amplitude``: for a > 0, perfectly
+    calibrated (g = P(correct | c)) and half the gap removed; for a = 0, made over-confident as
+    by the gap the model at a = 0.03 has. Every g is increasing, so c and g(c) sort the rows alike and share
+    their equal-count bins."""
+    if amplitude > 0:
+        return {f"a = {amplitude:g}, then perfectly calibrated": lambda c: accuracy_at(c, amplitude),
+                f"a = {amplitude:g}, then half the gap left": lambda c: accuracy_at(c, amplitude / 2)}
+    return {"a = 0, then made under-confident (by 0.03 sin(pi c))": lambda c: accuracy_at(c, 0.03)}
+
+
+#: Paired accuracy differences: per row, +1 (only the first right), -1 (only the second), or 0,
+#: with these probabilities of +1 and -1.
+PAIRED_CASES = {"+0.02 (0.05 vs 0.03 discordant)": (0.05, 0.03), "0 (0.1 vs 0.1 discordant)": (0.1, 0.1),
+                "+0.01 (0.01 vs 0 discordant)": (0.01, 0.0)}
+#: Proportions whose Wilson interval is measured exactly, and the sample sizes.
+PROPORTIONS = (0.01, 0.03, 0.1, 0.5, 0.9)
+PROPORTION_SIZES = (40, 100, 500, 2000, 20_000)
+
+
+def _true_ece_of(g: Any, amplitude: float) -> float:
+    """``E|g(c) - P(correct | c)|`` for the study's model at ``amplitude`` (g increasing)."""
+    density = stats.beta(*BETA).pdf
+    value, _ = integrate.quad(lambda c: abs(g(np.float64(c)) - accuracy_at(np.float64(c), amplitude)) * density(c),
+                              0.0, 1.0, limit=200)
+    return float(value)
+
+
+def _coverage_row(interval: str, case: str, n: int, n_bins: int | None, truth: float, low: np.ndarray,
+                  high: np.ndarray) -> dict[str, Any]:
+    return {"interval": interval, "case": case, "n": n, "n_bins": n_bins, "truth": truth,
+            "coverage": float(np.mean((low <= truth) & (truth <= high))), "width": float(np.mean(high - low)),
+            "excludes_zero": float(np.mean((low > 0) | (high < 0))), "draws": int(len(low))}
+
+
+def _wilson_coverage(p: float, n: int, level: float) -> tuple[float, float]:
+    """Exact coverage and mean width of :func:`calcas.proportion_interval` at (p, n): a sum over
+    the binomial distribution of the count."""
+    k = np.arange(n + 1)
+    low, high = proportion_interval(k, np.full(n + 1, n), level=level)
+    pmf = stats.binom.pmf(k, n, p)
+    return float(pmf[(low <= p) & (p <= high)].sum()), float((pmf * (high - low)).sum())
+
+
+def _wilson_difference_coverage(p: float, q: float, n: int, level: float) -> tuple[float, float]:
+    """Exact coverage and mean width of ``difference_of_intervals`` of two Wilson intervals, of two
+    independent proportions p and q on n rows each (counts within 9 standard deviations)."""
+    def support(x: float) -> tuple[np.ndarray, np.ndarray]:
+        spread = 9.0 * np.sqrt(n * x * (1 - x)) + 10
+        k = np.arange(max(0, int(n * x - spread)), min(n, int(n * x + spread)) + 1)
+        return k, stats.binom.pmf(k, n, x)
+    (ka, pa), (kb, pb) = support(p), support(q)
+    la, ha = proportion_interval(ka, np.full(len(ka), n), level=level)
+    lb, hb = proportion_interval(kb, np.full(len(kb), n), level=level)
+    low, high = la[:, None] - hb[None, :], ha[:, None] - lb[None, :]
+    weight = pa[:, None] * pb[None, :]
+    covered = (low <= p - q) & (p - q <= high)
+    return float(weight[covered].sum()), float((weight * (high - low)).sum())
+
+
+def deciding_coverage(result: StudyResult, seed: int = 0) -> pd.DataFrame:
+    """Coverage of every interval a verdict of the book may be decided from, one row per case.
+
+    - ``ece_interval``: the study's bin-level :func:`calcas.ece_interval` (the "corrected" rows
+      of ``result.intervals``), every amplitude, n and N;
+    - ``ece_difference_interval`` and ``ece_halves_interval``: ``result.differences`` (see
+      :func:`run_study`);
+    - ``paired_difference_interval``: :func:`calcas.paired_difference_interval` on
+      :data:`PAIRED_CASES`, ``result.draws`` data sets of each of the study's sizes, with
+      ``result.n_boot`` resamples; a resample of rows that are +1, -1 or 0 is a multinomial draw
+      of the three counts, so the resamples are drawn that way (the same distribution);
+    - ``proportion_interval``: the Wilson interval, exactly (a sum over the binomial), at
+      :data:`PROPORTIONS` x :data:`PROPORTION_SIZES`;
+    - ``proportion_difference_interval``: two Wilson intervals combined (``a_low - b_high``,
+      ``a_high - b_low``), exactly, for neighbouring proportions of :data:`PROPORTIONS`.
+
+    Returns
+    -------
+    DataFrame with columns ``interval, case, n, n_bins, truth, coverage, width, excludes_zero,
+    draws``: ``excludes_zero`` is the share of data sets whose interval lies wholly on one side of
+    0 (a verdict: its power where the truth is not 0, its false alarms where it is); ``draws``
+    is 0 where the coverage is exact (``excludes_zero`` then None); ``n_bins`` None where there
+    are no bins.
+    """
+    corrected = result.intervals[result.intervals["interval"] == INTERVAL_NAMES["corrected"]]
+    rows = [{"interval": "ece_interval", "case": f"a = {r.amplitude:g}", "n": r.n, "n_bins": r.n_bins,
+             "truth": result.truth[r.amplitude]["ece"], "coverage": r.coverage, "width": r.width,
+             "excludes_zero": r.excludes_zero, "draws": result.draws} for r in corrected.itertuples()]
+    rows += result.differences.to_dict("records")
+    alpha = (1.0 - result.level) / 2.0
+    sizes = sorted(set(result.intervals["n"]))
+    for k, (case, (up, down)) in enumerate(PAIRED_CASES.items()):
+        for n in sizes:
+            rng = np.random.default_rng([seed, 70 + k, n])
+            shares = rng.multinomial(n, [up, down, 1.0 - up - down], size=result.draws) / n
+            boot = np.stack([rng.multinomial(n, s, size=result.n_boot) for s in shares])  # (draws, n_boot, 3)
+            low, high = np.quantile((boot[..., 0] - boot[..., 1]) / n, [alpha, 1.0 - alpha], axis=1)
+            rows.append(_coverage_row("paired_difference_interval", case, n, None, up - down, low, high))
+    for p in PROPORTIONS:
+        for n in PROPORTION_SIZES:
+            coverage, width = _wilson_coverage(p, n, result.level)
+            rows.append({"interval": "proportion_interval", "case": f"p = {p:g}", "n": n, "n_bins": None,
+                         "truth": p, "coverage": coverage, "width": width, "excludes_zero": None, "draws": 0})
+    for p, q in zip(PROPORTIONS, PROPORTIONS[1:]):
+        for n in PROPORTION_SIZES:
+            coverage, width = _wilson_difference_coverage(p, q, n, result.level)
+            rows.append({"interval": "proportion_difference_interval", "case": f"p = {p:g} vs {q:g}", "n": n,
+                         "n_bins": None, "truth": p - q, "coverage": coverage, "width": width,
+                         "excludes_zero": None, "draws": 0})
+    return pd.DataFrame(rows)
+
+
+def wide_table(table: pd.DataFrame, columns: str, value: str, order: Sequence[str]) -> pd.DataFrame:
+    """``value`` of a long table (``run_study``'s estimates or intervals) with one column per
+    ``columns`` entry, in ``order``, and one row per (a, n, N), a from the largest down."""
     wide = table.pivot_table(index=["amplitude", "n", "n_bins"], columns=columns, values=value, sort=False)
     wide = wide.reindex(columns=[c for c in order if c in wide.columns])
     wide.index.names = ["a", "n", "N"]
@@ -235,76 +398,13 @@ def _wide(table: pd.DataFrame, columns: str, value: str, order: Sequence[str]) -
 
 def estimates_table(result: StudyResult, value: str = "bias") -> pd.DataFrame:
     """``value`` ("bias", "rmse" or "mean") per estimator (columns), one row per (a, n, N)."""
-    return _wide(result.estimates, "estimator", value, list(ESTIMATOR_NAMES.values()))
+    return wide_table(result.estimates, "estimator", value, list(ESTIMATOR_NAMES.values()))
 
 
 def intervals_table(result: StudyResult, value: str = "coverage") -> pd.DataFrame:
     """``value`` ("coverage", "width", "below" or "above") per interval (columns), one row per
     (a, n, N)."""
-    return _wide(result.intervals, "interval", value, list(INTERVAL_NAMES.values()))
-
-
-def bias_figure(result: StudyResult, n_bins: int = 15) -> Any:
-    """Bias against n (log scale) per estimator at ``n_bins`` bins, one panel per amplitude,
-    stacked (4.8 inches wide: shown at its natural size in the book's column, and scaled by
-    less than a quarter on a phone)."""
-    import matplotlib.pyplot as plt
-
-    from .render.plots import SERIES_COLOURS
-
-    table = result.estimates[result.estimates["n_bins"] == n_bins]
-    amplitudes = list(dict.fromkeys(table["amplitude"]))
-    # panels stacked, not side by side: the figure stays readable on a phone's column
-    fig, axes = plt.subplots(len(amplitudes), 1, figsize=(4.8, 1.0 + 2.6 * len(amplitudes)), sharex=True,
-                             squeeze=False, layout="constrained")
-    axes = axes.T
-    styles = {"plug-in": ("s", "--"), "debiased": ("o", "-"), "smooth": ("^", "-.")}
-    for ax, a in zip(axes[0], amplitudes):
-        for k, (name, (marker, ls)) in enumerate(styles.items()):
-            rows = table[(table["amplitude"] == a) & (table["estimator"] == name)]
-            ax.plot(rows["n"], rows["bias"], marker=marker, ls=ls, color=SERIES_COLOURS[k], lw=2, label=name)
-        ax.axhline(0.0, color="#7a7a7a", lw=1)
-        ax.set_xscale("log")
-        sizes = list(dict.fromkeys(table["n"]))
-        ax.set_xticks(sizes, [f"{n / 1000:g}k" if n >= 1000 else f"{n}" for n in sizes])
-        ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
-        ax.minorticks_off()
-        ax.tick_params(labelsize=11)
-        ax.set_ylabel(f"bias (N = {n_bins} bins)", fontsize=11)
-        truth = result.truth[a]["ece"]
-        ax.set_title(f"a = {a:g} (true ECE {truth:.3f})", fontsize=11)
-        ax.grid(alpha=0.3)
-    axes[0][-1].set_xlabel("samples n", fontsize=11)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=11)
-    return fig
-
-
-def summary(result: StudyResult) -> dict[str, Any]:
-    """The numbers the chapter's prose quotes (and results.json keeps)."""
-    est, itv = result.estimates, result.intervals
-
-    def at(table: pd.DataFrame, column: str, **keys: Any) -> float | None:
-        rows = table
-        for k, value in keys.items():
-            rows = rows[rows[k] == value]
-        return float(rows[column].iloc[0]) if len(rows) else None
-
-    out: dict[str, Any] = {"draws": result.draws, "n_boot": result.n_boot, "seconds": result.seconds,
-                           "truth": {str(a): t for a, t in result.truth.items()}}
-    for a in result.truth:
-        key = f"a={a:g}"
-        out[key] = {
-            "bias": {e: {f"n={n},N={N}": at(est, "bias", amplitude=a, n=n, n_bins=N, estimator=e)
-                         for n in est["n"].unique() for N in est["n_bins"].unique()}
-                     for e in ESTIMATOR_NAMES.values()},
-            "coverage": {i: {f"n={n},N={N}": at(itv, "coverage", amplitude=a, n=n, n_bins=N, interval=i)
-                             for n in itv["n"].unique() for N in itv["n_bins"].unique()}
-                         for i in INTERVAL_NAMES.values()},
-            "worst_coverage": {i: float(itv[(itv["amplitude"] == a) & (itv["interval"] == i)]["coverage"].min())
-                               for i in INTERVAL_NAMES.values()},
-        }
-    return out
+    return wide_table(result.intervals, "interval", value, list(INTERVAL_NAMES.values()))
 
 
 def detectability_table(sizes: Sequence[int] = SIZES, bin_counts: Sequence[int] = BIN_COUNTS,
@@ -326,100 +426,3 @@ def check_summary(check: pd.DataFrame) -> dict[str, dict[str, float]]:
                    "high": float(np.mean(np.abs(rows["study_high"] - rows["function_high"]))),
                    "draws": int(len(rows))}
             for name, rows in check.groupby("interval")}
-
-
-def _row(table: pd.DataFrame, **keys: Any) -> pd.Series:
-    rows = table
-    for k, value in keys.items():
-        rows = rows[rows[k] == value]
-    return rows.iloc[0]
-
-
-def _where(rows: pd.DataFrame) -> str:
-    return ", ".join(f"(n = {r.n:,}, N = {r.n_bins})" for r in rows.itertuples())
-
-
-def prose(result: StudyResult, check: pd.DataFrame, detectable: pd.DataFrame) -> dict[str, str]:
-    """The chapter's verdicts, written from the study's numbers: Markdown per section
-    ("model", "bias", "calibrated", "intervals", "detectable", "check")."""
-    est, itv = result.estimates, result.intervals
-    sizes, bins = sorted(est["n"].unique()), sorted(est["n_bins"].unique())
-    n0 = 2000 if 2000 in sizes else sizes[len(sizes) // 2]
-    N0 = 15 if 15 in bins else bins[len(bins) // 2]
-    amplitudes = list(result.truth)
-    miscal = [a for a in amplitudes if a > 0]
-    out = {}
-    truth_text = ". ".join(f"At a = {a:g} the true ECE is {t['ece']:.4f} and the smooth ECE's large-n limit "
-                           f"{t['smooth']:.4f}" for a, t in result.truth.items())
-    out["model"] = (f"{truth_text}. Each configuration below is {result.draws:,} simulated data sets, "
-                    f"{result.n_boot:,} bootstrap replicates per interval; the whole study took "
-                    f"{result.seconds:.1f} s.")
-    parts = []
-    for a in miscal:
-        p = _row(est, amplitude=a, n=n0, n_bins=N0, estimator="plug-in")
-        d = _row(est, amplitude=a, n=n0, n_bins=N0, estimator="debiased")
-        s = _row(est, amplitude=a, n=n0, n_bins=N0, estimator="smooth")
-        over = est[(est["amplitude"] == a) & (est["estimator"] == "debiased") & (est["bias"].abs() > 0.005)]
-        verdict = ("meets" if abs(d["bias"]) <= 0.005 else "misses")
-        parts.append(
-            f"At a = {a:g}, n = {n0:,} and N = {N0} bins, the plug-in ECE is biased by {p['bias']:+.4f} "
-            f"({p['bias'] / p['target']:.0%} of the true {p['target']:.4f}) and the debiased one by "
-            f"{d['bias']:+.4f}: it {verdict} the target |bias| ≤ 0.005. "
-            + (f"The debiased bias exceeds 0.005 at {_where(over)}: few samples per bin, where the bins' "
-               "gaps are small against their noise and the correction, evaluated at the noisy gap, removes "
-               "only part of the excess. " if len(over) else "The debiased bias is within 0.005 everywhere. ")
-            + f"The smooth ECE, against its own large-n limit, is biased by {s['bias']:+.4f} at n = {n0:,} "
-            "(it has no bins, so the same in every row).")
-    out["bias"] = " ".join(parts) or ("This run has no miscalibrated model (its amplitude is 0): the bias "
-                                      "of a perfectly calibrated model is in the next section.")
-    if 0.0 in amplitudes:
-        p = _row(est, amplitude=0.0, n=n0, n_bins=N0, estimator="plug-in")
-        d = _row(est, amplitude=0.0, n=n0, n_bins=N0, estimator="debiased")
-        ratios = (est[(est.amplitude == 0) & (est.estimator == "debiased")]["bias"].to_numpy()
-                  / est[(est.amplitude == 0) & (est.estimator == "plug-in")]["bias"].to_numpy())
-        out["calibrated"] = (
-            f"A perfectly calibrated model (a = 0) is where the debiased ECE disappoints: at n = {n0:,} and "
-            f"N = {N0} it still reads {d['mean']:.4f} on average where the truth is 0, against the plug-in's "
-            f"{p['mean']:.4f}. Across the configurations its bias is {ratios.min():.0%} to {ratios.max():.0%} "
-            f"of the plug-in's; with every bin's gap exactly normal, theory gives {2 - np.sqrt(2):.0%}. Each "
-            "bin's correction is "
-            "the excess a normal noise adds to |gap| *at the observed gap*, and the observed gap of a "
-            "calibrated bin is itself noise, so the correction is too small. No estimator of |gap| is "
-            "unbiased at a gap of 0; what can be had is an interval that reaches 0, below.")
-    cov = itv.copy()
-    pct = cov[cov["interval"] == INTERVAL_NAMES["percentile"]]
-    fix = cov[cov["interval"] == INTERVAL_NAMES["corrected"]]
-    worst = fix.loc[fix["coverage"].idxmin()]
-    under = fix[fix["coverage"] < 0.9]
-    w_pct = _row(pct, amplitude=amplitudes[0], n=n0, n_bins=N0)["width"]
-    w_fix = _row(fix, amplitude=amplitudes[0], n=n0, n_bins=N0)["width"]
-    out["intervals"] = (
-        f"The percentile interval (`ece_bootstrap`) holds the true ECE in {pct['coverage'].min():.0%} to "
-        f"{pct['coverage'].max():.0%} of the data sets (nominal {result.level:.0%}): it is the spread of the "
-        "plug-in, which sits above the truth, and its resamples sit higher still. `ece_interval` holds it in "
-        f"{fix['coverage'].min():.0%} to {fix['coverage'].max():.0%}; its worst case is a = {worst.amplitude:g}, "
-        f"n = {worst.n:,}, N = {worst.n_bins}. "
-        + (f"It is under 90% at {_where(under)}. " if len(under) else "It is at least 90% in every configuration. ")
-        + f"The price is width: at a = {amplitudes[0]:g}, n = {n0:,}, N = {N0} its mean width is {w_fix:.4f} "
-        f"against the percentile interval's {w_pct:.4f}.")
-    n_mid = n0 if n0 in detectable.index else detectable.index[len(detectable.index) // 2]
-    row = detectable.loc[n_mid]
-    out["detectable"] = (
-        f"With n = {n_mid:,} samples of a 90%-accurate model in {N0} bins, the smallest true ECE the plug-in "
-        f"detects (beyond what a calibrated model shows 95% of the time, with probability 0.8) is "
-        f"{row[f'N = {N0}']:.4f}; with {bins[0]} bins it is {row[f'N = {bins[0]}']:.4f}, with {bins[-1]} bins "
-        f"{row[f'N = {bins[-1]}']:.4f}. Fewer bins resolve less of the reliability curve but detect smaller gaps. `default_n_bins` keeps "
-        f"at least 100 samples per bin, 15 at most: {', '.join(f'{k} at n = {n:,}' for n, k in detectable['default_n_bins'].items())}.")
-    summary_check = check_summary(check)
-    fix_rows = check[check["interval"] == INTERVAL_NAMES["corrected"]]
-    width = float(np.mean(fix_rows["function_high"] - fix_rows["function_low"]))
-    largest = max(max(v["low"], v["high"]) for v in summary_check.values())
-    out["check"] = ("On the same data sets, the study's bin-level intervals and the functions' own differ by "
-                    + " and ".join(f"{v['low']:.4f} (low end) and {v['high']:.4f} (high end) on average for the "
-                                   f"{name} interval"
-                                   for name, v in summary_check.items())
-                    + f", over {next(iter(summary_check.values()))['draws']} data sets at a = "
-                      f"{check.attrs['amplitude']:g}, n = {check.attrs['n']:,}, N = {check.attrs['n_bins']}, where "
-                      f"`ece_interval` is {width:.4f} wide on average: the differences are "
-                      f"{'small' if largest < width / 4 else 'not small'} against the width.")
-    return out

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
+from scipy.special import ndtr
 from scipy.stats import norm, spearmanr
 
 from ._validate import (check_binning, check_edges, check_level, check_n_bins, check_positive_int, confidence_array,
@@ -106,7 +107,7 @@ def _folded_normal_mean(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """``E|mu + sigma Z|`` for standard normal Z, elementwise (``|mu|`` where sigma is 0)."""
     safe = np.where(sigma > 0, sigma, 1.0)
     z = mu / safe
-    folded = safe * np.sqrt(2.0 / np.pi) * np.exp(-0.5 * z * z) + mu * (1.0 - 2.0 * norm.cdf(-z))
+    folded = safe * np.sqrt(2.0 / np.pi) * np.exp(-0.5 * z * z) + mu * (1.0 - 2.0 * ndtr(-z))  # ndtr: norm.cdf, less overhead
     return np.where(sigma > 0, folded, np.abs(mu))
 
 
@@ -285,12 +286,49 @@ def _reflected_smooth(grid: np.ndarray, sigma: float) -> np.ndarray:
     return fftconvolve(mirrored, kernel[None, :], mode="valid", axes=1)[:, half:half + size]
 
 
-def _smooth_ece_at(c: np.ndarray, residual: np.ndarray, sigma: float, grids: dict) -> float:
-    """Smooth ECE at kernel width ``sigma`` (``grids`` caches the linear binning per grid size)."""
-    size = _smooth_grid_size(sigma)
-    if size not in grids:
-        grids[size] = _linear_binning(c, residual, size)
-    smoothed = _reflected_smooth(grids[size], sigma)
+def _smooth_ece_rows(c: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """:func:`smooth_ece` of each row of checked ``c``, ``v`` (shape (m, n)), shape (m,).
+
+    Every row bisects its own kernel width, as :func:`smooth_ece` does, but the rows are
+    bisected together: rows at the same width (the bisection's widths are dyadic, so rows share
+    them exactly) are smoothed by one FFT convolution of their stacked grids."""
+    m = len(c)
+    residual = c - v
+    grids: list[dict] = [{} for _ in range(m)]
+    cache: list[dict] = [{} for _ in range(m)]
+
+    def at(rows: np.ndarray, sigma: float) -> np.ndarray:
+        need = [r for r in rows.tolist() if sigma not in cache[r]]
+        if need:
+            size = _smooth_grid_size(sigma)
+            for r in need:
+                if size not in grids[r]:
+                    grids[r][size] = _linear_binning(c[r], residual[r], size)
+            smoothed = _reflected_smooth(np.concatenate([grids[r][size] for r in need]), sigma)
+            for i, r in enumerate(need):
+                cache[r][sigma] = _smooth_value(smoothed[2 * i:2 * i + 2], sigma)
+        return np.array([cache[r][sigma] for r in rows.tolist()])
+
+    def below_fixed_point(rows: np.ndarray, sigma: float) -> np.ndarray:
+        if sigma < _SMOOTH_MIN_SIGMA:
+            return np.ones(len(rows), dtype=bool)
+        return sigma < at(rows, sigma)
+
+    done = below_fixed_point(np.arange(m), 1.0)  # these rows' smooth ECE is the value at width 1
+    high, low = np.ones(m), np.zeros(m)
+    for _ in range(_SMOOTH_HALVINGS):
+        mid = (high + low) / 2.0
+        for sigma in np.unique(mid[~done]).tolist():
+            rows = np.flatnonzero(~done & (mid == sigma))
+            below = below_fixed_point(rows, sigma)
+            low[rows[below]] = sigma
+            high[rows[~below]] = sigma
+    return np.array([cache[r][high[r]] for r in range(m)])  # every high was computed when it was set
+
+
+def _smooth_value(smoothed: np.ndarray, sigma: float) -> float:
+    """The smooth ECE at width ``sigma`` from the smoothed grid (residual row, density row)."""
+    size = smoothed.shape[1]
     t = np.linspace(0.0, 1.0, max(round(10.0 / sigma), _SMOOTH_MIN_MESH))
     left = np.clip((t * (size - 1)).astype(np.int64), 0, size - 2)
     share = t * (size - 1) - left
@@ -324,26 +362,7 @@ def smooth_ece(confidence: Any, correct: Any) -> float:
         Verifier score of that answer (bool, 0/1, or in [0, 1]).
     """
     c, v = _checked(confidence, correct)
-    residual, grids, cache = c - v, {}, {}
-
-    def at(sigma: float) -> float:
-        if sigma not in cache:
-            cache[sigma] = _smooth_ece_at(c, residual, sigma, grids)
-        return cache[sigma]
-
-    def below_fixed_point(sigma: float) -> bool:
-        return sigma < _SMOOTH_MIN_SIGMA or sigma < at(sigma)
-
-    if below_fixed_point(1.0):
-        return at(1.0)
-    high, low = 1.0, 0.0
-    for _ in range(_SMOOTH_HALVINGS):
-        mid = (high + low) / 2.0
-        if below_fixed_point(mid):
-            low = mid
-        else:
-            high = mid
-    return at(high)
+    return float(_smooth_ece_rows(c[None, :], v[None, :])[0])
 
 
 def mce(confidence: Any, correct: Any, n_bins: int = 15, binning: str = "equal_count",
@@ -635,6 +654,41 @@ def ece_interval(confidence: Any, correct: Any, n_bins: int = 15, binning: str =
     null = _calibrated_replicates(c, e, n_boot, np.random.default_rng(seed).bit_generator.jumped(), estimator)
     low, high = _corrected_interval(point, plugin, reps, null, level)
     return point, float(low), float(high)
+
+
+def ece_difference_interval(confidence_a: Any, confidence_b: Any, correct: Any, n_bins: int = 15,
+                            binning: str = "equal_count", *, n_boot: int = 1000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float, float]:
+    """The change in true ECE between two confidences of the same rows (before and after a
+    calibration, say), with an interval: ``ECE(a) - ECE(b)``.
+
+    Each confidence gets :func:`ece_interval` (debiased estimate, bias-corrected bootstrap,
+    calibration test) on the same rows with the same seed, and the difference's interval is
+    ``[low_a - high_b, high_a - low_b]``: whenever both intervals hold their true ECEs, it
+    holds the true difference. Its coverage is measured in :mod:`calcas.estimator_study`
+    (:func:`~calcas.estimator_study.deciding_coverage`), at least 97% in every configuration
+    there. Bootstrap intervals of the difference itself cover far less (17-94% in the same
+    simulation): the ECE's bias differs between a miscalibrated and a calibrated confidence and
+    does not cancel in the difference. The price is width: a small true change (below about the
+    sum of the two half-widths) reads as "within noise".
+
+    Parameters
+    ----------
+    confidence_a, confidence_b : array, shape (n,)
+        Two confidences (probabilities in [0, 1]) of the same n answers, e.g. raw and calibrated;
+        each binned on its own (``n_bins`` equal-count bins by default).
+    correct : array, shape (n,)
+        Verifier scores in [0, 1] of those answers (shared: the answers are the same).
+    n_bins, binning, n_boot, level, seed
+        As in :func:`ece_interval`, for each of the two intervals.
+
+    Returns
+    -------
+    (difference, low, high) : the difference of the debiased estimates and the interval's bounds.
+    """
+    a = ece_interval(confidence_a, correct, n_bins, binning, n_boot=n_boot, level=level, seed=seed)
+    b = ece_interval(confidence_b, correct, n_bins, binning, n_boot=n_boot, level=level, seed=seed)
+    return a[0] - b[0], a[1] - b[2], a[2] - b[1]
 
 
 def _calibrated_replicates(c: np.ndarray, e: np.ndarray, n_boot: int, bit_generator: Any,
