@@ -204,6 +204,27 @@ def difference_of_intervals(a: Sequence[float], b: Sequence[float]) -> tuple[flo
     return a[0] - b[0], a[1] - b[2], a[2] - b[1]
 
 
+def estimate_difference(a: Estimate, b: Estimate, interval: str) -> Estimate:
+    """``a - b`` by :func:`difference_of_intervals`, as an :class:`Estimate` of the named
+    interval (a key of :data:`DECIDING_INTERVALS` for two Wilson intervals:
+    ``"proportion_difference_interval"``); every end None where either estimate lacks one (a
+    proportion of nothing), which :func:`decide` reads as "within"."""
+    if None in a.as_list() or None in b.as_list():
+        return Estimate(None, None, None, interval)
+    return Estimate.of(difference_of_intervals(a.as_list(), b.as_list()), interval)
+
+
+#: How the data stand to a claim of the paper, from the verdict whose estimate is oriented so
+#: that the claim reads "above zero".
+AGREEMENT = {"above": "agrees", "below": "disagrees", "within": "cannot_tell"}
+
+
+def claim_agreement(verdict: Verdict | None) -> str:
+    """:data:`AGREEMENT` of ``verdict`` ("agrees", "disagrees", "cannot_tell"), or
+    "not_measured" where there is no verdict (the data lack what the claim needs)."""
+    return "not_measured" if verdict is None else AGREEMENT[verdict.outcome]
+
+
 # ---------------------------------------------------------------------------- the paper's claims
 
 @lru_cache(maxsize=1)

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import offset_copy
 
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
            "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
-           "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps"]
+           "threshold_sweep_figure", "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps"]
 
 #: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -439,6 +440,53 @@ def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float
     ax.grid(alpha=0.3)
     _legend_below(ax, ncol=2)
     return ax
+
+
+def threshold_sweep_figure(sweeps: Mapping[str, pd.DataFrame], *, threshold: str, threshold_label: str,
+                           width: float = COLUMN_INCHES) -> Figure:
+    """Precision as a flagging threshold moves, and precision against recall: two panels, one
+    line per series, with a shaded band where the tables carry an interval.
+
+    Parameters
+    ----------
+    sweeps : dict name -> DataFrame
+        One table per series (e.g. per kind of ground truth), one row per threshold value, with
+        columns ``threshold``, ``precision`` and ``recall`` (shares in [0, 1], NaN where
+        unknown) and optionally ``precision_low`` and ``precision_high`` (the band).
+    threshold : str
+        The column holding the threshold (the left panel's x-axis).
+    threshold_label : str
+        The left panel's x-axis label.
+    width : float
+        Figure width in inches (the book's text column by default).
+
+    Returns
+    -------
+    Figure
+    """
+    if not sweeps:
+        raise ValueError("sweeps: no series to draw")
+    for name, table in sweeps.items():
+        missing = sorted({threshold, "precision", "recall"} - set(table.columns))
+        if missing:
+            raise ValueError(f"sweeps: {name!r} lacks columns {missing}")
+    fig, axes = plt.subplots(1, 2, figsize=(width, width / 2 + 0.6), dpi=INLINE_DPI, sharey=True,
+                             layout="constrained")
+    for i, (name, table) in enumerate(sweeps.items()):
+        style = series_style(name, i)
+        for ax, x in zip(axes, (threshold, "recall")):
+            ax.plot(table[x], table["precision"], ms=3.5, label=name if x == threshold else "_", **style)
+            if {"precision_low", "precision_high"} <= set(table.columns):
+                ax.fill_between(table[x], table["precision_low"], table["precision_high"], color=style["color"],
+                                alpha=0.15, lw=0)
+    axes[0].set(xlabel=threshold_label, ylabel="precision", ylim=(0, 1.02))
+    if all(pd.api.types.is_integer_dtype(t[threshold]) for t in sweeps.values()):
+        axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set(xlabel="recall (flagged / annotated)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    _figure_legend(fig, {h.get_label(): h for h in axes[0].get_lines()})
+    return fig
 
 
 # ---------------------------------------------------------------------------------------
