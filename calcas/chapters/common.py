@@ -310,7 +310,7 @@ def signed_interval_text(e: Estimate | Sequence[float | None], digits: int = 4) 
 
 
 def _signed(x: float | None, digits: int) -> str:
-    return "—" if x is None else f"{x:+.{digits}f}"
+    return "—" if x is None else f"{round(x, digits) + 0.0:+.{digits}f}"  # + 0.0: never "-0.000"
 
 
 def names_list(names: Sequence[str]) -> str:

@@ -1,10 +1,10 @@
 """Kernel-free explorers for the book: altair charts whose sliders recompute in the browser.
 
-Every number a chart shows is computed here, in Python, by calcas (``reliability_table``,
-``ece``, ``cascade_curves``, ``cleaning_sweep``, the chain study's selection grid) for every
-slider position; the browser only filters the precomputed rows with a Vega-Lite parameter.
-So the static HTML book stays interactive with no kernel, and what a reader sees is exactly
-what calcas returns.
+Every number a chart shows is computed before it gets here, by calcas (reliability tables and
+ECE at every bin count, ``cascade_curves``, ``cleaning_sweep``, the chain study's selection
+grid), for every slider position; these functions only draw the precomputed grids, and the
+browser only filters their rows with a Vega-Lite parameter. So the static HTML book stays
+interactive with no kernel, and what a reader sees is exactly what calcas returns.
 
 Each explorer returns an :class:`Explorer`. Displayed in a notebook it offers
 
@@ -39,7 +39,6 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ..metrics import ece, reliability_table
 from .plots import SERIES_COLOURS, series_style
 
 __all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
@@ -261,15 +260,6 @@ def slider(name: str, label: str, values: list[Any], value: Any) -> alt.Paramete
     return alt.param(name=name, value=float(value) if isinstance(value, float) else int(value), bind=bind)
 
 
-def _named(values: Any, names: list[str], what: str) -> dict[str, Any]:
-    if isinstance(values, Mapping):
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise ValueError(f"{what}: no entry for {missing}")
-        return {n: values[n] for n in names}
-    return {n: values for n in names}
-
-
 def _scales(names: list[str]) -> tuple[alt.Scale, alt.Scale, alt.Scale]:
     """The colour, dash and shape scales of the series ``names``."""
     styles = _styles(names)
@@ -360,67 +350,55 @@ def finish(chart: alt.VConcatChart, title: str) -> alt.VConcatChart:
 # ---------------------------------------------------------------------------------------
 # the explorers
 
-def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int] = range(2, 31),
-                         default: int = 15, binning: str = "equal_count", title: str = "",
-                         label: str = "model") -> Explorer:
-    """Reliability diagram with a slider for the number of bins N, and the ECE at that N.
+def reliability_explorer(bins: pd.DataFrame, summary: pd.DataFrame, *, default: int = 15, title: str = "",
+                         binning: str = "equal_count") -> Explorer:
+    """Reliability diagrams with a slider for the number of bins N, and the ECE at that N,
+    drawn from precomputed tables (one series or several, e.g. uncalibrated and calibrated).
 
     Parameters
     ----------
-    confidence : array, shape (n,), or dict name -> array
-        Confidences (probabilities in [0, 1]) of each sample's answer. A dict draws one
-        series per name (e.g. ``{"uncalibrated": raw, "calibrated": cal}``; those two names
-        have their own styles, see :data:`calcas.render.plots.SERIES_STYLE`).
-    correct : array, shape (n,), or dict name -> array
-        Verifier score (0/1) of each answer: one array shared by every series, or one per name.
-    n_bins : iterable of int
-        Bin counts the slider offers; every table and ECE is precomputed for each.
+    bins : DataFrame
+        The non-empty rows of :func:`calcas.reliability_table` of every series at every N:
+        columns ``series, N, bin, count, mean_confidence, accuracy`` (e.g. from
+        :func:`calcas.lab.binning_sweep` with a ``series`` column).
+    summary : DataFrame
+        One row per (series, N): ``series, N, ece`` and ``distinct`` (the number of non-empty
+        bins). The slider offers the N of ``summary``.
     default : int
-        The slider's starting position (must be in ``n_bins``).
-    binning : {"equal_count", "equal_width"}
-        Passed to :func:`calcas.reliability_table` and :func:`calcas.ece`.
+        The slider's starting position (must be among ``summary``'s N).
     title : str
-    label : str
-        Name of the series when ``confidence`` is a single array.
+    binning : {"equal_count", "equal_width"}
+        How the tables were binned: only the read-out's wording depends on it.
 
     Returns
     -------
     Explorer
-        Accuracy against mean confidence per bin, the diagonal of perfect calibration, the
-        gap of each bin, and the read-out "ECE = 0.0xyz with N = n bins" for each series.
-        Where tied confidences leave fewer distinct equal-count bins than N (the rows of
-        the reliability table with samples in them), it says so: "ECE = 0.0123 with N = 30
-        (12 distinct bins: tied confidences)"; with equal-width bins, "(12 non-empty bins)".
+        Accuracy against mean confidence per bin, the diagonal of perfect calibration, the gap
+        of each bin, and the read-out "ECE = 0.0xyz with N = n bins" for each series. Where tied
+        confidences leave fewer distinct equal-count bins than N, it says so: "ECE = 0.0123
+        with N = 30 (12 distinct bins: tied confidences)"; with equal-width bins, "(12 non-empty
+        bins)". Series named "uncalibrated" and "calibrated" take their own styles
+        (:data:`calcas.render.plots.SERIES_STYLE`).
     """
-    conf = dict(confidence) if isinstance(confidence, Mapping) else {label: confidence}
-    names = [str(n) for n in conf]
-    conf = dict(zip(names, conf.values()))
-    corr = _named(correct, names, "correct")
-    # equal-count binning needs a sample per bin: a small test half offers fewer bin counts
-    n_min = min(len(np.asarray(c)) for c in conf.values())
-    grid = _grid([n for n in n_bins if int(n) <= n_min], default)
+    _need_columns(bins, ("series", "N", "bin", "count", "mean_confidence", "accuracy"), "bins")
+    _need_columns(summary, ("series", "N", "ece", "distinct"), "summary")
+    names = [str(n) for n in dict.fromkeys(summary["series"])]
+    grid = _grid(summary["N"], default)
     styles = _styles(names)
-    bins, text = [], []
-    for name in names:
-        for n in grid:
-            table = reliability_table(conf[name], corr[name], n_bins=n, binning=binning)
-            full = table[table["count"] > 0]
-            bins.append(full.assign(series=name, marker=name, N=n))
-            e = ece(conf[name], corr[name], n_bins=n, binning=binning)
-            prefix = f"{name}: " if len(names) > 1 else ""
-            distinct = len(full)
-            if distinct == n:
-                line = f"{prefix}ECE = {e:.4f} with N = {n} bins"
-            elif binning == "equal_count":
-                line = f"{prefix}ECE = {e:.4f} with N = {n} ({distinct} distinct bins: tied confidences)"
-            else:
-                line = f"{prefix}ECE = {e:.4f} with N = {n} ({distinct} non-empty bins)"
-            text.append({"series": name, "N": n, "ece": e, "distinct_bins": distinct,
-                         "colour": styles[name]["colour"], "text": line})
-    bins = pd.concat(bins, ignore_index=True)[
-        ["series", "marker", "N", "bin", "count", "mean_confidence", "accuracy", "lower", "upper"]]
+    text = []
+    for row in summary.itertuples():
+        prefix = f"{row.series}: " if len(names) > 1 else ""
+        if row.distinct == row.N:
+            line = f"{prefix}ECE = {row.ece:.4f} with N = {row.N} bins"
+        elif binning == "equal_count":
+            line = f"{prefix}ECE = {row.ece:.4f} with N = {row.N} ({row.distinct} distinct bins: tied confidences)"
+        else:
+            line = f"{prefix}ECE = {row.ece:.4f} with N = {row.N} ({row.distinct} non-empty bins)"
+        text.append({"series": str(row.series), "N": int(row.N), "ece": float(row.ece),
+                     "distinct_bins": int(row.distinct), "colour": styles[str(row.series)]["colour"], "text": line})
     # drawn, not reported: 6 decimals keep the page small (the ECE read-out is exact)
-    bins = bins.round({"mean_confidence": 6, "accuracy": 6, "lower": 6, "upper": 6})
+    bins = bins.assign(series=bins["series"].astype(str), marker=bins["series"].astype(str)).round(
+        {"mean_confidence": 6, "accuracy": 6})
     text, lines = readout(text, "N", names)
 
     n_param = slider("N", "number of bins N ", grid, default)
@@ -429,11 +407,11 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     y = alt.Y("accuracy:Q", title="accuracy in bin", **axis)
     colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     tooltip = [alt.Tooltip("series:N"), alt.Tooltip("bin:Q"), alt.Tooltip("count:Q"),
-               alt.Tooltip("mean_confidence:Q", format=".4f"), alt.Tooltip("accuracy:Q", format=".4f"),
-               alt.Tooltip("lower:Q", format=".4f"), alt.Tooltip("upper:Q", format=".4f")]
+               alt.Tooltip("mean_confidence:Q", format=".4f"), alt.Tooltip("accuracy:Q", format=".4f")]
     diagonal = (alt.Chart(pd.DataFrame({"mean_confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}))
                 .mark_line(color="#999999", strokeDash=[5, 4], strokeWidth=1).encode(x=x, y=y))
-    base = alt.Chart(bins).transform_filter(alt.datum.N == n_param)
+    base = alt.Chart(bins[["series", "marker", "N", "bin", "count", "mean_confidence", "accuracy"]]).transform_filter(
+        alt.datum.N == n_param)
     gap = base.mark_rule(strokeWidth=3, opacity=0.3).encode(
         x=x, y=alt.Y("mean_confidence:Q", **axis), y2="accuracy:Q", color=colour)
     line = base.mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=45, filled=True)).encode(
@@ -442,6 +420,12 @@ def reliability_explorer(confidence: Any, correct: Any, *, n_bins: Iterable[int]
     chart = alt.vconcat(plot, text_panel(text, lines, n_param, "N"), spacing=8)
     return Explorer(finish(chart.add_params(n_param), title),
                     f"calcas reliability explorer: {', '.join(names)}; N = {grid[0]}..{grid[-1]}")
+
+
+def _need_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{name}: missing columns {missing}")
 
 
 def cascade_explorer(curves: pd.DataFrame, *, title: str = "", default: int | None = None) -> Explorer:

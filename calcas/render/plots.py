@@ -29,7 +29,8 @@ from matplotlib.transforms import offset_copy
 
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
            "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
-           "threshold_sweep_figure", "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps"]
+           "threshold_sweep_figure", "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps",
+           "line_panels"]
 
 #: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -578,3 +579,46 @@ def reliability_gaps(table: pd.DataFrame, *, ax: plt.Axes | None = None, sized: 
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
     ax.grid(alpha=0.3)
     return ax
+
+
+def line_panels(panels: Mapping[str, pd.DataFrame], *, xlabel: str, ylabel: str, log_x: bool = False,
+                zero_line: bool = False, width: float = 4.8) -> Figure:
+    """Panels stacked one above the other, each drawing the columns of its DataFrame (one series
+    each, styled by :func:`series_style` in column order) against the index; one legend below.
+
+    Parameters
+    ----------
+    panels : mapping title -> DataFrame
+        Index: the x values (sorted); columns: the series, the same in every panel.
+    xlabel, ylabel : str
+    log_x : bool
+        A log-scaled x axis, ticked at the index values ("2k" for 2,000).
+    zero_line : bool
+        A grey line at y = 0 (biases, differences).
+    width : float
+        Inches; 4.8 is shown at its natural size in the book's column and scaled by less than a
+        quarter on a phone.
+    """
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 1.0 + 2.6 * len(panels)), sharex=True, squeeze=False,
+                             layout="constrained")
+    for ax, (title, frame) in zip(axes[:, 0], panels.items()):
+        for i, series in enumerate(frame.columns):
+            style = series_style(series, i)
+            ax.plot(frame.index, frame[series], marker=style["marker"], ls=style["ls"], color=style["color"],
+                    lw=style["lw"], label=series)
+        if zero_line:
+            ax.axhline(0.0, color="#7a7a7a", lw=1)
+        if log_x:
+            ax.set_xscale("log")
+            xs = list(frame.index)
+            ax.set_xticks(xs, [f"{x / 1000:g}k" if x >= 1000 else f"{x:g}" for x in xs])
+            ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+            ax.minorticks_off()
+        ax.tick_params(labelsize=11)
+        ax.set_ylabel(ylabel, fontsize=11)
+        ax.set_title(title, fontsize=11)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel(xlabel, fontsize=11)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False, fontsize=11)
+    return fig

@@ -37,6 +37,20 @@ def demo():
             "correct_large": large.verified[~cal], "curves": curves, "sweep": sweep}
 
 
+def _rel(confidence, correct, *, n_bins=range(2, 31), default=15, binning="equal_count", label="model", **kwargs):
+    """reliability_explorer on grids computed as the chapters compute them (calcas.lab.binning_sweep)."""
+    from calcas.lab import binning_sweep
+    conf = dict(confidence) if isinstance(confidence, dict) else {label: confidence}
+    bins, summary = [], []
+    for name, c in conf.items():
+        v = correct[name] if isinstance(correct, dict) else correct
+        grid = [n for n in n_bins if n <= len(c)]
+        b, s = binning_sweep(c, v, n_bins=grid, binnings=(binning,))
+        bins.append(b.assign(series=name))
+        summary.append(s.assign(series=name, distinct=b.groupby("N").size().reindex(s["N"]).to_numpy()))
+    return reliability_explorer(pd.concat(bins), pd.concat(summary), default=default, binning=binning, **kwargs)
+
+
 def _params(spec: dict) -> dict:
     return {p["name"]: p for p in spec.get("params", [])}
 
@@ -76,7 +90,7 @@ def _readouts(spec: dict, key: str) -> pd.DataFrame:
 
 
 def test_reliability_slider_and_exact_ece(demo):
-    ex = reliability_explorer({"uncalibrated": demo["raw"], "temperature-scaled": demo["cal"]},
+    ex = _rel({"uncalibrated": demo["raw"], "temperature-scaled": demo["cal"]},
                               demo["correct"], n_bins=range(2, 31), default=15)
     spec = ex.to_dict()
     n = _params(spec)["N"]
@@ -92,7 +106,7 @@ def test_reliability_slider_and_exact_ece(demo):
 
 
 def test_reliability_bins_are_calcas_tables(demo):
-    spec = reliability_explorer(demo["cal"], demo["correct"], n_bins=[5, 10, 15], default=10,
+    spec = _rel(demo["cal"], demo["correct"], n_bins=[5, 10, 15], default=10,
                                 binning="equal_width").to_dict()
     bins = _table(spec, "count")
     for n in (5, 10, 15):
@@ -107,16 +121,20 @@ def test_reliability_bins_are_calcas_tables(demo):
 
 
 def test_reliability_inputs(demo):
-    per_name = reliability_explorer({"a": demo["cal"], "b": demo["cal"]},
+    per_name = _rel({"a": demo["cal"], "b": demo["cal"]},
                                     {"a": demo["correct"], "b": demo["correct_large"]}, n_bins=[10], default=10)
     text = _readouts(per_name.to_dict(), "N").set_index("series")
     assert text.loc["b", "ece"] == calcas.ece(demo["cal"], demo["correct_large"], n_bins=10)
-    uneven = reliability_explorer(demo["cal"], demo["correct"], n_bins=[5, 10, 20], default=5).to_dict()
+    uneven = _rel(demo["cal"], demo["correct"], n_bins=[5, 10, 20], default=5).to_dict()
     assert _params(uneven)["N"]["bind"]["input"] == "select"
     with pytest.raises(ValueError, match="default"):
-        reliability_explorer(demo["cal"], demo["correct"], n_bins=range(2, 10), default=15)
-    with pytest.raises(ValueError, match="correct"):
-        reliability_explorer({"a": demo["cal"]}, {"b": demo["correct"]})
+        _rel(demo["cal"], demo["correct"], n_bins=range(2, 10), default=15)
+    with pytest.raises(ValueError, match=r"bins: missing columns \['series', 'bin', 'count'"):
+        reliability_explorer(pd.DataFrame({"N": [5]}), pd.DataFrame({"series": ["a"], "N": [5], "ece": [0.1],
+                                                                     "distinct": [5]}), default=5)
+    with pytest.raises(ValueError, match=r"summary: missing columns \['distinct'\]"):
+        reliability_explorer(pd.DataFrame(columns=["series", "N", "bin", "count", "mean_confidence", "accuracy"]),
+                             pd.DataFrame({"series": ["a"], "N": [5], "ece": [0.1]}), default=5)
 
 
 def test_cascade_slider_and_readout(demo):
@@ -156,7 +174,7 @@ def test_cleaning_slider_and_readout(demo):
 
 
 def test_html_names_no_outside_address(demo):
-    explorers = [reliability_explorer(demo["cal"], demo["correct"]),
+    explorers = [_rel(demo["cal"], demo["correct"]),
                  cascade_explorer(demo["curves"]), cleaning_explorer(demo["sweep"])]
     snippets = [e.to_html() for e in explorers]
     for snippet in snippets:
@@ -168,7 +186,7 @@ def test_html_names_no_outside_address(demo):
 
 
 def test_html_keeps_hostile_names_inert(demo):
-    snippet = reliability_explorer(demo["cal"], demo["correct"], label="</script><b>x", n_bins=[10],
+    snippet = _rel(demo["cal"], demo["correct"], label="</script><b>x", n_bins=[10],
                                    default=10).to_html()
     assert snippet.count("</script>") == 1
     spec = json.loads(re.search(r"var spec = (\{.*\});\n", snippet).group(1).replace("<\\/", "</"))
@@ -190,11 +208,11 @@ def test_reliability_grid_stops_at_the_sample_count():
     """Equal-count bins need one sample each: 12 answers offer N up to 12, not the default 30."""
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.3, 1.0, 12)
-    spec = reliability_explorer(conf, rng.random(12) < conf, default=6).to_dict()
+    spec = _rel(conf, rng.random(12) < conf, default=6).to_dict()
     n = _params(spec)["N"]
     assert (n["bind"]["input"], n["bind"]["min"], n["bind"]["max"]) == ("range", 2, 12)
     with pytest.raises(ValueError, match="default: 15 is not in the n_bins grid 2..12"):
-        reliability_explorer(conf, rng.random(12) < conf, default=15)
+        _rel(conf, rng.random(12) < conf, default=15)
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,7 +282,7 @@ def test_reliability_says_when_ties_merge_bins():
     rng = np.random.default_rng(1)
     conf = rng.choice([0.55, 0.7, 0.8, 0.9, 0.95], 400)  # five distinct values
     correct = rng.random(400) < conf
-    spec = reliability_explorer(conf, correct, n_bins=[3, 20], default=20).to_dict()
+    spec = _rel(conf, correct, n_bins=[3, 20], default=20).to_dict()
     text = _readouts(spec, "N").set_index("N")
     table = calcas.reliability_table(conf, correct, n_bins=20)
     distinct = int((table["count"] > 0).sum())
@@ -280,7 +298,7 @@ def test_readout_lines_fit_a_phone(demo):
     """Read-outs are wrapped into lines of at most READOUT_CHARS characters, never inside
     "name = value", and each series keeps its own band of lines."""
     from calcas.render.interactive import READOUT_CHARS
-    specs = {"N": reliability_explorer({"uncalibrated": demo["raw"], "calibrated": demo["cal"]}, demo["correct"]),
+    specs = {"N": _rel({"uncalibrated": demo["raw"], "calibrated": demo["cal"]}, demo["correct"]),
              "K": cascade_explorer(demo["curves"])}
     for key, ex in specs.items():
         lines = _table(ex.to_dict(), "line")
@@ -296,7 +314,7 @@ def test_styles_are_the_static_figures(demo):
     """Okabe–Ito, as calcas.render.plots: uncalibrated / UC and calibrated / CC differ in colour,
     dash and point shape; legends sit under the plot."""
     from calcas.render.plots import SERIES_STYLE
-    rel = reliability_explorer({"uncalibrated": demo["raw"], "calibrated": demo["cal"]}, demo["correct"]).to_dict()
+    rel = _rel({"uncalibrated": demo["raw"], "calibrated": demo["cal"]}, demo["correct"]).to_dict()
     cas = cascade_explorer(demo["curves"]).to_dict()
     for spec, (a, b) in ((rel, ("uncalibrated", "calibrated")), (cas, ("UC", "CC"))):
         colours, dashes, shapes = (_scale_of(spec, c) for c in ("color", "strokeDash", "shape"))
