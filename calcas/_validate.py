@@ -95,7 +95,7 @@ def same_length(**arrays: np.ndarray) -> int:
     return next(iter(lengths.values()))
 
 
-def _check_integer(x: Any, name: str) -> None:
+def check_integer(x: Any, name: str) -> None:
     """x must be a Python or numpy integer (not a bool, not an integral float)."""
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
         raise ValueError(f"{name}: expected an integer, got {x!r}")
@@ -103,7 +103,7 @@ def _check_integer(x: Any, name: str) -> None:
 
 def check_positive_int(x: Any, name: str) -> int:
     """An integer >= 1 (a count such as n_bins or n_boot)."""
-    _check_integer(x, name)
+    check_integer(x, name)
     if x < 1:
         raise ValueError(f"{name}: must be >= 1, got {x}")
     return int(x)
@@ -127,7 +127,7 @@ def check_level(level: Any) -> float:
 
 def check_k(K: Any, n_bins: int) -> int:
     """K (number of kept bins) must be an integer in [0, n_bins]."""
-    _check_integer(K, "K")
+    check_integer(K, "K")
     if not 0 <= K <= n_bins:
         raise ValueError(f"K: must be in [0, {n_bins}] (the number of bins), got {K}")
     return int(K)

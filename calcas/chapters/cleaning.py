@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .._validate import _check_integer, check_positive_int
+from .._validate import check_integer, check_positive_int
 from ..calibration import calibrate_records
 from ..cleaning import (cleaned_accuracy, cleaning_sweep, confident_learning_flags, flag_class_threshold,
                         flag_confident_disagreement, flag_top1_disagreement, label_errors, precision_interval)
@@ -333,14 +333,14 @@ def _checked(experts: Any, K: Any, calibration: Any, n_bins: Any, cal_fraction: 
     if isinstance(experts, (str, os.PathLike, Records)) or not len(experts):
         raise ValueError("experts: expected a non-empty list of record sets (paths or Records), one per expert")
     n_bins = check_positive_int(n_bins, "n_bins")
-    _check_integer(K, "K")
+    check_integer(K, "K")
     if not 1 <= K <= n_bins:
         raise ValueError(f"K: must be in [1, n_bins] = [1, {n_bins}], got {K}")
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {calibration!r}")
     if not 0.0 < cal_fraction < 1.0:
         raise ValueError(f"cal_fraction: must be in (0, 1), got {cal_fraction}")
-    _check_integer(seed, "seed")
+    check_integer(seed, "seed")
 
 
 def compute(experts: Sequence[str | os.PathLike | Records], *, K: int = 12, calibration: str = "auto",

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .._validate import _check_integer
+from .._validate import check_integer
 from ..cleaning import disagreement_sweep
 from ..metrics import proportion_interval
 from ..render import plots
@@ -195,7 +195,7 @@ def _checked_table(table: Any, models: Sequence[str] | None, k: Any) -> tuple[pd
     if table["error_type"].isna().any():
         raise ValueError(f"error_type: {int(table['error_type'].isna().sum())} question(s) carry no annotation; "
                          "every question must be annotated ('ok' or the kind of problem)")
-    _check_integer(k, "k")
+    check_integer(k, "k")
     if not 1 <= k <= len(models):
         raise ValueError(f"k: must be in [1, {len(models)}] (the number of experts), got {k}")
     return table, models, source
