@@ -17,7 +17,7 @@ import calcas
 from calcas.chapters import cascading
 from calcas.chapters.common import paper_reference
 from calcas.params import write_results
-from test_report import assert_prose_numbers_from  # the lead moves it when test_report.py goes
+from prose_checks import assert_names_from, assert_prose_numbers_from
 
 N_BOOT = 200
 
@@ -360,16 +360,17 @@ def test_prose_from_a_second_synthetic_data_set_names_only_what_its_facts_hold(s
     facts = synthetic_facts.to_dict()
     for part in text.values():
         assert part
-        for word in FOREIGN:
-            assert word not in part, word
+        assert_names_from(part, facts, list(FOREIGN))
         assert_prose_numbers_from(part, facts)
     held = set(synthetic_facts.pairs) | {n for p in synthetic_facts.pairs.values() for n in (p.first, p.second)}
     for bold in re.findall(r"\*\*(.+?)\*\*", text["pairs"]):
         assert bold in held
     assert "The paper makes no cascading claim about synthetic" in text["beside_paper"]
-    # the number check is not blind: a typed number fails it
+    # the checks are not blind: a typed number, or a data set these facts do not hold, fails them
     with pytest.raises(AssertionError, match="0.777"):
         assert_prose_numbers_from(text["pairs"] + " CC reaches 0.777.", facts)
+    with pytest.raises(AssertionError, match="ImageNet"):
+        assert_names_from(text["beside_paper"] + " As on ImageNet.", facts, list(FOREIGN))
 
 
 def test_prose_on_a_claimed_data_set_takes_numbers_from_facts_and_the_paper():
@@ -378,6 +379,8 @@ def test_prose_on_a_claimed_data_set_takes_numbers_from_facts_and_the_paper():
     text = cascading.prose(facts)
     for part in text.values():
         assert_prose_numbers_from(part, facts.to_dict(), paper_reference()["datasets"]["imagenet"])
+        assert_names_from(part, {**facts.to_dict(), "paper": paper_reference()["datasets"]["imagenet"]},
+                          list(FOREIGN))
     assert "MMLU" not in text["beside_paper"] and "Qwen" not in text["beside_paper"]
 
 
