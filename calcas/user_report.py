@@ -20,11 +20,9 @@ are copied beside it) and ``DIR/results.json`` holds every number it shows.
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import dataclasses
 import html
-import io
 import json
 import os
 import sys
@@ -34,7 +32,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .chapters import calibration as calibration_chapter
+from .chapters import cascading, cleaning
+from .params import SECTIONS, write_results
 from .records import MANIFEST_KEY, Records, RecordsError, file_sha256, make_records, read_records
+from .render import page
 
 __all__ = ["read_outputs", "user_report", "main"]
 
@@ -271,60 +273,8 @@ def _why_calibrator(calibration: str) -> str:
             "files that give one confidence per sample; both are fitted on the cal half by exact Newton steps.")
 
 
-def _figure_html(fig: Any, alt_text: str) -> str:
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img class="figure" alt="{html.escape(alt_text)}" src="data:image/png;base64,{data}">'
-
-
-def _markdown_html(text: str) -> str:
-    from markdown_it import MarkdownIt
-    return MarkdownIt("commonmark").render(text)
-
-
-_PAGE_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; line-height: 1.45;
-       color: #1a1a1a; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
-.table-wrap { overflow-x: auto; margin: 0.8rem 0; }
-table { border-collapse: collapse; font-size: 0.9rem; } th, td { padding: 0.2rem 0.6rem; text-align: right; }
-th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
-img.figure { max-width: 100%; height: auto; }
-.note { color: #444; font-size: 0.95rem; }
-"""
-
-
-def _page(title: str, blocks: list[str]) -> str:
-    # data-content_root tells calcas.render.interactive's loader where _static/vendored/ is: beside this page
-    return (f'<!DOCTYPE html>\n<html lang="en" data-content_root="./">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(blocks) + "\n</body>\n</html>\n")
-
-
-def _table_html(df: pd.DataFrame) -> str:
-    from .render.tables import styled
-    return f'<div class="table-wrap">{styled(df).to_html()}</div>'
-
-
-def _copy_scripts(out: Path, root: Path | None = None) -> None:
-    """Vega, Vega-Lite and vega-embed into ``out/_static/vendored/`` from the pinned node packages."""
-    from .render.book import VENDOR_URL, copy_vega, ensure_node_packages
-    root = root or Path(__file__).resolve().parents[1]
-    try:
-        modules = ensure_node_packages(root)
-    except (RuntimeError, FileNotFoundError) as err:
-        raise RuntimeError(f"report: the page's charts need Vega from the pinned node packages ({err}); "
-                           f"run `npm ci` in {root}") from None
-    copy_vega(modules, out / VENDOR_URL)
-
-
 def _default_K(section: str, n_bins: int) -> int:
     """The chapter's highlighted K (its papermill default), scaled from its default bin count to ``n_bins``."""
-    from .params import SECTIONS
     declared = SECTIONS[section]
     return max(1, round(n_bins * declared["K"].default / declared["n_bins"].default))
 
@@ -343,18 +293,14 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     costs : sequence of float, optional
         Cost per sample of each model, in the order of ``paths`` (for the cascade's compute saving).
     n_bins, n_boot, calibration, seed
-        As in :func:`calcas.report.calibration_report`; the cascade and cleaning highlight the
-        book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
+        As in :func:`calcas.chapters.calibration.compute`; the cascade and cleaning highlight
+        the book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
 
     Returns
     -------
     dict
         ``results.json`` as read back.
     """
-    from . import prose, report
-    from .render import interactive, plots
-    from .params import write_results
-
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("paths: give at least one file of model outputs")
@@ -379,55 +325,48 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
                                           for i, (p, n, r) in enumerate(zip(paths, names, sets))]}
     blocks = [f"<h1>calcas report: {html.escape(', '.join(names))}</h1>",
               f'<p class="note">{sets[0].n} samples; everything is fitted on the cal half and measured on '
-              f"the test half (<code>cal_test_split(ids, seed={seed})</code>). Numbers: "
+              f"the test half (<code>cal_test_split(ids, seed={seed})</code>). Every verdict below rests on a "
+              "95% interval whose coverage calcas measures. Numbers: "
               '<a href="results.json">results.json</a>.</p>']
 
-    sections: dict[str, list[str]] = {}  # section -> its blocks; its prose follows once results.json is written
-    cal = report.calibration_report(sets, calibration=calibration, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    cal = calibration_chapter.compute(sets, calibration=calibration, n_bins=n_bins, n_boot=n_boot, seed=seed)
     results["calibration"] = cal.to_dict()
-    sections["calibration"] = [
-        "<h2>Calibration</h2>", _table_html(cal.table()),
-        f'<p class="note">{html.escape(_why_calibrator(calibration))}</p>',
-        _table_html(cal.calibrator_table()),
-               _figure_html(plots.reliability_grid([(n, cal.reliability_tables(n)) for n in cal.models]),
-                            "reliability diagrams before and after calibration")]
-    for name in cal.models:
-        sections["calibration"].append(interactive.reliability_explorer(*cal.explorer_inputs(name), default=n_bins,
-                                                       title=f"{name}, test half").to_html())
+    text = calibration_chapter.prose(cal)
+    table = calibration_chapter.tables(cal)
+    blocks += ["<h2>Calibration</h2>", page.table_html(table["table1"]),
+               f'<p class="note">{html.escape(_why_calibrator(calibration))}</p>',
+               page.table_html(table["calibrators"]), page.markdown_html(text["models"]),
+               page.figure_html(calibration_chapter.reliability_figure(cal),
+                                "reliability diagrams before and after calibration"),
+               page.markdown_html(text["showcase"]), calibration_chapter.explorer(cal).to_html()]
 
     if len(sets) >= 2:
         pairs = {f"{a.manifest['model']} → {b.manifest['model']}": [a, b] for a, b in zip(sets, sets[1:])}
-        cas = report.cascade_report(pairs, K=K_cascade, calibration=calibration, n_bins=n_bins, seed=seed)
+        cas = cascading.compute(pairs, K=K_cascade, calibration=calibration, n_bins=n_bins, seed=seed)
         results["cascade"] = cas.to_dict()
-        K_used = {p: r["K_used"] for p, r in cas.pairs.items()}
-        sections["cascade"] = [
-            "<h2>Cascades</h2>", _figure_html(plots.cascade_grid(cas.curves, highlight_K=K_used), "cascade curves"),
-            _table_html(cas.table()), _table_html(cas.operating_points()),
-            *(interactive.cascade_explorer(c, title=p, default=K_used[p]).to_html() for p, c in cas.curves.items())]
+        text, table = cascading.prose(cas), cascading.tables(cas)
+        blocks += ["<h2>Cascades</h2>", page.figure_html(cascading.figures(cas), "cascade curves"),
+                   *(page.table_html(t) for t in (table["accuracy"], table["routing"]) if len(t)),
+                   page.markdown_html(text["pairs"]), *(e.to_html() for e in cascading.explorers(cas).values())]
 
     if len(sets) >= 3:
         if _same_labels(sets, paths):
-            cle = report.cleaning_report(sets, K=K_cleaning, calibration=calibration, n_bins=n_bins, seed=seed)
+            cle = cleaning.compute(sets, K=K_cleaning, calibration=calibration, n_bins=n_bins, seed=seed)
             results["cleaning"] = cle.to_dict()
-            sections["cleaning"] = [
-                "<h2>Label cleaning</h2>", _table_html(cle.flags_table()), _table_html(cle.cleaned_table()),
-                interactive.cleaning_explorer(cle.lines(), title="method 2", default=cle.results["K_used"]).to_html()]
+            text, table = cleaning.prose(cle), cleaning.tables(cle)
+            blocks += ["<h2>Label cleaning</h2>",
+                       *(page.table_html(t) for t in (table["flags"], table["table2"]) if len(t)),
+                       *(page.markdown_html(text[k]) for k in ("flags", "trend", "table2")),
+                       *(e.to_html() for e in cleaning.explorers(cle).values())]
         else:
             results["cleaning"] = None
-            sections["cleaning_left_out"] = [
-                "<h2>Label cleaning</h2>",
-                '<p class="note">Left out: some labels are unknown (-1), and cleaning judges the given label '
-                "of every sample.</p>"]
+            blocks += ["<h2>Label cleaning</h2>",
+                       '<p class="note">Left out: some labels are unknown (-1), and cleaning judges the given label '
+                       "of every sample.</p>"]
 
     written = json.loads(write_results(out, results).read_text())
-    write_prose = {"calibration": prose.calibration_prose, "cascade": prose.cascade_prose,
-                   "cleaning": prose.cleaning_prose}
-    for section, section_blocks in sections.items():
-        blocks += section_blocks
-        if section in write_prose:
-            blocks.append(_markdown_html(write_prose[section](written[section])))
-    _copy_scripts(out)
-    (out / "index.html").write_text(_page(f"calcas report: {', '.join(names)}", blocks), encoding="utf-8")
+    page.copy_scripts(out)
+    (out / "index.html").write_text(page.page_html(f"calcas report: {', '.join(names)}", blocks), encoding="utf-8")
     return written
 
 

@@ -1,7 +1,8 @@
 """Checks every chapter's prose must pass, shared by the chapters' tests.
 
 - :func:`assert_prose_numbers_from`: every number in a text is a formatting of a number of its
-  facts (or the paper's reference file), apart from citations (Table 3, §2.1, Figure 3).
+  facts (or the paper's reference file), or the length of one of their lists, apart from
+  citations (Table 3, §2.1, Figure 3).
 - :func:`assert_names_from`: every name a text mentions from a list of names that could appear
   (models, data sets, figures of the paper) is one its facts hold.
 """
@@ -15,8 +16,8 @@ import numpy as np
 def _numbers(obj) -> list[float]:
     if isinstance(obj, dict):
         return [x for v in obj.values() for x in _numbers(v)]
-    if isinstance(obj, (list, tuple)):
-        return [x for v in obj for x in _numbers(v)]
+    if isinstance(obj, (list, tuple)):  # a list's length is a count the facts hold ("3 of 6 models")
+        return [float(len(obj))] + [x for v in obj for x in _numbers(v)]
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
         return []
     return [float(obj)]

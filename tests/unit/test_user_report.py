@@ -13,7 +13,8 @@ import pytest
 from scipy.special import softmax
 
 import calcas
-from calcas import report
+from calcas.chapters import calibration as calibration_chapter
+from calcas.chapters import cleaning
 from calcas.records import RecordsError
 from calcas.user_report import read_outputs, user_report
 
@@ -68,13 +69,18 @@ def test_each_confidence_form_reads_into_the_records_contract(tmp_path, kind):
 def test_one_file_report_is_the_calibration_report_of_the_same_rows(tmp_path):
     path = _csv(tmp_path, "model_a", _as("logit", _outputs()))
     res = user_report([path], tmp_path / "out", n_boot=50, progress=False)
-    direct = report.calibration_report([read_outputs(path)], n_boot=50)
+    direct = calibration_chapter.compute([read_outputs(path)], n_boot=50).to_dict()
     assert set(res) == {"inputs", "calibration"}
-    ours, ref = res["calibration"]["models"]["model_a"], direct.models["model_a"]
+    ours, ref = res["calibration"]["models"]["model_a"], direct["models"]["model_a"]
     assert ours["method"] == "temperature" and ours["temperature"] == pytest.approx(ref["temperature"], abs=1e-6)
     for split in ("cal", "test"):
         for key in ("ece_before", "ece_after"):
             np.testing.assert_allclose(ours[split][key], ref[split][key], atol=1e-6)
+    # the report's verdicts are the chapter's: decided by the intervals that cover
+    change, direct_change = ours["test"]["change"], ref["test"]["change"]
+    assert change["outcome"] == direct_change["outcome"] and change["estimate"]["interval"] == "ece_difference_interval"
+    for end in ("value", "low", "high"):
+        assert change["estimate"][end] == pytest.approx(direct_change["estimate"][end], abs=1e-6)
     # the halves are cal_test_split of the ids with seed 0
     cal = calcas.cal_test_split(pd.read_csv(path)["id"].to_numpy(), seed=0)
     assert ours["n_cal"] == int(cal.sum())
@@ -92,12 +98,13 @@ def test_three_files_give_calibration_cascades_and_cleaning(tmp_path):
     assert set(res["cascade"]["pairs"]) == {"m0 → m1", "m1 → m2"}  # each file with the next
     # the costs reach the compute saving: p - k_first / k_second at the fixed K
     pair = res["cascade"]["pairs"]["m0 → m1"]
-    assert pair["at_K"]["CC"]["compute_saved"] == pytest.approx(pair["at_K"]["CC"]["p_small"] - 1 / 4, abs=1e-6)
+    cc = pair["at_K"]["CC"]
+    assert cc["compute_saved"] == pytest.approx(cc["p_small"] - 1 / 4, abs=1e-6)
     assert res["cleaning"]["experts"] == ["m0", "m1", "m2"]
-    direct = report.cleaning_report([read_outputs(p) for p in paths], K=res["cleaning"]["K"])
-    assert res["cleaning"]["flags"]["method_1"]["flagged"] == direct.results["flags"]["method_1"]["flagged"]
+    direct = cleaning.compute([read_outputs(p) for p in paths], K=res["cleaning"]["K"])
+    assert res["cleaning"]["flags"]["method_1"]["flagged"] == direct.flags["method_1"].flagged
     page = (tmp_path / "out" / "index.html").read_text()
-    assert page.count('class="calcas-explorer"') == 3 + 2 + 1  # reliability ×3, cascades ×2, cleaning
+    assert page.count('class="calcas-explorer"') == 1 + 2 + 1  # the showcased reliability, cascades ×2, cleaning
     assert "http://" not in page and "https://" not in page  # nothing to fetch from anywhere
     for script in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
         assert (tmp_path / "out" / "_static" / "vendored" / script).is_file()
