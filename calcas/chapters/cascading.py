@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .._validate import _check_integer, check_k, check_positive_int
+from .._validate import check_integer, check_k, check_positive_int
 from ..calibration import calibrate_records
 from ..cascade import AdvantageRouter, cascade_curves
 from ..metrics import paired_difference_interval, proportion_interval
@@ -470,7 +470,7 @@ def compute(pairs: Mapping[str, Sequence[str | os.PathLike | Records]], *, K: in
         raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {calibration!r}")
     if isinstance(cal_fraction, bool) or not isinstance(cal_fraction, (int, float)) or not 0.0 < cal_fraction < 1.0:
         raise ValueError(f"cal_fraction: must be strictly between 0 and 1, got {cal_fraction!r}")
-    _check_integer(seed, "seed")
+    check_integer(seed, "seed")
     if seed < 0:
         raise ValueError(f"seed: must be >= 0, got {seed}")
     n_boot = check_positive_int(n_boot, "n_boot")
