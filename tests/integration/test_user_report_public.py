@@ -1,21 +1,12 @@
 """calcas report on public per-sample outputs calcas did not write."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import softmax
 
 import calcas
-from calcas import report
-from calcas.records import RecordsError
-from calcas.user_report import read_outputs, user_report
+from calcas.user_report import user_report
 from test_user_report import _csv  # noqa: E402
 
 
