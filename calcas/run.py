@@ -1,7 +1,8 @@
-"""The runner: execute the section notebooks in order with papermill for a named profile, then
-build the book.
+"""The runner: execute the section notebooks with papermill for a named profile, then build
+the book.
 
     python -m calcas run [--profile cpu|quick|paper] [--sections 02_calibration ...] [--no-book]
+                         [--force] [--jobs N]
 
 Each step runs a notebook of ``notebooks/`` in its own folder ``book/executed/<folder>/``
 (the notebook's working directory), where it leaves the executed notebook, its
@@ -9,28 +10,54 @@ Each step runs a notebook of ``notebooks/`` in its own folder ``book/executed/<f
 runs sections 01-05 on MNIST-1D, then the same notebooks on public outputs of real models
 (``calcas.datasets.public``); without that data those chapters become one line saying how to
 get it. Same profile and seed, same bytes in every results.json.
+
+Steps whose inputs have not changed are not run again: :mod:`calcas.execution_cache` keeps each
+step's outputs under a key of its code cells, parameters, the outputs of the steps it reads
+(:attr:`Step.reads`), the calcas source and the installed packages, in ``_build/cache/``
+(``--force`` runs everything). Steps that do not depend on each other run side by side, one
+per core (``--jobs``).
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from . import execution_cache
+
 CPU_SECTIONS = ("01_extract", "02_calibration", "03_cascading", "04_cleaning", "05_results", "10_chains",
                 "08_lab", "09_ece_estimators")
+#: What each CPU section reads: the record sets of 01_extract, or (05_results) the results.json
+#: of the chapters it sums up.
+CPU_READS = {"02_calibration": ("01_extract",), "03_cascading": ("01_extract",), "04_cleaning": ("01_extract",),
+             "05_results": ("02_calibration", "03_cascading", "04_cleaning"), "10_chains": ("01_extract",)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Step:
+    """One notebook run: where, which notebook, with what, and what it reads.
+
+    ``reads`` names the earlier steps (their folders) whose outputs the notebook opens: record
+    sets through relative paths such as ``../01_extract/records/...``, or ``results.json``
+    through ``results_dir``. A step starts only after them, and its cache key holds their
+    outputs' content. ``reads_public_data``: the step converts the public data files
+    themselves (their content is in its key).
+    """
     folder: str                 # under book/executed/
     notebook: str               # under notebooks/
     params: dict
     needs_public_data: bool = False
+    reads: tuple[str, ...] = ()
+    reads_public_data: bool = False
 
 
 def _pub(name: str) -> str:
@@ -58,28 +85,34 @@ CHAINS = {
     "MMLU: Llama-3 8B → 70B": (("mmlu_Llama3-8b", "mmlu_Llama3-70b"), (8, 70)),
 }
 
+_PUBLIC_DATA = ("public/00_public_data",)
+#: The public chapters 07_public_summary sums up (its notebook's read_results list).
+PUBLIC_SUMMARISED = ("imagenet_calibration", "mmlu_calibration", "imagenet_cascading", "mmlu_cascading",
+                     "arc_cascading", "imagenet_cleaning")
+
 PUBLIC_STEPS = (
-    Step("public/00_public_data", "00_public_data", {}, True),
+    Step("public/00_public_data", "00_public_data", {}, True, reads_public_data=True),
     Step("public/imagenet_calibration", "02_calibration",
-         {"records": [_pub(f"imagenet_{m}") for m in IMAGENET], "n_boot": 200}, True),
+         {"records": [_pub(f"imagenet_{m}") for m in IMAGENET], "n_boot": 200}, True, _PUBLIC_DATA),
     Step("public/imagenet_cascading", "03_cascading",
          {"pairs": {"ResNet-50 → ViT": [_pub("imagenet_ResNet50"), _pub("imagenet_ViT")],
                     "SimCLR → ResNet-50": [_pub("imagenet_SimCLR"), _pub("imagenet_ResNet50")],
                     "DINO → ViT": [_pub("imagenet_DINO"), _pub("imagenet_ViT")],
-                    "large-large: ViT + DINO": [_pub("imagenet_ViT"), _pub("imagenet_DINO")]}}, True),
+                    "large-large: ViT + DINO": [_pub("imagenet_ViT"), _pub("imagenet_DINO")]}}, True, _PUBLIC_DATA),
     Step("public/imagenet_cleaning", "04_cleaning",
-         {"experts": [_pub(f"imagenet_{m}") for m in ("ViT", "DINO", "ResNet50")], "K": 10}, True),
+         {"experts": [_pub(f"imagenet_{m}") for m in ("ViT", "DINO", "ResNet50")], "K": 10}, True, _PUBLIC_DATA),
     Step("public/mmlu_calibration", "02_calibration",
-         {"records": [_pub("mmlu_Llama3-8b"), _pub("mmlu_Llama3-70b")], "n_boot": 500}, True),
+         {"records": [_pub("mmlu_Llama3-8b"), _pub("mmlu_Llama3-70b")], "n_boot": 500}, True, _PUBLIC_DATA),
     Step("public/mmlu_cascading", "03_cascading",
-         {"pairs": {"Llama-3 8B → 70B": [_pub("mmlu_Llama3-8b"), _pub("mmlu_Llama3-70b")]}}, True),
+         {"pairs": {"Llama-3 8B → 70B": [_pub("mmlu_Llama3-8b"), _pub("mmlu_Llama3-70b")]}}, True, _PUBLIC_DATA),
     Step("public/arc_cascading", "03_cascading",
-         {"pairs": {k: [_pub(f"arc_{a}"), _pub(f"arc_{b}")] for k, (a, b) in ARC_PAIRS.items()}}, True),
+         {"pairs": {k: [_pub(f"arc_{a}"), _pub(f"arc_{b}")] for k, (a, b) in ARC_PAIRS.items()}}, True, _PUBLIC_DATA),
     Step("public/chains", "10_chains",
          {"chains": {k: [_pub(m) for m in models] for k, (models, _) in CHAINS.items()},
-          "costs": {k: list(costs) for k, (_, costs) in CHAINS.items()}}, True),
-    Step("public/mmlu_redux", "06_mmlu_redux", {}, True),
-    Step("public/07_public_summary", "07_public_summary", {}, True),
+          "costs": {k: list(costs) for k, (_, costs) in CHAINS.items()}}, True, _PUBLIC_DATA),
+    Step("public/mmlu_redux", "06_mmlu_redux", {}, True, _PUBLIC_DATA),
+    Step("public/07_public_summary", "07_public_summary", {}, True,
+         tuple(f"public/{name}" for name in PUBLIC_SUMMARISED)),
 )
 
 # ---------------------------------------------------------------------------- the paper, on GPUs
@@ -112,25 +145,30 @@ def _paper_steps(env: dict[str, str]) -> list[Step]:
 
     vision_models = [EVA02_M38M, EVA02_IN22K, SMALL_EXTERNAL, SMALL_IN1K, LARGE_IN1K, *EXPERTS]
     tp = int(env["CALCAS_TENSOR_PARALLEL"])
+    images = ("paper/imagenet_extract",)
     steps = [Step("paper/imagenet_extract", "01_extract",
                   {"source": "timm", "models": vision_models, "data": env["CALCAS_IMAGENET_VAL"], "dtype": "bf16",
                    "imagenet_real": True}),
-             Step("paper/imagenet_calibration", "02_calibration", {"records": [vis(EVA02_M38M)]}),
+             Step("paper/imagenet_calibration", "02_calibration", {"records": [vis(EVA02_M38M)]}, reads=images),
              Step("paper/imagenet_cascading", "03_cascading",
                   {"pairs": {"(a) ViT-S → EVA02-L, beyond ImageNet": [vis(SMALL_EXTERNAL), vis(EVA02_M38M)],
                              "(b) ResNet-50 → DeiT3-L, ImageNet only": [vis(SMALL_IN1K), vis(LARGE_IN1K)],
-                             "(c) large-large: EVA02-L m38m + in22k": [vis(EVA02_M38M), vis(EVA02_IN22K)]}}),
-             Step("paper/imagenet_cleaning", "04_cleaning", {"experts": [vis(m) for m in EXPERTS], "K": 10})]
+                             "(c) large-large: EVA02-L m38m + in22k": [vis(EVA02_M38M), vis(EVA02_IN22K)]}},
+                  reads=images),
+             Step("paper/imagenet_cleaning", "04_cleaning", {"experts": [vis(m) for m in EXPERTS], "K": 10},
+                  reads=images)]
     for task in LLM_TASKS:
         models = [LLAMA_8B, LLAMA_70B] + ([QWEN_32B] if task == "mmlu" else [])
         steps.append(Step(f"paper/{task}_extract", "01_extract",
                           {"source": "vllm", "models": models, "task": task, "data": "hf", "dtype": "bf16",
                            "tensor_parallel_size": tp}))
-    steps.append(Step("paper/mmlu_calibration", "02_calibration", {"records": [llm("mmlu", LLAMA_8B)]}))
+    steps.append(Step("paper/mmlu_calibration", "02_calibration", {"records": [llm("mmlu", LLAMA_8B)]},
+                      reads=("paper/mmlu_extract",)))
     pairs = {f"({'abcde'[i]}) {title}: Llama-3 8B → 70B": [llm(t, LLAMA_8B), llm(t, LLAMA_70B)]
              for i, (t, title) in enumerate(LLM_TASKS.items())}
     pairs["(f) large-large MMLU: Qwen-32B + Llama-3 70B"] = [llm("mmlu", QWEN_32B), llm("mmlu", LLAMA_70B)]
-    steps.append(Step("paper/llm_cascading", "03_cascading", {"pairs": pairs}))
+    steps.append(Step("paper/llm_cascading", "03_cascading", {"pairs": pairs},
+                      reads=tuple(f"paper/{task}_extract" for task in LLM_TASKS)))
     return steps
 
 
@@ -180,7 +218,7 @@ def plan(profile: str = "cpu", *, environ: dict[str, str] | None = None) -> list
     if profile == "paper":
         return _paper_steps(_paper_env(environ))
     overrides = PROFILES[profile]
-    steps = [Step(s, s, overrides.get(s, {})) for s in CPU_SECTIONS]
+    steps = [Step(s, s, overrides.get(s, {}), reads=CPU_READS.get(s, ())) for s in CPU_SECTIONS]
     return steps + list(PUBLIC_STEPS)
 
 
@@ -357,56 +395,192 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
-def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool = True,
-        root: str | os.PathLike = ".") -> dict[str, float]:
-    """Execute the steps of ``profile`` (or only those whose folder or notebook is in
-    ``sections``), then build the book; return seconds per step."""
+#: The execution cache, under the book's build folder (``make clean`` removes it).
+CACHE_DIR = Path("_build") / "cache"
+#: The calcas package the notebooks import: its source is part of every step's key.
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def public_data_digest() -> str:
+    """The content of the public data files a conversion step reads (every registered file
+    under :func:`calcas.datasets.public.data_root`; a missing one counts as missing)."""
+    from .datasets.public import FILES, data_root
+    root = data_root()
+    if root is None:
+        return execution_cache.json_digest(None)
+    return execution_cache.json_digest({path: execution_cache.file_sha256(root / path) if (root / path).is_file()
+                                        else "missing" for path in sorted(FILES)})
+
+
+def _execute(notebook: str, out: str, params: dict[str, Any], cwd: str) -> tuple[float, str | None]:
+    """Run one notebook with papermill (in a worker process); return its seconds and, when a
+    cell failed, ``"<error name>: <value>"`` instead of raising (a papermill error does not
+    cross a process boundary whole)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from .datasets.public import ensure_data, missing_data_message
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(notebook, out, parameters=params, cwd=cwd, kernel_name="python3",
+                                   progress_bar=False, kernel_manager_class=_ipc_kernel_manager())
+    except PapermillExecutionError as err:
+        return time.perf_counter() - start, f"{err.ename}: {err.evalue}"
+    except Exception as err:  # a kernel that dies, a notebook papermill cannot read
+        return time.perf_counter() - start, f"{type(err).__name__}: {err}"
+    return time.perf_counter() - start, None
 
-    steps = plan(profile)
+
+def _clear(folder: Path) -> None:
+    """Empty a step's folder before it runs, so that what the step leaves there (and what the
+    cache keeps) is exactly what this run wrote."""
+    if folder.is_dir():
+        for path in folder.iterdir():
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _critical_paths(steps: list[Step], seconds: dict[str, float]) -> dict[str, float]:
+    """For each step, the longest chain of recorded seconds from it to the end of the run: the
+    order in which ready steps start (unknown steps count 0, and then the plan order decides)."""
+    later: dict[str, list[str]] = {s.folder: [] for s in steps}
+    for step in steps:
+        for dep in step.reads:
+            if dep in later:
+                later[dep].append(step.folder)
+    longest: dict[str, float] = {}
+    for step in reversed(steps):  # reads point backwards in a plan
+        longest[step.folder] = seconds.get(step.folder, 0.0) + max(
+            (longest[f] for f in later[step.folder] if f in longest), default=0.0)
+    return longest
+
+
+class _Build:
+    """One run's steps, their cache keys and their pages (used by :func:`run`)."""
+
+    def __init__(self, steps: list[Step], every_step: list[Step], profile: str, root: Path, *,
+                 force: bool, have_public: bool) -> None:
+        self.steps, self.profile, self.root, self.force, self.have_public = steps, profile, root, force, have_public
+        self.notebook_of = {s.folder: s.notebook for s in every_step}
+        self.cache_dir = root / CACHE_DIR
+        self.texts = chapter_texts(root) if profile != "paper" else {}
+        self.source = execution_cache.source_digest(PACKAGE_DIR)
+        self.environment = execution_cache.environment_digest()
+        self.seconds_file = self.cache_dir / "seconds.json"
+        try:
+            self.seconds = json.loads(self.seconds_file.read_text())
+        except (OSError, ValueError):
+            self.seconds = {}
+
+    def folder(self, step: Step) -> Path:
+        return self.root / "book" / "executed" / step.folder
+
+    def key(self, step: Step) -> str:
+        """The cache key of ``step``, from the current outputs of the steps it reads."""
+        inputs = {dep: execution_cache.folder_digest(self.root / "book" / "executed" / dep,
+                                                     skip=f"{self.notebook_of.get(dep, '')}.ipynb")
+                  for dep in step.reads}
+        if step.reads_public_data:
+            inputs["public data"] = public_data_digest()
+        return execution_cache.step_key(notebook=self.root / "notebooks" / f"{step.notebook}.ipynb",
+                                        profile=self.profile, params={**step.params, "output_dir": "."},
+                                        inputs=inputs, source=self.source, environment=self.environment)
+
+    def cached(self, step: Step, key: str) -> dict[str, Any] | None:
+        return None if self.force else execution_cache.load_entry(self.cache_dir, key)
+
+    def keep(self, step: Step, key: str, seconds: float) -> dict[str, Any]:
+        """Store a step just run and publish its page; returns the entry."""
+        folder = self.folder(step)
+        execution_cache.store_entry(self.cache_dir, key, folder / f"{step.notebook}.ipynb", folder,
+                                    info={"step": step.folder, "seconds": round(seconds, 1)})
+        self.seconds[step.folder] = round(seconds, 1)
+        self.seconds_file.write_text(json.dumps(self.seconds, indent=1, sort_keys=True) + "\n")
+        entry = execution_cache.load_entry(self.cache_dir, key)
+        if entry is None:
+            raise RuntimeError(f"{step.folder}: the cache entry just written does not read back whole: {self.cache_dir / key}")
+        return entry
+
+    def publish(self, step: Step, entry: dict[str, Any]) -> None:
+        """Put a cached step in place: its files, and its page rebuilt from the cached outputs
+        with the current notebook's Markdown and chapter text. Files whose bytes are already
+        right are not rewritten, so the book build does not read them again."""
+        import nbformat
+        folder = self.folder(step)
+        page = folder / f"{step.notebook}.ipynb"
+        execution_cache.restore_files(entry, folder, keep=page.name)
+        executed = json.loads((Path(entry["path"]) / execution_cache.EXECUTED_FILE).read_text(encoding="utf-8"))
+        current = json.loads((self.root / "notebooks" / f"{step.notebook}.ipynb").read_text(encoding="utf-8"))
+        nb = nbformat.from_dict(execution_cache.assemble_notebook(executed, current))
+        results = folder / "results.json"
+        with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
+            draft = Path(tmp) / page.name
+            nbformat.write(nb, draft)
+            finish_chapter(draft, self.texts.get(step.folder) if self.profile != "paper" else None,
+                           json.loads(results.read_text()) if results.exists() else None,
+                           launch=launch_links(step.notebook, self.root) if self.profile != "paper" else None)
+            if not page.is_file() or page.read_bytes() != draft.read_bytes():
+                os.replace(draft, page)
+
+    def placeholder(self, step: Step) -> None:
+        """The one-line chapter of a step whose public data is absent (never cached)."""
+        from .datasets.public import missing_data_message
+        folder = self.folder(step)
+        _clear(folder)
+        title = self.texts.get(step.folder, {}).get("title") or \
+            step.folder.split("/")[-1].lstrip("0123456789_").replace("_", " ").capitalize()
+        _placeholder(folder / f"{step.notebook}.ipynb", title, missing_data_message())
+
+
+def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool = True,
+        root: str | os.PathLike = ".", force: bool = False, jobs: int | None = None,
+        steps: list[Step] | None = None) -> dict[str, float]:
+    """Execute the steps of ``profile`` (or only those whose folder or notebook is in
+    ``sections``) that the cache does not hold, then build the book.
+
+    Parameters
+    ----------
+    profile : str
+        One of :data:`PROFILES`.
+    sections : list of str, optional
+        Folders or notebook names; the other steps are left as they are (a step still reads
+        an earlier step's folder as it finds it).
+    book : bool
+        Build the Jupyter Book afterwards.
+    root : path
+        The repository root (``notebooks/``, ``book/``, ``_build/``).
+    force : bool
+        Run every selected step, ignoring the cache (and refreshing it).
+    jobs : int, optional
+        Steps run at once (default ``os.cpu_count()``); a step waits for the steps it reads.
+    steps : list of Step, optional
+        Run these instead of the profile's plan (tests).
+
+    Returns
+    -------
+    dict
+        Seconds of each step that ran (a cached step is not listed), and of the book build.
+    """
+    every_step = plan(profile) if steps is None else list(steps)
+    selected = every_step
     if sections:
-        known = {s.folder for s in steps} | {s.notebook for s in steps}
+        known = {s.folder for s in every_step} | {s.notebook for s in every_step}
         unknown = [s for s in sections if s not in known]
         if unknown:
             raise SystemExit(f"sections: unknown {unknown}; expected folders or notebooks among {sorted(known)}")
-        steps = [s for s in steps if s.folder in sections or s.notebook in sections]
+        selected = [s for s in every_step if s.folder in sections or s.notebook in sections]
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SystemExit(f"jobs: expected a positive number of steps run at once, got {jobs!r}")
     root = Path(root).resolve()
-    # fetched into the cache first when missing and reachable; offline, those chapters are placeholders
-    have_public = any(s.needs_public_data for s in steps) and ensure_data() is not None
-    texts = chapter_texts(root)
-    # The notebook kernel must be this interpreter, whatever PATH says.
+    have_public = False
+    if any(s.needs_public_data for s in selected):
+        from .datasets.public import ensure_data
+        # fetched into the cache first when missing and reachable; offline, those chapters are placeholders
+        have_public = ensure_data() is not None
+    # The notebook kernel must be this interpreter, whatever PATH says (workers inherit it).
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    times: dict[str, float] = {}
-    kernel_manager = _ipc_kernel_manager()
-    for i, step in enumerate(steps, 1):
-        folder = root / "book" / "executed" / step.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"{step.notebook}.ipynb"
-        start = time.perf_counter()
-        print(f"[{i:>2}/{len(steps)}] {step.folder:<34}", end=" ", flush=True)
-        if step.needs_public_data and not have_public:
-            print("public data not found: a one-line chapter", flush=True)
-            title = texts.get(step.folder, {}).get("title") or \
-                step.folder.split("/")[-1].lstrip("0123456789_").replace("_", " ").capitalize()
-            _placeholder(out, title, missing_data_message())
-            continue
-        params = {**step.params, "output_dir": "."}
-        try:
-            papermill.execute_notebook(root / "notebooks" / f"{step.notebook}.ipynb", out, parameters=params,
-                                       cwd=str(folder), kernel_name="python3", progress_bar=False,
-                                       kernel_manager_class=kernel_manager)
-        except PapermillExecutionError as err:
-            raise SystemExit(f"failed\n{step.folder}: {err.ename}: {err.evalue}\n"
-                             f"(the executed notebook with the traceback: {out})")
-        results = folder / "results.json"
-        finish_chapter(out, texts.get(step.folder) if profile != "paper" else None,
-                       json.loads(results.read_text()) if results.exists() else None,
-                       launch=launch_links(step.notebook, root) if profile != "paper" else None)
-        times[step.folder] = time.perf_counter() - start
-        print(f"{times[step.folder]:6.1f} s", flush=True)
+    build = _Build(selected, every_step, profile, root, force=force, have_public=have_public)
+    times = _run_steps(build, jobs)
     if book:
         from .render.book import build_book
         start = time.perf_counter()
@@ -415,12 +589,90 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         html = build_book(root, **PAPER_BOOK) if profile == "paper" else build_book(root)
         times["book build"] = time.perf_counter() - start
         print(f"{times['book build']:6.1f} s -> {html / 'index.html'}")
-    print(f"{'':>7} {'total':<34} {sum(times.values()):6.1f} s")
+    return times
+
+
+def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
+    """Run ``build``'s steps, each once the steps it reads are done, at most ``jobs`` at once;
+    a cached step is put in place at once. Prints one line per step as it finishes."""
+    pending = list(build.steps)
+    order = {s.folder: i for i, s in enumerate(pending)}
+    priority = _critical_paths(pending, build.seconds)
+    running: dict[concurrent.futures.Future, tuple[Step, str]] = {}
+    times: dict[str, float] = {}
+    failures: list[str] = []
+    finished = 0
+    start = time.perf_counter()
+
+    def report(step: Step, status: str) -> None:
+        nonlocal finished
+        finished += 1
+        print(f"[{finished:>2}/{len(build.steps)}] {step.folder:<34} {status}", flush=True)
+
+    def waiting_on(step: Step) -> bool:
+        busy = {s.folder for s in pending} | {s.folder for s, _ in running.values()}
+        return any(dep in busy for dep in step.reads)
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        while pending or running:
+            progressed = True
+            while progressed and not failures:
+                progressed = False
+                for step in sorted(pending, key=lambda s: (-priority[s.folder], order[s.folder])):
+                    if waiting_on(step):
+                        continue
+                    if step.needs_public_data and not build.have_public:
+                        pending.remove(step)
+                        build.placeholder(step)
+                        report(step, "public data not found: a one-line chapter")
+                        progressed = True
+                        break
+                    key = build.key(step)
+                    entry = build.cached(step, key)
+                    if entry is not None:
+                        pending.remove(step)
+                        build.publish(step, entry)
+                        report(step, "cached")
+                        progressed = True
+                        break
+                    if len(running) < jobs:
+                        pending.remove(step)
+                        folder = build.folder(step)
+                        _clear(folder)
+                        future = pool.submit(_execute, str(build.root / "notebooks" / f"{step.notebook}.ipynb"),
+                                             str(folder / f"{step.notebook}.ipynb"),
+                                             {**step.params, "output_dir": "."}, str(folder))
+                        running[future] = (step, key)
+                        progressed = True
+                        break
+            if not running:
+                if failures or not pending:
+                    break
+                raise RuntimeError(f"steps wait on each other: {[s.folder for s in pending]}")
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                step, key = running.pop(future)
+                seconds, error = future.result()
+                if error is not None:
+                    report(step, "failed")
+                    failures.append(f"{step.folder}: {error}\n(the executed notebook with the traceback: "
+                                    f"{build.folder(step) / f'{step.notebook}.ipynb'})")
+                    continue
+                build.publish(step, build.keep(step, key, seconds))
+                times[step.folder] = seconds
+                report(step, f"{seconds:6.1f} s")
+            if failures:
+                pending.clear()
+    if failures:
+        raise SystemExit("failed\n" + "\n".join(failures))
+    print(f"{'':>7} {'steps (wall clock)':<34} {time.perf_counter() - start:6.1f} s", flush=True)
     return times
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m calcas run [--profile P] [--sections S ...] [--no-book]``."""
+    """Command line: ``python -m calcas run [--profile P] [--sections S ...] [--no-book] [--force]
+    [--jobs N]``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:  # its own parser: python -m calcas report --help
         from .user_report import main as report_main
@@ -433,10 +685,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", default="cpu", help=f"one of {sorted(PROFILES)} (default cpu)")
     p.add_argument("--sections", nargs="+", help="a subset of the steps, by folder or notebook name")
     p.add_argument("--no-book", action="store_true", help="skip the Jupyter Book build")
+    p.add_argument("--force", action="store_true", help="run every step again, ignoring the execution cache")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="steps run at once, each after the steps it reads (default: the number of cores)")
     p.add_argument("--print-commands", action="store_true",
                    help="print the papermill commands of the paper profile and exit")
     args = parser.parse_args(argv)
     if args.print_commands:
         print("\n".join(paper_commands()))
         return
-    run(args.profile, sections=args.sections, book=not args.no_book)
+    run(args.profile, sections=args.sections, book=not args.no_book, force=args.force, jobs=args.jobs)

@@ -200,3 +200,61 @@ def test_pages_shared_by_both_books_link_only_to_pages_both_books_have():
         for target in re.findall(r"\{doc\}`(?:[^`<]*<)?([^`>]+)>?`", text):
             resolved = (Path(page).parent / target).as_posix()
             assert resolved in cpu and resolved in paper, f"{page}.md links {target}, missing from a toc"
+
+
+def _read_folders(step) -> set[str]:
+    """The step folders a step's path parameters point into (``../01_extract/records/x.parquet``
+    seen from ``book/executed/<step.folder>/``)."""
+    found = set()
+    for name, value in step.params.items():
+        if not SECTIONS[step.notebook][name].is_path:
+            continue
+        paths = value if isinstance(value, list) else [x for v in value.values() for x in v] \
+            if isinstance(value, dict) else [value]
+        for path in paths:
+            parts = list((Path(step.folder) / path).parts)
+            while ".." in parts:
+                k = parts.index("..")
+                del parts[k - 1:k + 1]
+            found.add(str(Path(*parts[:-2])) if "records" in parts else str(Path(*parts).parent))
+    return found
+
+
+@pytest.mark.parametrize("profile", [*(p for p, v in PROFILES.items() if v is not None), "paper"])
+def test_every_step_reads_only_earlier_steps_and_declares_every_folder_it_opens(profile):
+    steps = plan(profile, environ=PAPER_ENV)
+    seen: set[str] = set()
+    for step in steps:
+        assert set(step.reads) <= seen, (step.folder, set(step.reads) - seen)
+        assert _read_folders(step) <= set(step.reads), step.folder
+        seen.add(step.folder)
+    folders = [s.folder for s in steps]
+    assert len(set(folders)) == len(folders)
+    # a step's folder is emptied before it runs: none may lie inside another
+    assert not [(a, b) for a in folders for b in folders if a != b and b.startswith(a + "/")]
+
+
+def test_the_summaries_read_the_chapters_their_notebooks_name():
+    """05_results and 07_public_summary open other chapters' results.json through results_dir;
+    the chapters their notebooks list are the steps they wait for."""
+    import re
+    for step in plan("cpu"):
+        nb = json.loads((ROOT / "notebooks" / f"{step.notebook}.ipynb").read_text())
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        for listed in re.findall(r"read_results\(results_dir, (\[[^\]]*\])", code):
+            parent = str(Path(step.folder).parent)
+            names = [f"{parent}/{n}" if parent != "." else n for n in yaml.safe_load(listed)]
+            assert set(names) <= set(step.reads), (step.folder, set(names) - set(step.reads))
+        if "results_dir" in code:
+            assert step.reads, step.folder
+    assert any(s.reads_public_data for s in plan("cpu"))
+
+
+def test_the_command_line_passes_force_and_jobs(monkeypatch):
+    import calcas.run as runner
+    calls = []
+    monkeypatch.setattr(runner, "run", lambda profile, **kwargs: calls.append((profile, kwargs)))
+    runner.main(["run", "--profile", "quick", "--force", "--jobs", "3", "--no-book"])
+    runner.main(["run"])
+    assert calls == [("quick", {"sections": None, "book": False, "force": True, "jobs": 3}),
+                     ("cpu", {"sections": None, "book": True, "force": False, "jobs": None})]
