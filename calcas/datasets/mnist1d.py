@@ -25,11 +25,17 @@ Determinism: training runs with one intra-op thread, ``torch.use_deterministic_a
 and torch seeds derived from (seed, model, fold), so the same arguments give byte-identical
 logits on the same machine. The caller's torch and numpy global state (random generators,
 thread count, deterministic flag) is restored afterwards.
+
+Speed: the (model, fold) fits do not depend on each other, so :func:`make_mnist1d_records`
+runs them in ``workers`` processes (by default one per core for a full-size pool), each fit
+with its own seed and one thread: the logits are the same bytes as with ``workers=1``.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib.metadata
+import multiprocessing
 import math
 import os
 import pathlib
@@ -54,6 +60,10 @@ also the fastest for these small layers and the least hurt by other load on the 
 
 MIN_SAMPLES_PER_FOLD = 50
 """The smallest held-out fold accepted (n_samples >= MIN_SAMPLES_PER_FOLD * n_folds)."""
+
+PARALLEL_MIN_SAMPLES = 5000
+"""Pools of at least this many samples train in worker processes by default: a worker takes
+seconds to start (it imports torch), more than the fits of a smaller pool would save."""
 
 TRAINING: dict[str, dict[str, Any]] = {
     "logreg": {"epochs": 10, "batch_size": 128, "learning_rate": 1e-2},
@@ -424,8 +434,84 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy().astype(np.float32)
 
 
+def _fit_and_score(name: str, x_train: np.ndarray, y_train: np.ndarray, x_held: np.ndarray, *, epochs: int,
+                   seed: int) -> tuple[np.ndarray, float]:
+    """Train ``name`` on one fold's training rows and score its held-out rows, under
+    :func:`deterministic_torch` (here or in a worker process); returns the logits and seconds."""
+    start = time.perf_counter()
+    with deterministic_torch():
+        model = _fit(name, x_train, y_train, epochs=epochs, seed=seed)
+        logits = _predict(model, x_held)
+    return logits, time.perf_counter() - start
+
+
+def _warm_up() -> None:
+    """Import torch in a fresh worker while the parent still generates the data, and what its
+    first optimiser imports lazily (torch._dynamo: seconds)."""
+    import torch
+
+    torch.optim.Adam(torch.nn.Linear(1, 1).parameters())
+
+
+def _check_workers(workers: Any, n_fits: int, n_samples: int) -> int:
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, n_fits)) if n_samples >= PARALLEL_MIN_SAMPLES else 1
+    workers = _check_int(workers, "workers")
+    if workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    return workers
+
+
+def _cross_fit_all(x: np.ndarray, labels: np.ndarray, epochs: Mapping[str, int], folds: np.ndarray, *, seed: int,
+                   progress: bool, workers: int,
+                   pool: concurrent.futures.Executor | None = None) -> dict[str, tuple[np.ndarray, list[float]]]:
+    """Out-of-fold logits and per-fold seconds of every model in ``epochs`` (name -> epochs).
+
+    With ``workers == 1`` the fits run here, one after the other; otherwise in ``pool`` (or a
+    pool of ``workers`` spawned processes), the largest models first.
+    """
+    fold_ids = sorted(set(folds.tolist()))
+    logits = {name: np.full((len(x), N_CLASSES), np.nan, dtype=np.float32) for name in epochs}
+    seconds = {name: [0.0] * len(fold_ids) for name in epochs}
+    fits = [(name, k) for name in sorted(epochs, key=MODELS.index, reverse=True) for k in fold_ids]
+    start = time.perf_counter()
+
+    def arguments(name: str, k: int) -> tuple[tuple, dict]:
+        train, held = training_indices(folds, k), held_out_indices(folds, k)
+        return (name, x[train], labels[train], x[held]), {"epochs": epochs[name], "seed": _torch_seed(seed, name, k)}
+
+    def done(name: str, k: int, fold_logits: np.ndarray, fold_seconds: float) -> None:
+        held = held_out_indices(folds, k)
+        logits[name][held] = fold_logits
+        seconds[name][fold_ids.index(k)] = fold_seconds
+        if progress:
+            print(f"mnist1d {name:>6} fold {fold_ids.index(k) + 1}/{len(fold_ids)}: trained on {len(x) - len(held)}, "
+                  f"scored {len(held)} in {fold_seconds:.1f} s (elapsed {time.perf_counter() - start:.1f} s)",
+                  file=sys.stderr, flush=True)
+
+    if workers == 1:
+        for name, k in fits:
+            args, kwargs = arguments(name, k)
+            done(name, k, *_fit_and_score(*args, **kwargs))
+        return {name: (logits[name], seconds[name]) for name in epochs}
+    own_pool = pool is None
+    if own_pool:
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {}
+        for name, k in fits:
+            args, kwargs = arguments(name, k)
+            futures[pool.submit(_fit_and_score, *args, **kwargs)] = (name, k)
+        for future in concurrent.futures.as_completed(futures):
+            done(*futures[future], *future.result())
+    finally:
+        if own_pool:
+            pool.shutdown()
+    return {name: (logits[name], seconds[name]) for name in epochs}
+
+
 def cross_fit_logits(x: Any, labels: Any, name: str, folds: Any, *, epochs: int | None = None,
-                     seed: int = 0, progress: bool = False) -> tuple[np.ndarray, list[float]]:
+                     seed: int = 0, progress: bool = False, workers: int = 1) -> tuple[np.ndarray, list[float]]:
     """Out-of-fold logits of one model: for each fold, train on every other fold and score it.
 
     Parameters
@@ -442,6 +528,9 @@ def cross_fit_logits(x: Any, labels: Any, name: str, folds: Any, *, epochs: int 
         Seeds the initialisation and batch order of each fold's model.
     progress : bool
         Print one line per fold with the elapsed time (to stderr).
+    workers : int, default 1
+        Processes that train the folds side by side (1: here, one fold after the other); the
+        logits are the same bytes either way.
 
     Returns
     -------
@@ -456,29 +545,15 @@ def cross_fit_logits(x: Any, labels: Any, name: str, folds: Any, *, epochs: int 
     labels = np.asarray(labels, dtype=np.int64)
     folds = np.asarray(folds)
     epochs = int(TRAINING[name]["epochs"] if epochs is None else epochs)
-    fold_ids = sorted(set(folds.tolist()))
-    logits = np.full((len(x), N_CLASSES), np.nan, dtype=np.float32)
-    seconds = []
-    start = time.perf_counter()
-    with deterministic_torch():
-        for k in fold_ids:
-            t0 = time.perf_counter()
-            train, held = training_indices(folds, k), held_out_indices(folds, k)
-            model = _fit(name, x[train], labels[train], epochs=epochs, seed=_torch_seed(seed, name, k))
-            logits[held] = _predict(model, x[held])
-            seconds.append(time.perf_counter() - t0)
-            if progress:
-                print(f"mnist1d {name:>6} fold {k + 1}/{len(fold_ids)}: trained on {len(train)}, "
-                      f"scored {len(held)} in {seconds[-1]:.1f} s (elapsed {time.perf_counter() - start:.1f} s)",
-                      file=sys.stderr, flush=True)
-    return logits, seconds
+    workers = _check_workers(workers, len(set(folds.tolist())), len(x))
+    return _cross_fit_all(x, labels, {name: epochs}, folds, seed=seed, progress=progress, workers=workers)[name]
 
 
 # ----------------------------------------------------------------------------- record sets
 
 def make_mnist1d_records(*, n_samples: int = 12_000, flip_rate: float = 0.08, n_folds: int = 4,
                          seed: int = 0, models: Sequence[str] = MODELS, progress: bool = True,
-                         epochs: Mapping[str, int] | None = None) -> dict[str, Records]:
+                         epochs: Mapping[str, int] | None = None, workers: int | None = None) -> dict[str, Records]:
     """Cross-fitted record sets of real models on MNIST-1D with injected label flips.
 
     Generates ``n_samples`` clean samples, flips ``round(flip_rate * n_samples)`` labels,
@@ -504,6 +579,11 @@ def make_mnist1d_records(*, n_samples: int = 12_000, flip_rate: float = 0.08, n_
         Print one line per model and fold with the elapsed time (to stderr).
     epochs : dict model name -> int, optional
         Override the training length (default :data:`TRAINING`); for quick tests.
+    workers : int, optional
+        Processes that run the (model, fold) fits side by side (default: one per core, at most
+        one per fit, for pools of :data:`PARALLEL_MIN_SAMPLES` or more; else 1: all in this
+        process). Each fit is seeded on its own and uses one thread, so the logits are the same
+        bytes whatever ``workers`` is.
 
     Returns
     -------
@@ -519,14 +599,29 @@ def make_mnist1d_records(*, n_samples: int = 12_000, flip_rate: float = 0.08, n_
     ------
     ValueError
         Naming the argument: ``n_samples`` too small for the folds, ``flip_rate`` outside
-        [0, 1), ``n_folds`` < 2, an unknown name in ``models``, a bad ``seed`` or ``epochs``.
+        [0, 1), ``n_folds`` < 2, an unknown name in ``models``, a bad ``seed``, ``epochs`` or
+        ``workers``.
     """
     names = _check_models(models)
     n_samples, n_folds = _check_folds(n_samples, n_folds)
     flip_rate = _check_flip_rate(flip_rate)
     seed = _check_seed(seed)
     n_epochs = _check_epochs(epochs, names)
+    workers = _check_workers(workers, len(names) * n_folds, n_samples)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers > 1:  # started first: the workers import torch while the data is generated here
+            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")))
+            for _ in range(workers):
+                pool.submit(_warm_up)
+        return _make_records(names, n_samples, flip_rate, n_folds, seed, n_epochs, progress, workers, pool)
 
+
+def _make_records(names: tuple[str, ...], n_samples: int, flip_rate: float, n_folds: int, seed: int,
+                  n_epochs: dict[str, int], progress: bool, workers: int,
+                  pool: concurrent.futures.Executor | None) -> dict[str, Records]:
+    """:func:`make_mnist1d_records` after its argument checks."""
     t0 = time.perf_counter()
     x, clean = generate_mnist1d(n_samples, seed=seed)
     given, is_noisy = flip_labels(clean, flip_rate, seed=seed)
@@ -540,10 +635,11 @@ def make_mnist1d_records(*, n_samples: int = 12_000, flip_rate: float = 0.08, n_
 
     versions = {"mnist1d": importlib.metadata.version("mnist1d"), "torch": torch.__version__,
                 "numpy": np.__version__}
+    fitted = _cross_fit_all(x, given, {name: n_epochs[name] for name in names}, folds, seed=seed, progress=progress,
+                            workers=workers, pool=pool)
     out: dict[str, Records] = {}
     for name in names:
-        logits, seconds = cross_fit_logits(x, given, name, folds, epochs=n_epochs[name], seed=seed,
-                                           progress=progress)
+        logits, seconds = fitted[name]
         cost = model_cost(name)
         cfg = TRAINING[name]
         extraction = {

@@ -187,6 +187,18 @@ def test_same_seed_gives_byte_identical_logits_and_leaves_global_state(small):
     assert other["logreg"].logits.tobytes() != small["logreg"].logits.tobytes()
 
 
+def test_fits_in_worker_processes_give_the_same_bytes_as_fits_in_one_process(small):
+    """Each (model, fold) fit is seeded on its own and trains with one thread, so running the
+    fits side by side in spawned workers changes no logit."""
+    serial = m1d.make_mnist1d_records(**SMALL, workers=1)
+    parallel = m1d.make_mnist1d_records(**{**SMALL, "models": ("mlp", "cnn_b")}, workers=2)
+    for name in ("logreg", "mlp", "cnn", "cnn_b"):
+        assert serial[name].logits.tobytes() == small[name].logits.tobytes(), name
+    for name in ("mlp", "cnn_b"):
+        assert parallel[name].logits.tobytes() == serial[name].logits.tobytes(), name
+        assert len(parallel[name].manifest["extraction"]["fold_seconds"]) == 2
+
+
 # ----------------------------------------------------------------------------- arguments
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -204,6 +216,8 @@ def test_same_seed_gives_byte_identical_logits_and_leaves_global_state(small):
     (dict(seed=-1), r"seed: must be a non-negative integer"),
     (dict(epochs={"gru": 3}), r"epochs: unknown model 'gru'"),
     (dict(epochs={"cnn": 0}), r"epochs: must be >= 1"),
+    (dict(workers=0), r"workers: must be >= 1, got 0"),
+    (dict(workers=1.5), r"workers: expected an integer, got 1.5"),
 ])
 def test_bad_arguments_are_refused_with_a_message_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
