@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny random-weight LLaMA and a byte-level BPE tokenizer trained here
-(no network, no hub), used by the language, vLLM-backend and extraction-job tests."""
+(no network, no hub), used by the language, vLLM-backend and extraction-job tests; and the
+rule for tests marked ``slow`` (over 20 s): they run with ``CALCAS_SLOW=1`` (``make test`` and
+CI set it) or when ``-m`` names them, and are skipped otherwise."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +20,16 @@ CORPUS = ["What is the capital of France? Paris is the capital of France.",
           ] + [" A B C D E"] * 20
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>\n{{ m['content'] }}</s>\n{% endfor %}"
                  "{% if add_generation_prompt %}<assistant>\n{% endif %}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``slow`` unless CALCAS_SLOW=1 or the marker expression names them."""
+    if os.environ.get("CALCAS_SLOW") == "1" or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow (over 20 s): set CALCAS_SLOW=1 or select with -m slow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
 
 
 #: Multiple-choice items for the tiny model (test_language, test_vllm_backend).

@@ -171,7 +171,9 @@ def test_an_unreadable_package_stops_only_the_code_that_imports_it(open_dir, mon
 
 @needs_uid_drop
 def test_a_readable_environment_runs_and_is_checked_once(monkeypatch):
-    """The project's own virtual environment (numpy), graded from several threads as verify_batch does."""
+    """The project's own virtual environment (numpy), graded from several threads as verify_batch does.
+    Where the environment itself is out of the sandbox uid's reach (a clone under a 0700 folder,
+    as root) the sandbox refuses, as it must, and the test skips with its reason."""
     calls = []
     blocked_for_others = sandbox._blocked_for_others
     monkeypatch.setattr(sandbox, "_blocked_for_others",
@@ -181,8 +183,11 @@ def test_a_readable_environment_runs_and_is_checked_once(monkeypatch):
     def run(_):
         return run_untrusted(code, allow_site_packages=True, audit_hook=False, timeout_s=20.0, memory_mb=2048)
 
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(run, range(4)))
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, range(4)))
+    except SandboxUnreachableError as err:  # e.g. a clone under a 0700 folder: nothing can be graded here
+        pytest.skip(f"the sandbox cannot reach this environment's packages: {err}")
     assert all(r.passed for r in results), results
     assert sandbox._child_sys_path.cache_info().misses == 1  # one probe of the interpreter
     assert any("numpy" in path for path in calls)
