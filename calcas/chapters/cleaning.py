@@ -518,7 +518,8 @@ def _versus_cl_text(facts: CleaningFacts) -> str:
     if t3 is not None:
         precision = (lambda g: f" (precision {interval_text(g.precision)})") if facts.truth is not None \
             else (lambda g: "")
-        text = (f"Table 3: {t3.ours_only.n_flagged:,} labels are flagged by method 2 only{precision(t3.ours_only)}, "
+        text = (f"Alone and together: {t3.ours_only.n_flagged:,} labels are flagged by method 2 only"
+                f"{precision(t3.ours_only)}, "
                 f"{t3.cl_only.n_flagged:,} by Confident Learning only{precision(t3.cl_only)} and "
                 f"{t3.both.n_flagged:,} by both{precision(t3.both)}.")
         if t3.method2_flags_fewer and t3.fewer_own_flags:
