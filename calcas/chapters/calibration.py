@@ -174,7 +174,9 @@ class LessonFacts(Facts):
 class PaperClaim(Facts):
     """The paper's Table 1 row for a data set of this chapter, and how this chapter's models
     compare: which models calibration lowered, raised or left within noise (``change``
-    verdicts), and the agreement with the paper's claim that it lowers the ECE: "as the paper"
+    verdicts), the models here that are the paper's own model (``same_model``, by the names in
+    ``model_aliases``; other runs of it, not the paper's outputs), and the agreement with the
+    paper's claim that it lowers the ECE: "as the paper"
     when it lowered some and raised none, "unlike the paper" when it lowered none, else "in part
     as the paper"."""
 
@@ -184,6 +186,7 @@ class PaperClaim(Facts):
     ece_before: float
     ece_after: float
     models: list[str]
+    same_model: list[str]
     lowered: list[str]
     raised: list[str]
     within: list[str]
@@ -471,6 +474,11 @@ def _lesson(models: dict[str, ModelFacts], kept: dict[str, FittedModel], n_bins:
                          "T fitted on true labels": _reliability(true_t, right[rows], n_bins)}})
 
 
+def _plain_name(name: str) -> str:
+    """A model's name reduced to lower-case letters and digits, to match the paper's names."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def _paper_claims(models: dict[str, ModelFacts]) -> tuple[list[PaperClaim], list[str]]:
     ref = paper_reference()["datasets"]
     claims, without = [], []
@@ -484,9 +492,11 @@ def _paper_claims(models: dict[str, ModelFacts]) -> tuple[list[PaperClaim], list
         lowered, raised = [n for n in ours if outcome[n] == "above"], [n for n in ours if outcome[n] == "below"]
         agreement = "as the paper" if lowered and not raised else "unlike the paper" if not lowered else \
             "in part as the paper"
+        aliases = {_plain_name(a) for a in entry.get("model_aliases", [entry["model"]])}
+        same = [n for n in ours if _plain_name(n) in aliases or _plain_name(models[n].name) in aliases]
         claims.append(PaperClaim(dataset=key, name=ref[key]["name"], model=entry["model"],
                                  ece_before=entry["test"]["ece_before"], ece_after=entry["test"]["ece_after"],
-                                 models=ours, lowered=lowered, raised=raised,
+                                 models=ours, same_model=same, lowered=lowered, raised=raised,
                                  within=[n for n in ours if outcome[n] == "within"], agreement=agreement))
     return claims, without
 
@@ -740,16 +750,19 @@ def _lesson_paragraph(facts: CalibrationFacts) -> str:
 def _paper_paragraph(facts: CalibrationFacts) -> str:
     paras = []
     for p in facts.paper:
-        counts = [f"{len(p.lowered)} of {len(p.models)}" + (f" ({names_list(p.lowered)})" if p.lowered else "")
-                  + " lowered"]
+        others = [n for n in p.models if n not in p.same_model]
+        who = (f"{names_list(p.same_model)} is the paper's model (other outputs of it than the paper's)"
+               + (f" and {names_list(others)} {'is' if len(others) == 1 else 'are'} not" if others else "")
+               if p.same_model else "with other models than the paper's")
+        outcome = [f"calibration lowers the true ECE (the change's interval above zero) for {len(p.lowered)} of "
+                   f"{len(p.models)}" + (f" ({names_list(p.lowered)})" if p.lowered else "")]
         if p.within:
-            counts.append(f"{len(p.within)} within noise ({names_list(p.within)})")
+            outcome.append(f"the data cannot tell the change from zero for {names_list(p.within)}")
         if p.raised:
-            counts.append(f"{len(p.raised)} raised ({names_list(p.raised)})")
+            outcome.append(f"it raises it for {names_list(p.raised)}")
         paras.append(f"The paper (Table 1) calibrates {p.model} on {p.name}, whose test ECE goes from "
-                     f"{p.ece_before:.4f} to {p.ece_after:.4f}. Here, on the same data set with other models, "
-                     f"calibration lowered the true ECE beyond its interval for " + "; ".join(counts)
-                     + f": {p.agreement}.")
+                     f"{p.ece_before:.4f} to {p.ece_after:.4f}. Here, on the same data set ({who}), "
+                     + "; ".join(outcome) + f": {p.agreement}.")
     if facts.datasets_without_claims:
         paras.append(f"The paper reports no calibration result on {names_list(facts.datasets_without_claims)}: "
                      "these models are not compared with a number of the paper's.")
