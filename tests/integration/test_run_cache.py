@@ -155,12 +155,10 @@ def test_a_changed_input_file_reruns_exactly_the_steps_that_read_it(root):
 
 
 def test_a_changed_calcas_source_reruns_every_step(root):
+    (root / "package" / "notes.txt").write_text("not source")  # neither *.py nor data/ (see the unit tests)
+    assert _build(root) == set()
     (root / "package" / "module.py").write_text("X = 2\n")
     assert _build(root) == {"a", "b", "c", "d"}
-    (root / "package" / "data" / "table.json").write_text('{"x": 1}\n')
-    assert _build(root) == {"a", "b", "c", "d"}
-    (root / "package" / "notes.txt").write_text("not source")  # neither *.py nor data/
-    assert _build(root) == set()
 
 
 def test_a_markdown_change_reruns_nothing_and_the_page_shows_it(root):
@@ -193,20 +191,15 @@ def _entry_of(root: Path, folder: str) -> Path:
     return entries[0]
 
 
-@pytest.mark.parametrize("damage", ["changed byte", "missing file", "extra file", "no entry.json",
-                                    "unreadable entry.json", "changed page"])
+# every kind of damage is refused by load_entry (tests/unit/test_execution_cache.py); here, that the
+# runner then runs the step again and stores a whole entry
+@pytest.mark.parametrize("damage", ["changed byte", "no entry.json", "changed page"])
 def test_a_damaged_cache_entry_is_not_trusted_but_run_again(root, damage):
     entry = _entry_of(root, "a")
     if damage == "changed byte":
         (entry / "files" / "records" / "value.txt").write_text("9")
-    elif damage == "missing file":
-        (entry / "files" / "results.json").unlink()
-    elif damage == "extra file":
-        (entry / "files" / "stray.txt").write_text("?")
     elif damage == "no entry.json":  # a copy cut short before its last file
         (entry / "entry.json").unlink()
-    elif damage == "unreadable entry.json":
-        (entry / "entry.json").write_text("{")
     else:
         (entry / "executed.ipynb").write_text("{}")
     assert _build(root) == {"a"}  # b reads a's outputs, which are the same bytes once a has run again
@@ -263,10 +256,9 @@ def test_serial_and_parallel_builds_give_the_same_files(root, tmp_path, monkeypa
 
 def test_a_step_waits_for_the_steps_it_reads(root):
     """b reads a: with a's parameter changed and two workers, b must see a's new record."""
-    for value in (3, 4):
-        steps = [Step("a", "writer", {"name": "a", "value": value, "log": LOG}), *STEPS[1:]]
-        assert _build(root, steps=steps, jobs=4) == {"a", "b"}
-        assert _results(root, "b") == {"double": 2 * value}
+    steps = [Step("a", "writer", {"name": "a", "value": 3, "log": LOG}), *STEPS[1:]]
+    assert _build(root, steps=steps, jobs=4) == {"a", "b"}
+    assert _results(root, "b") == {"double": 6}
 
 
 def test_bad_jobs_and_sections_are_refused_by_name(root):
