@@ -304,7 +304,7 @@ def test_smollm2_record_sets_go_through_calibration_and_cascading(tmp_path):
     assert all(m["method"] == "platt" for m in calibration["models"].values())
     cascade = json.loads((tmp_path / "03_cascading" / "results.json").read_text())["pairs"]
     pair = cascade["first token → option likelihood"]
-    assert pair["n_test"] == 20 and 0.0 <= pair["cc_at_K"][0] <= 1.0
+    assert pair["n_test"] == 20 and 0.0 <= pair["at_fixed_K"]["accuracy"]["value"] <= 1.0
 
 
 def test_extract_models_names_record_sets_and_refuses_bad_sources(tiny_timm, image_tree, tmp_path):
@@ -423,6 +423,8 @@ def test_paper_pipeline_in_miniature_on_cpu(tmp_path):
     r = calcas.read_records(tmp_path / "01" / "records" / "net0.parquet")
     assert r.n == 120 and r.logits.shape == (120, 3) and r.manifest["pretrained"] is False
     cascade = json.loads((tmp_path / "03" / "results.json").read_text())["pairs"]["net0 → net1"]
-    assert cascade["n_test"] == 60 and len(cascade["gain_at_K"]) == 3
+    gain = cascade["at_fixed_K"]["gain"]["verdict"]
+    assert cascade["n_test"] == 60 and gain["estimate"]["interval"] == "paired_difference_interval"
+    assert gain["outcome"] in ("above", "below", "within")
     cleaning = json.loads((tmp_path / "04" / "results.json").read_text())
     assert cleaning["n"] == 120 and "method_1" in cleaning["flags"]
