@@ -22,6 +22,7 @@ beyond ``max_configurations`` are refused with a message that says how many bins
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Sequence
 
@@ -113,7 +114,30 @@ def costs_from_records(records: Sequence[Any]) -> tuple[np.ndarray, str]:
                      f"has {sorted(found[j]) or 'none'}; pass costs=[...] (one per model)")
 
 
-def _checked_costs(costs: Any, m: int, records: Sequence[Any] | None) -> tuple[np.ndarray, str]:
+def checked_costs(costs: Any, m: int, *, records: Sequence[Any] | None = None) -> tuple[np.ndarray, str]:
+    """The cost per call of each of a chain's ``m`` models: ``costs`` checked, or read from the
+    manifests of ``records`` when ``costs`` is None (:func:`costs_from_records`).
+
+    Parameters
+    ----------
+    costs : sequence of m floats > 0, or None
+    m : int
+        The number of models in the chain.
+    records : list of m record sets, optional
+        Where the costs come from when ``costs`` is None.
+
+    Returns
+    -------
+    costs : ndarray, shape (m,)
+    source : str
+        ``"given"``, or the manifest field the costs came from.
+
+    Raises
+    ------
+    ValueError
+        When ``costs`` is not one finite number > 0 per model, or is None without ``records``
+        (or with manifests that share no cost field).
+    """
     if costs is None:
         if records is None:
             raise ValueError(f"costs: give one cost per model ({m}), or the record sets as records=[...] "
@@ -139,15 +163,65 @@ def _as_list(x: Any, name: str) -> list:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Chain:
-    conf: np.ndarray     # (M, n) calibrated confidences
-    correct: np.ndarray  # (M, n) 0/1 verifier scores
-    costs: np.ndarray    # (M,)
+class ChainRows:
+    """A chain's rows, checked once: what every chain function works on.
+
+    Build it with :meth:`ChainRows.of`, which checks the arrays; :meth:`take` and
+    :meth:`sub_chain` cut a checked one without checking again, so a study that cuts the same
+    rows many ways (cal, test, the rows that fit) validates them once.
+
+    Attributes
+    ----------
+    conf : ndarray, shape (M, n)
+        Each model's calibrated confidence in its own answer, in chain order.
+    correct : ndarray, shape (M, n)
+        0/1 verifier scores of each model's answer on the same rows.
+    costs : ndarray, shape (M,)
+        Cost of one call of each model.
+    cost_source : str
+        ``"given"`` or the manifest field the costs came from (:func:`checked_costs`).
+    """
+
+    conf: np.ndarray
+    correct: np.ndarray
+    costs: np.ndarray
     cost_source: str
+
+    @classmethod
+    def of(cls, conf: Any, correct: Any, costs: Sequence[float] | None = None, *,
+           records: Sequence[Any] | None = None) -> "ChainRows":
+        """Checked rows from lists of M arrays (n,) in chain order, as :func:`cascade_frontier`
+        takes them (costs from the manifests of ``records`` when omitted)."""
+        return _checked_chain(conf, correct, costs, records, names=("conf", "correct"))
+
+    @property
+    def n_models(self) -> int:
+        """M, the number of models."""
+        return len(self.costs)
+
+    @property
+    def n(self) -> int:
+        """The number of rows."""
+        return self.conf.shape[1]
+
+    def take(self, rows: Any) -> "ChainRows":
+        """The rows ``rows`` (indices or a bool mask of length n), in that order."""
+        index = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else rows
+        return dataclasses.replace(self, conf=np.take(self.conf, index, axis=1),
+                                   correct=np.take(self.correct, index, axis=1))
+
+    def sub_chain(self, stages: Sequence[int]) -> "ChainRows":
+        """The chain of the models ``stages`` only (indices in chain order, e.g. ``[0, M - 1]``)."""
+        stages = list(stages)
+        if len(stages) < 2 or any(b <= a for a, b in zip(stages, stages[1:])) or stages[0] < 0 \
+                or stages[-1] >= self.n_models:
+            raise ValueError(f"stages: expected at least two increasing model indices in 0..{self.n_models - 1}, "
+                             f"got {stages!r}")
+        return ChainRows(self.conf[stages], self.correct[stages], self.costs[stages], self.cost_source)
 
 
 def _checked_chain(conf: Any, correct: Any, costs: Any, records: Sequence[Any] | None,
-                   names: tuple[str, str] = ("conf_cal", "correct_cal")) -> _Chain:
+                   names: tuple[str, str] = ("conf_cal", "correct_cal")) -> ChainRows:
     """The entry checks of every chain function (validate once; the kernels below trust them)."""
     conf, correct = _as_list(conf, names[0]), _as_list(correct, names[1])
     m = len(conf)
@@ -162,70 +236,139 @@ def _checked_chain(conf: Any, correct: Any, costs: Any, records: Sequence[Any] |
     c = [confidence_array(x, f"{names[0]}[{j}]") for j, x in enumerate(conf)]
     v = [correct_array(x, f"{names[1]}[{j}]") for j, x in enumerate(correct)]
     same_length(**{f"{names[0]}[{j}]": x for j, x in enumerate(c)}, **{f"{names[1]}[{j}]": x for j, x in enumerate(v)})
-    return _Chain(np.stack(c), np.stack(v), *_checked_costs(costs, m, records))
+    return ChainRows(np.stack(c), np.stack(v), *checked_costs(costs, m, records=records))
 
 
 # ---------------------------------------------------------------------------- kernels
 
 
-def _stage_bins(conf: np.ndarray, n_bins: int, order: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per stage j < M - 1: equal-count edges on its cal confidence and the order bins are kept in."""
-    edges, orders = [], []
-    for c in conf[:-1]:
-        e = _equal_count_edges(c, n_bins)
-        _, mean_stage, mean_last = _bin_stats(_assign_bins(c, e), len(e) - 1, c, conf[-1])
+def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`calcas.assign_bins` for checked values and edges (unchecked): the number of interior
+    edges <= each value. A pass per edge, counting in bytes, is several times faster than a binary
+    search over the few edges of a stage (whose branches a CPU cannot predict on unsorted values);
+    more than 254 interior edges go to the binary search."""
+    interior = edges[1:-1]
+    if len(interior) > 254:
+        return _assign_bins(values, edges)
+    out, above = np.zeros(len(values), dtype=np.uint8), np.empty(len(values), dtype=bool)
+    for edge in interior:
+        np.greater_equal(values, edge, out=above)
+        out += above
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StageBins:
+    """The bins of a chain's stages 0..M-2, fitted on some rows: equal-count edges on each stage's
+    confidence, and the bin of each of those rows.
+
+    Frontiers of the same rows in other keep orders, or of sub-chains, share them
+    (``fit_frontier(..., bins=...)``), and rows binned once with :meth:`assign` are measured by
+    every frontier with these edges (``ChainFrontier.measure(..., index=...)``): nothing is sorted
+    or binned twice.
+
+    Attributes
+    ----------
+    edges : tuple of ndarray, one per stage 0..M-2
+        Each with m_j + 1 entries (:func:`calcas.equal_count_edges`).
+    index : ndarray of int, shape (M - 1, n)
+        The bin of each row the edges were fitted on.
+    """
+
+    edges: tuple[np.ndarray, ...]
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, rows: ChainRows, n_bins: int) -> "StageBins":
+        """Equal-count bins of ``n_bins`` asked for on each stage of checked ``rows``."""
+        n_bins = check_n_bins(n_bins, rows.n)
+        edges = tuple(_equal_count_edges(c, n_bins) for c in rows.conf[:-1])
+        return cls(edges, cls._index(rows.conf, edges))
+
+    @staticmethod
+    def _index(conf: np.ndarray, edges: Sequence[np.ndarray]) -> np.ndarray:
+        index = np.empty((len(edges), conf.shape[1]), dtype=np.uint8 if max(map(len, edges)) <= 256 else np.intp)
+        for j, e in enumerate(edges):
+            index[j] = _bin_index(conf[j], e)
+        return index
+
+    def assign(self, rows: ChainRows) -> np.ndarray:
+        """The bin of each of other checked ``rows`` per stage, shape (M - 1, n)."""
+        if rows.n_models != len(self.edges) + 1:
+            raise ValueError(f"rows: expected {len(self.edges) + 1} models as the bins, got {rows.n_models}")
+        return self._index(rows.conf, self.edges)
+
+    def sub_chain(self, stages: Sequence[int]) -> "StageBins":
+        """The bins of the sub-chain ``stages`` (as :meth:`ChainRows.sub_chain`; its last model needs none)."""
+        stages = list(stages)
+        return StageBins(tuple(self.edges[j] for j in stages[:-1]), self.index[stages[:-1]])
+
+
+def _keep_orders(conf: np.ndarray, bins: StageBins, order: str) -> list[np.ndarray]:
+    """Per stage j < M - 1: the order its bins are kept in (Algorithm 1's calibrated advantage of
+    the last model, or the stage's confidence alone), from the rows the bins were fitted on."""
+    orders = []
+    for j, (c, e) in enumerate(zip(conf[:-1], bins.edges)):
+        _, mean_stage, mean_last = _bin_stats(bins.index[j], len(e) - 1, c, conf[-1])
         primary = mean_last - mean_stage if order == "advantage" else -mean_stage
-        edges.append(e)
         orders.append(_rank_bins(primary, mean_stage))
-    return edges, orders
+    return orders
+
+
+def _ranks_of_bins(bins: np.ndarray, orders: Sequence[np.ndarray]) -> np.ndarray:
+    """(M - 1, n): the position of each row's bin (``bins``, (M - 1, n)) in its stage's keep order."""
+    out = np.empty(bins.shape, dtype=np.int64)
+    for j, o in enumerate(orders):
+        rank_of_bin = np.empty(len(o), dtype=np.int64)
+        rank_of_bin[o] = np.arange(len(o))
+        out[j] = rank_of_bin[bins[j]]
+    return out
 
 
 def _ranks(conf: np.ndarray, edges: Sequence[np.ndarray], orders: Sequence[np.ndarray]) -> np.ndarray:
     """(M - 1, n): the position of each row's bin in its stage's keep order."""
-    out = np.empty((len(edges), conf.shape[1]), dtype=np.int64)
-    for j, (e, o) in enumerate(zip(edges, orders)):
-        rank_of_bin = np.empty(len(o), dtype=np.int64)
-        rank_of_bin[o] = np.arange(len(o))
-        out[j] = rank_of_bin[_assign_bins(conf[j], e)]
-    return out
+    return _ranks_of_bins(np.stack([_bin_index(conf[j], e) for j, e in enumerate(edges)]), orders)
 
 
-def _suffix_sums(h: np.ndarray) -> np.ndarray:
-    """S[k] = sum of h[r] over r >= k on every axis; one more entry (a zero) per axis."""
-    for axis in range(h.ndim):
-        h = np.flip(np.cumsum(np.flip(h, axis), axis=axis), axis)
-        pad = [(0, 0)] * h.ndim
-        pad[axis] = (0, 1)
-        h = np.pad(h, pad)
+def _suffix_sums(h: np.ndarray, axes: Sequence[int] | None = None) -> np.ndarray:
+    """S[k] = sum of h[r] over r >= k on every axis (or on ``axes``); one more entry (a zero) per
+    such axis."""
+    for axis in range(h.ndim) if axes is None else axes:
+        padded = np.zeros(tuple(s + (a == axis) for a, s in enumerate(h.shape)), dtype=h.dtype)
+        padded[tuple(slice(0, -1) if a == axis else slice(None) for a in range(h.ndim))] = \
+            np.flip(np.cumsum(np.flip(h, axis), axis=axis), axis)
+        h = padded
     return h
 
 
 def _grid(ranks: np.ndarray, correct: np.ndarray, costs: np.ndarray, sizes: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Cost and correct answers summed over the rows, and rows answered per stage, for every
     configuration K (an index into the grid of shape ``m_j + 1`` per stage)."""
-    stages = len(costs)
+    stages, n = correct.shape
+    cells = math.prod(sizes)
     cell = np.ravel_multi_index(tuple(ranks), sizes)
-
-    def suffix(weights: np.ndarray | None) -> np.ndarray:
-        return _suffix_sums(np.bincount(cell, weights=weights, minlength=math.prod(sizes)).reshape(sizes))
+    # the row count and each stage's correct answers per cell, suffix-summed together
+    blocks = np.stack([np.bincount(cell, minlength=cells).astype(np.float64)]
+                      + [np.bincount(cell, weights=c, minlength=cells) for c in correct]).reshape((stages + 1, *sizes))
+    suffix = _suffix_sums(blocks, axes=range(1, len(sizes) + 1))
+    count = suffix[0]
 
     def at(table: np.ndarray, j: int) -> np.ndarray:  # table[K_0..K_{j-1}, 0, ..., 0], broadcastable
         return table[tuple(slice(None) if a < j else slice(0, 1) for a in range(len(sizes)))]
 
-    count = suffix(None)
     shape = tuple(s + 1 for s in sizes)
     answered, right, cost = [], np.zeros(shape), np.zeros(shape)
     for j in range(stages):
         reach = at(count, j)
         if j < stages - 1:
             called = (np.arange(sizes[j] + 1) > 0).reshape([-1 if a == j else 1 for a in range(len(sizes))])
-            t = suffix(correct[j])
+            t = suffix[j + 1]
             answered.append(np.broadcast_to(reach - at(count, j + 1), shape))
             right = right + at(t, j) - at(t, j + 1)
             cost = cost + costs[j] * called * reach
         else:
             answered.append(np.broadcast_to(count, shape))
-            right = right + suffix(correct[j])
+            right = right + suffix[j + 1]
             cost = cost + costs[j] * count
     return {"cost": cost, "correct": right, "answered": np.stack(answered)}
 
@@ -243,35 +386,100 @@ def _route(ranks: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Stage answering each row: the first j with rank_j < K_j, else the last stage. K: (F, M - 1)
     -> (F, n); a (M - 1,) K -> (n,)."""
     K = np.asarray(K)
-    kept = ranks[None] < K.reshape(-1, len(ranks))[:, :, None]
-    stage = np.where(kept.any(axis=1), kept.argmax(axis=1), len(ranks))
+    flat = K.reshape(-1, len(ranks))
+    stage = np.full((len(flat), ranks.shape[1]), len(ranks), dtype=np.intp)
+    for j in range(len(ranks) - 1, -1, -1):  # the earliest stage that keeps the row's bin writes last
+        np.copyto(stage, j, where=ranks[j][None] < flat[:, j:j + 1])
     return stage if K.ndim == 2 else stage[0]
 
 
 def _evaluate(ranks: np.ndarray, correct: np.ndarray, costs: np.ndarray, K: np.ndarray,
-              chunk: int = 64) -> dict[str, np.ndarray]:
-    """Accuracy, mean cost and share answered per stage of configurations K (F, M - 1) on rows."""
+              chunk: int = 64, stage: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Accuracy, mean cost and share answered per stage of configurations K (F, M - 1) on rows
+    (``stage``: the rows already routed, ``_route(ranks, K)``, (F, n))."""
     stages, n = correct.shape
     called = np.concatenate((K > 0, np.ones((len(K), 1), dtype=bool)), axis=1)
     paid = np.cumsum(called * costs, axis=1)  # (F, M): a row answered at stage j pays paid[:, j]
     acc, cost, share = [np.zeros(0)], [np.zeros(0)], [np.zeros((0, stages))]  # no configuration: empty columns
+    routed, rows = stage, np.arange(n)
     for lo in range(0, len(K), chunk):
-        stage = _route(ranks, K[lo:lo + chunk])
-        acc.append(correct[stage, np.arange(n)].mean(axis=1))
+        stage = _route(ranks, K[lo:lo + chunk]) if routed is None else routed[lo:lo + chunk]
+        acc.append(correct[stage, rows].mean(axis=1))
         cost.append(np.take_along_axis(paid[lo:lo + chunk], stage, axis=1).mean(axis=1))
-        share.append(np.stack([(stage == j).mean(axis=1) for j in range(stages)], axis=1))
+        # rows answered per stage: one histogram for the chunk, each configuration's in its own block
+        blocks = (stage + (np.arange(len(stage)) * stages)[:, None]).ravel()
+        share.append(np.bincount(blocks, minlength=len(stage) * stages).reshape(len(stage), stages) / n)
     return {"accuracy": np.concatenate(acc), "cost": np.concatenate(cost), "share": np.concatenate(share)}
 
 
-def _table(K: np.ndarray, accuracy: np.ndarray, cost: np.ndarray, share: np.ndarray,
-           costs: np.ndarray, accuracy_last: float) -> pd.DataFrame:
-    called = np.concatenate((K > 0, np.ones((len(K), 1), dtype=bool)), axis=1)
-    columns = {
-        "K": [tuple(int(k) for k in row) for row in K],
-        "stages": ["+".join(str(j) for j in np.flatnonzero(c)) for c in called],
-        "cost": cost, "cost_share": cost / costs[-1], "accuracy": accuracy, "accuracy_lost": accuracy_last - accuracy,
-        **{f"share_{j}": share[:, j] for j in range(share.shape[1])}}
-    return pd.DataFrame(columns)
+def _answering(K: Sequence[int], sizes: Sequence[int]) -> str:
+    """The stages configuration K can send rows to, e.g. ``"0+2"``: stage j < M - 1 when it
+    keeps a bin and no earlier stage keeps all of its own; the last stage when none does."""
+    out = []
+    for j, (k, size) in enumerate(zip(K, sizes)):
+        if k > 0:
+            out.append(j)
+        if k >= size:
+            return "+".join(map(str, out))
+    return "+".join(map(str, out + [len(sizes)]))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainPoints:
+    """Configurations of a chain measured on some rows (what :meth:`ChainFrontier.measure`
+    returns, and the frontier's own points on the rows it was fitted on).
+
+    Attributes
+    ----------
+    K : ndarray of int, shape (F, M - 1)
+        Bins kept per stage 0..M-2, one configuration per row.
+    cost : ndarray, shape (F,)
+        Expected cost per sample, in the unit of ``costs``.
+    accuracy : ndarray, shape (F,)
+    share : ndarray, shape (F, M)
+        Share of samples answered by each stage.
+    costs : ndarray, shape (M,)
+    accuracy_last : float
+        The last model's accuracy on the same rows.
+    """
+
+    K: np.ndarray
+    cost: np.ndarray
+    accuracy: np.ndarray
+    share: np.ndarray
+    costs: np.ndarray
+    accuracy_last: float
+
+    @property
+    def cost_share(self) -> np.ndarray:
+        """Cost as a share of the last model's, shape (F,)."""
+        return self.cost / self.costs[-1]
+
+    @property
+    def accuracy_lost(self) -> np.ndarray:
+        """The last model's accuracy minus each configuration's, shape (F,)."""
+        return self.accuracy_last - self.accuracy
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages each configuration calls, e.g. ``"0+2"`` (a stage that keeps a bin, and the last)."""
+        called = np.concatenate((self.K > 0, np.ones((len(self.K), 1), dtype=bool)), axis=1)
+        return ["+".join(str(j) for j in np.flatnonzero(c)) for c in called]
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per configuration: ``K`` (a tuple), ``stages``, ``cost``, ``cost_share``,
+        ``accuracy``, ``accuracy_lost`` and ``share_j`` per stage j."""
+        columns = {
+            "K": [tuple(int(k) for k in row) for row in self.K], "stages": self.stages,
+            "cost": self.cost, "cost_share": self.cost_share, "accuracy": self.accuracy,
+            "accuracy_lost": self.accuracy_lost, **{f"share_{j}": self.share[:, j] for j in range(self.share.shape[1])}}
+        return pd.DataFrame(columns)
+
+
+def _points(K: np.ndarray, measured: dict[str, np.ndarray], rows: ChainRows) -> ChainPoints:
+    return ChainPoints(K, measured["cost"], measured["accuracy"], measured["share"], rows.costs,
+                       float(rows.correct[-1].mean()))
 
 
 # ---------------------------------------------------------------------------- the frontier
@@ -279,16 +487,18 @@ def _table(K: np.ndarray, accuracy: np.ndarray, cost: np.ndarray, share: np.ndar
 
 @dataclasses.dataclass(frozen=True)
 class ChainFrontier:
-    """What :func:`cascade_frontier` returns.
+    """What :func:`cascade_frontier` and :func:`fit_frontier` return.
 
     Attributes
     ----------
+    points : ChainPoints
+        The Pareto-optimal configurations on cal, cheapest first.
     table : DataFrame
-        One row per Pareto-optimal configuration on cal, cheapest first: ``K`` (a tuple, bins kept
-        per stage 0..M-2), ``stages`` (the stages called, e.g. ``"0+2"``), ``cost`` (expected cost
-        per sample, in the unit of ``costs``), ``cost_share`` (cost / the last model's cost),
-        ``accuracy``, ``accuracy_lost`` (the last model's accuracy minus the cascade's) and ``share_j``
-        (share of samples answered by stage j).
+        ``points.table``: one row per Pareto-optimal configuration on cal, cheapest first: ``K``
+        (a tuple, bins kept per stage 0..M-2), ``stages`` (the stages called, e.g. ``"0+2"``),
+        ``cost`` (expected cost per sample, in the unit of ``costs``), ``cost_share`` (cost / the
+        last model's cost), ``accuracy``, ``accuracy_lost`` (the last model's accuracy minus the
+        cascade's) and ``share_j`` (share of samples answered by stage j).
     edges, order : tuple of ndarray, one per stage 0..M-2
         The stage's bin edges on cal and the order its bins are kept in.
     costs : ndarray, shape (M,)
@@ -298,7 +508,7 @@ class ChainFrontier:
         prod(m_j + 1): every configuration the frontier was chosen from.
     """
 
-    table: pd.DataFrame
+    points: ChainPoints
     edges: tuple[np.ndarray, ...]
     order: tuple[np.ndarray, ...]
     costs: np.ndarray
@@ -307,11 +517,59 @@ class ChainFrontier:
 
     @property
     def n_models(self) -> int:
+        """M, the number of models."""
         return len(self.costs)
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """The frontier's points on cal as a table (see the class's attributes)."""
+        return self.points.table
 
-def _fit_frontier(chain: _Chain, n_bins: int, order: str, max_configurations: int) -> ChainFrontier:
-    edges, orders = _stage_bins(chain.conf, n_bins, order)
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """m_j, the bins that exist on each stage 0..M-2 (the largest K_j)."""
+        return tuple(len(o) for o in self.order)
+
+    def answering(self, configuration: Sequence[int]) -> str:
+        """The stages configuration K can send rows to, e.g. ``"1"`` for K = (0, m_1): stage
+        j < M - 1 when it keeps a bin and no earlier stage keeps all of its bins, and the last
+        stage when no stage keeps all of its bins. A configuration whose answer is ``"j"`` is
+        model j alone, on any rows (every value falls in some bin)."""
+        K = self._checked_configurations([configuration])[0]
+        return _answering(K.tolist(), self.sizes)
+
+    def measure(self, rows: ChainRows, configurations: Any = None, *, index: np.ndarray | None = None) -> ChainPoints:
+        """The configurations (the frontier's own by default, or an array (F, M - 1) of K) on
+        other checked rows, with the bins fitted on cal: :func:`evaluate_frontier` without
+        checking the rows again and without the table.
+
+        ``index`` ((M - 1, n), :meth:`StageBins.assign`) is the rows' bins under this frontier's
+        edges where they are already known, e.g. for several frontiers that share their bins."""
+        if rows.n_models != self.n_models:
+            raise ValueError(f"rows: expected {self.n_models} models as in the frontier, got {rows.n_models}")
+        K = self.points.K if configurations is None else self._checked_configurations(configurations)
+        if index is None:
+            ranks = _ranks(rows.conf, self.edges, self.order)
+        elif np.shape(index) != (self.n_models - 1, rows.n):
+            raise ValueError(f"index: expected shape {(self.n_models - 1, rows.n)}, got {np.shape(index)}")
+        else:
+            ranks = _ranks_of_bins(index, self.order)
+        return _points(K, _evaluate(ranks, rows.correct, rows.costs, K), rows)
+
+    def _checked_configurations(self, configurations: Any) -> np.ndarray:
+        K = np.array(configurations)
+        sizes = np.array(self.sizes)
+        if not np.issubdtype(K.dtype, np.integer) or K.ndim != 2 or K.shape[1] != len(sizes) \
+                or (K < 0).any() or (K > sizes).any():
+            raise ValueError(f"configurations: expected integer rows of {len(sizes)} bin counts K_j in 0..{sizes.tolist()}, "
+                             f"got {np.asarray(configurations).tolist()!r}")
+        return K
+
+
+def _fit_frontier(chain: ChainRows, n_bins: int, order: str, max_configurations: int,
+                  bins: StageBins | None = None) -> ChainFrontier:
+    bins = StageBins.of(chain, n_bins) if bins is None else bins
+    orders = _keep_orders(chain.conf, bins, order)
     sizes = tuple(len(o) for o in orders)
     n_configurations = math.prod(s + 1 for s in sizes)
     if n_configurations > max_configurations:
@@ -320,13 +578,31 @@ def _fit_frontier(chain: _Chain, n_bins: int, order: str, max_configurations: in
         raise ValueError(f"n_bins: {len(sizes) + 1} models with {n_bins} bins per stage make {n_configurations:,} "
                          f"configurations, more than max_configurations={max_configurations:,}; use n_bins <= {fits}")
     n = chain.conf.shape[1]
-    grid = _grid(_ranks(chain.conf, edges, orders), chain.correct, chain.costs, sizes)
+    grid = _grid(_ranks_of_bins(bins.index, orders), chain.correct, chain.costs, sizes)
     accuracy, cost = grid["correct"].ravel() / n, grid["cost"].ravel() / n
     keep = _pareto(cost, accuracy)
     K = np.stack(np.unravel_index(keep, tuple(s + 1 for s in sizes)), axis=1)
     share = grid["answered"].reshape(len(chain.costs), -1)[:, keep].T / n
-    table = _table(K, accuracy[keep], cost[keep], share, chain.costs, float(chain.correct[-1].mean()))
-    return ChainFrontier(table, tuple(edges), tuple(orders), chain.costs, chain.cost_source, n_configurations)
+    points = ChainPoints(K, cost[keep], accuracy[keep], share, chain.costs, float(chain.correct[-1].mean()))
+    return ChainFrontier(points, bins.edges, tuple(orders), chain.costs, chain.cost_source, n_configurations)
+
+
+def fit_frontier(rows: ChainRows, *, n_bins: int = 15, order: str = "advantage", bins: StageBins | None = None,
+                 max_configurations: int = MAX_CONFIGURATIONS) -> ChainFrontier:
+    """:func:`cascade_frontier` of rows checked once (:meth:`ChainRows.of`), which it does not
+    check again: what a study that fits many frontiers on cuts of the same rows calls.
+
+    ``bins`` (``StageBins.of(rows, n_bins)``, or its :meth:`StageBins.sub_chain` for ``rows``'s
+    sub-chain) are these rows' bins, computed once for several frontiers; by default they are fitted
+    here. Bins fitted on other rows are refused.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
+    n_bins = check_n_bins(n_bins, rows.n)
+    if bins is not None and (len(bins.edges) != rows.n_models - 1 or bins.index.shape != (rows.n_models - 1, rows.n)):
+        raise ValueError(f"bins: fitted on {bins.index.shape[1]} rows of {len(bins.edges) + 1} models, not on these "
+                         f"{rows.n} rows of {rows.n_models} models")
+    return _fit_frontier(rows, n_bins, order, max_configurations, bins)
 
 
 def cascade_frontier(conf_cal: Any, correct_cal: Any, costs: Sequence[float] | None = None, *, n_bins: int = 15,
@@ -366,8 +642,8 @@ def cascade_frontier(conf_cal: Any, correct_cal: Any, costs: Sequence[float] | N
     """
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
-    chain = _checked_chain(conf_cal, correct_cal, costs, records)
-    return _fit_frontier(chain, check_n_bins(n_bins, chain.conf.shape[1]), order, max_configurations)
+    return fit_frontier(_checked_chain(conf_cal, correct_cal, costs, records), n_bins=n_bins, order=order,
+                        max_configurations=max_configurations)
 
 
 def evaluate_frontier(frontier: ChainFrontier, conf: Any, correct: Any, *, configurations: Any = None) -> pd.DataFrame:
@@ -389,16 +665,8 @@ def evaluate_frontier(frontier: ChainFrontier, conf: Any, correct: Any, *, confi
     """
     if len(_as_list(conf, "conf")) != frontier.n_models:
         raise ValueError(f"conf: expected {frontier.n_models} models as in the frontier, got {len(_as_list(conf, 'conf'))}")
-    chain = _checked_chain(conf, correct, frontier.costs, None, names=("conf", "correct"))
-    K = np.array(list(frontier.table["K"]) if configurations is None else configurations)
-    sizes = np.array([len(o) for o in frontier.order])
-    if not np.issubdtype(K.dtype, np.integer) or K.ndim != 2 or K.shape[1] != len(sizes) \
-            or (K < 0).any() or (K > sizes).any():
-        raise ValueError(f"configurations: expected integer rows of {len(sizes)} bin counts K_j in 0..{sizes.tolist()}, "
-                         f"got {np.asarray(configurations).tolist()!r}")
-    ranks = _ranks(chain.conf, frontier.edges, frontier.order)
-    out = _evaluate(ranks, chain.correct, chain.costs, K)
-    return _table(K, out["accuracy"], out["cost"], out["share"], chain.costs, float(chain.correct[-1].mean()))
+    rows = _checked_chain(conf, correct, frontier.costs, None, names=("conf", "correct"))
+    return frontier.measure(rows, configurations).table
 
 
 # ---------------------------------------------------------------------------- selection with a guarantee
@@ -426,17 +694,75 @@ def betting_p_values(difference: Any, max_drop: float, *, cap: float = 0.5) -> n
     ndarray, shape (F,) (a float for a 1-D ``difference``).
     """
     d = np.atleast_2d(np.asarray(difference, dtype=np.float64))
-    n = d.shape[1]
-    t = np.arange(1, n + 1)
-    # running mean and variance of the rows before t, shrunk towards 0 and 1/4 by one pseudo-row
+    p = _betting_p(d, _running_moments(d), max_drop, cap)
+    return p if np.ndim(difference) == 2 else float(p[0])
+
+
+def _running_moments(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The running mean and variance of the rows before t, shrunk towards 0 and 1/4 by one
+    pseudo-row: the part of :func:`betting_p_values` that does not depend on max_drop."""
+    t = np.arange(1, d.shape[1] + 1)
     mean_before = np.concatenate((np.zeros((len(d), 1)), np.cumsum(d, axis=1)[:, :-1]), axis=1) / t
     spread = np.concatenate((np.zeros((len(d), 1)), np.cumsum((d - mean_before) ** 2, axis=1)[:, :-1]), axis=1)
-    var_before = (0.25 + spread) / t
+    return mean_before, (0.25 + spread) / t
+
+
+def _betting_p(d: np.ndarray, moments: tuple[np.ndarray, np.ndarray], max_drop: float, cap: float = 0.5) -> np.ndarray:
+    mean_before, var_before = moments
     gap = max_drop - mean_before
-    bet = np.clip(gap / (var_before + gap ** 2), 0.0, cap / (1 - max_drop))
-    log_wealth = np.cumsum(np.log1p(bet * (max_drop - d)), axis=1)
-    p = np.minimum(1.0, np.exp(-np.maximum(log_wealth.max(axis=1), 0.0)))
-    return p if np.ndim(difference) == 2 else float(p[0])
+    bet = np.square(gap)  # the steps of gap / (var_before + gap ** 2), clipped, in place
+    np.add(var_before, bet, out=bet)
+    np.divide(gap, bet, out=bet)
+    np.clip(bet, 0.0, cap / (1 - max_drop), out=bet)
+    np.subtract(max_drop, d, out=gap)
+    np.multiply(bet, gap, out=bet)
+    log_wealth = np.cumsum(np.log1p(bet, out=bet), axis=1)
+    return np.minimum(1.0, np.exp(-np.maximum(log_wealth.max(axis=1), 0.0)))
+
+
+def _test_blocks(n: int) -> list[tuple[int, int]]:
+    """The candidates tested at a time: the first alone (the sequence often stops there), then 8."""
+    return [(0, min(1, n))] + [(lo, min(lo + 8, n)) for lo in range(1, n, 8)] if n else []
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What a fitted :class:`CascadeSelector` certifies at one (max_drop, delta)
+    (:meth:`CascadeSelector.choose`).
+
+    Attributes
+    ----------
+    max_drop, delta : float
+        The level tested.
+    config : tuple of int
+        Bins kept per stage 0..M-2 (all 0: the last model alone).
+    stages : str
+        The stages the configuration calls, e.g. ``"1+2"`` (the last always among them).
+    answering : str
+        The stages it can send rows to (:meth:`ChainFrontier.answering`): ``"1"`` where stage 1
+        keeps every bin and the last model is never reached, i.e. model 1 alone.
+    expected_cost, cost_share : float
+        Mean cost per sample on the certifying rows, and as a share of the last model's.
+    bound : float
+        The accuracy drop certified at level 1 - delta (``max_drop``; 0 for the last model alone).
+    drop_certify : float
+        The configuration's drop measured on the certifying rows.
+    p_values : ndarray, shape (F,)
+        Per candidate in testing order (:attr:`CascadeSelector.tested_`); NaN after the first failure.
+    rejected : ndarray of bool, shape (F,)
+    """
+
+    max_drop: float
+    delta: float
+    config: tuple[int, ...]
+    stages: str
+    answering: str
+    expected_cost: float
+    cost_share: float
+    bound: float
+    drop_certify: float
+    p_values: np.ndarray
+    rejected: np.ndarray
 
 
 class CascadeSelector:
@@ -474,6 +800,8 @@ class CascadeSelector:
         Bins kept per stage 0..M-2 (all 0: the last model alone).
     stages_ : str
         The stages called, as in ``frontier_.table``.
+    answering_ : str
+        The stages the configuration can send rows to (:meth:`ChainFrontier.answering`).
     expected_cost_ : float
         Mean cost per sample on the certifying rows, in the unit of the costs.
     cost_share_ : float
@@ -496,9 +824,11 @@ class CascadeSelector:
         self.fit_fraction = fit_fraction
         self.seed = seed
 
-    def fit(self, conf_cal: Any, correct_cal: Any, costs: Sequence[float] | None = None, *,
+    def fit(self, conf_cal: Any, correct_cal: Any = None, costs: Sequence[float] | None = None, *,
             records: Sequence[Any] | None = None, fit_rows: Any = None) -> "CascadeSelector":
-        """Fit on cal: lists of M calibrated confidences and 0/1 scores (n,) in chain order; returns self.
+        """Fit on cal: lists of M calibrated confidences and 0/1 scores (n,) in chain order, or
+        :class:`ChainRows` already checked (then without ``correct_cal``, ``costs`` and
+        ``records``, which it holds); returns self.
 
         ``fit_rows`` (indices into cal) fixes which rows fit the bins and the frontier, e.g. the rows
         the calibrators were fitted on; the rest certify. By default a seeded random
@@ -507,8 +837,15 @@ class CascadeSelector:
         fraction = _real(self.fit_fraction, "fit_fraction")
         if not 0 < fraction < 1:
             raise ValueError(f"fit_fraction: must be in (0, 1), got {self.fit_fraction!r}")
-        chain = _checked_chain(conf_cal, correct_cal, costs, records)
-        n = chain.conf.shape[1]
+        if isinstance(conf_cal, ChainRows):
+            if correct_cal is not None or costs is not None or records is not None:
+                raise ValueError("conf_cal: ChainRows carry the scores and costs; pass no correct_cal, costs or records")
+            chain = conf_cal
+        else:
+            if correct_cal is None:
+                raise ValueError("correct_cal: expected one array of 0/1 scores per model")
+            chain = _checked_chain(conf_cal, correct_cal, costs, records)
+        n = chain.n
         n_fit = int(round(fraction * n))
         if not 1 <= n_fit < n:
             raise ValueError(f"fit_fraction: {fraction} of {n} cal rows leaves no rows to fit on or to certify")
@@ -520,48 +857,87 @@ class CascadeSelector:
             if not 1 <= n_fit < n:
                 raise ValueError(f"fit_rows: must select at least one and fewer than all {n} cal rows, got {n_fit}")
         fit, certify = rows[:n_fit], rows[n_fit:]
-        part = lambda r: dataclasses.replace(chain, conf=chain.conf[:, r], correct=chain.correct[:, r])  # noqa: E731
-        self.frontier_ = _fit_frontier(part(fit), check_n_bins(self.n_bins, n_fit), "advantage", MAX_CONFIGURATIONS)
+        self.frontier_ = _fit_frontier(chain.take(fit), check_n_bins(self.n_bins, n_fit), "advantage",
+                                       MAX_CONFIGURATIONS)
         self.n_fit_, self.n_certify_, self.cost_source_ = n_fit, len(certify), chain.cost_source
-        self._candidates(part(certify))
+        self._candidates(chain.take(certify))
         self._choose(max_drop, delta)
         return self
 
-    def _candidates(self, certify: _Chain) -> None:
+    def _candidates(self, certify: ChainRows) -> None:
         """The configurations to test, in testing order, and what each loses per certifying row:
         everything of the certification that does not depend on max_drop or delta."""
-        table = self.frontier_.table
-        candidates = table[table["cost"] < self.frontier_.costs[-1]].iloc[::-1]
-        K = np.array(list(candidates["K"]), dtype=np.int64).reshape(-1, self.frontier_.n_models - 1)
+        points = self.frontier_.points
+        K = points.K[np.flatnonzero(points.cost < self.frontier_.costs[-1])[::-1]]
         ranks = _ranks(certify.conf, self.frontier_.edges, self.frontier_.order)
-        n = certify.conf.shape[1]
-        self._difference = certify.correct[-1][None] - certify.correct[_route(ranks, K), np.arange(n)]
-        on_certify = _evaluate(ranks, certify.correct, certify.costs, K)
-        self._on_certify = _table(K, on_certify["accuracy"], on_certify["cost"], on_certify["share"], certify.costs,
-                                  float(certify.correct[-1].mean()))
+        self._stage = _route(ranks, K)
+        self._certify, self._candidate_K, self._measured = certify, K, {}
+        self._difference = certify.correct[-1][None] - certify.correct[self._stage, np.arange(certify.n)]
+        self._p_values: dict[float, list[np.ndarray]] = {}  # per max_drop, the chunks tested so far
+        self._moments: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk, whatever the max_drop
 
-    def _choose(self, max_drop: float, delta: float) -> None:
-        """Test the candidates at (max_drop, delta) and set the fitted attributes. The chain study
-        calls it again on a fitted selector for other levels: same frontier, same rows, same order."""
-        # fixed sequence: stop at the first failure; configurations after it are never tested (p is NaN)
+    def choose(self, *, max_drop: float, delta: float) -> "Selection":
+        """What the fitted selector certifies at another (max_drop, delta): the same frontier,
+        certifying rows and testing order, tested again at this level. The fitted attributes are
+        left as they are; ``fit`` sets them from ``choose(max_drop=self.max_drop, delta=self.delta)``.
+
+        Returns
+        -------
+        Selection
+        """
+        if not hasattr(self, "frontier_"):
+            raise RuntimeError("CascadeSelector is not fitted; call fit(conf_cal, correct_cal, costs) first")
+        max_drop, delta = check_max_drop(max_drop), check_delta(delta)
+        # fixed sequence: stop at the first failure; configurations after it are never tested (p is NaN).
+        # A configuration's p-value depends on max_drop only, so other deltas reuse the chunks computed.
         p = np.full(len(self._difference), np.nan)
-        for lo in range(0, len(p), 8):
-            p[lo:lo + 8] = betting_p_values(self._difference[lo:lo + 8], max_drop)
-            if (p[lo:lo + 8] > delta).any():
+        chunks = self._p_values.setdefault(max_drop, [])
+        for i, (lo, hi) in enumerate(_test_blocks(len(p))):
+            if i == len(chunks):
+                if i == len(self._moments):
+                    self._moments.append(_running_moments(self._difference[lo:hi]))
+                chunks.append(_betting_p(self._difference[lo:hi], self._moments[i], max_drop))
+            p[lo:hi] = chunks[i]
+            if (p[lo:hi] > delta).any():
                 break
         rejected = np.cumprod(np.nan_to_num(p, nan=1.0) <= delta).astype(bool)
         p[int(rejected.sum()) + 1:] = np.nan
-        self.tested_ = self._on_certify.assign(p_value=p, rejected=rejected)
+        last = self.frontier_.n_models - 1
         if rejected.any():
-            chosen = self.tested_.iloc[int(np.flatnonzero(rejected)[-1])]
-            self.config_, self.bound_ = chosen["K"], max_drop
-            self.stages_, self.expected_cost_, self.drop_certify_ = chosen["stages"], chosen["cost"], chosen["accuracy_lost"]
+            i = int(np.flatnonzero(rejected)[-1])
+            chosen = self._on_certify(slice(i, i + 1))
+            config, stages, bound = tuple(int(k) for k in chosen.K[0]), chosen.stages[0], max_drop
+            expected_cost, drop_certify = float(chosen.cost[0]), chosen.accuracy_lost[0]
         else:
-            self.config_, self.bound_ = (0,) * (self.frontier_.n_models - 1), 0.0
-            self.stages_, self.expected_cost_, self.drop_certify_ = str(self.frontier_.n_models - 1), \
-                float(self.frontier_.costs[-1]), 0.0
-        self.expected_cost_ = float(self.expected_cost_)
-        self.cost_share_ = self.expected_cost_ / float(self.frontier_.costs[-1])
+            config, stages, bound = (0,) * last, str(last), 0.0
+            expected_cost, drop_certify = float(self.frontier_.costs[-1]), 0.0
+        return Selection(max_drop, delta, config, stages, _answering(config, self.frontier_.sizes), expected_cost,
+                         expected_cost / float(self.frontier_.costs[-1]), bound, drop_certify, p, rejected)
+
+    def _choose(self, max_drop: float, delta: float) -> None:
+        """Set the fitted attributes from :meth:`choose` at (max_drop, delta)."""
+        chosen = self.choose(max_drop=max_drop, delta=delta)
+        self._chosen = chosen
+        self.config_, self.stages_, self.answering_ = chosen.config, chosen.stages, chosen.answering
+        self.expected_cost_, self.cost_share_ = chosen.expected_cost, chosen.cost_share
+        self.bound_, self.drop_certify_ = chosen.bound, chosen.drop_certify
+
+    def _on_certify(self, candidates: slice) -> ChainPoints:
+        """The candidates ``candidates`` measured on the certifying rows (routed once, in fit)."""
+        key = (candidates.start, candidates.stop)
+        if key not in self._measured:
+            self._measured[key] = self._measure_candidates(candidates)
+        return self._measured[key]
+
+    def _measure_candidates(self, candidates: slice) -> ChainPoints:
+        K = self._candidate_K[candidates]
+        return _points(K, _evaluate(None, self._certify.correct, self._certify.costs, K,
+                                    stage=self._stage[candidates]), self._certify)
+
+    @property
+    def tested_(self) -> pd.DataFrame:
+        """The candidates in testing order (see the class's attributes), built when first read."""
+        return self._on_certify(slice(None)).table.assign(p_value=self._chosen.p_values, rejected=self._chosen.rejected)
 
     def route(self, conf: Any) -> np.ndarray:
         """Index of the stage whose answer is kept, per sample, shape (n,).

@@ -1,86 +1,245 @@
-"""The chain chapter's study: the guarantee of :func:`calcas.select_cascade` over many random
-cal/test re-splits, and the baselines at a fixed accuracy budget (SPEC §3b).
+"""The chain study: the guarantee of :func:`calcas.select_cascade` over many random cal/test
+re-splits of one chain of record sets, and the baselines at a fixed accuracy budget (SPEC §3b).
 
 Every re-split draws cal and test at random; cal is split again into the rows that fit the
 calibrators, the bins and the frontier, and the rows that certify. Nothing of test is seen before
-the configuration is fixed. The baselines choose their configuration on all of cal (the cheapest
+a configuration is fixed. The baselines choose their configuration on all of cal (the cheapest
 whose cal accuracy is within the budget of the last model's) and are measured on test.
+
+:func:`study_chain` checks its inputs once; the re-splits then run on checked arrays
+(:class:`calcas.chain.ChainRows`): each re-split calibrates every model once, fits the certified
+selector once and tests it at every level (:meth:`calcas.chain.CascadeSelector.choose`), and the
+frontiers on the calibrated cal rows share their bins (:class:`calcas.chain.StageBins`) on cal and on
+test.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
-import pandas as pd
+from scipy.special import expit
 
-from .calibration import calibrate_records
-from .chain import (_checked_costs, check_aligned, check_delta, check_max_drop, evaluate_frontier,
-                    cascade_frontier, select_cascade)
-from .metrics import proportion_interval
-from .records import Records, align
-from .report import _load, exercises_shown
+from ._validate import check_n_bins, check_positive_int
+from .calibration import PlattScaling, TemperatureScaling
+from .chain import (CascadeSelector, ChainFrontier, ChainPoints, ChainRows, StageBins, check_aligned, check_delta,
+                    check_max_drop, checked_costs, fit_frontier)
+from .records import Records
 
-#: What this chapter was built to reach (its issue: a simple valid version of the method on a held-out
-#: three-model LLM chain with real per-call prices); not the paper's, which cascades two models.
-EXPECTATION = {"cost_saved": 0.4, "max_drop": 0.03, "delta": 0.1, "n_cal": 900, "models": 3}
-SLIDER_DROPS = tuple(round(0.005 * i, 3) for i in range(11))
-SLIDER_DELTAS = (0.01, 0.05, 0.1, 0.2, 0.3)
+#: The selection grid of the first re-split (the chapter's explorer): max_drop x delta.
+GRID_DROPS = tuple(round(0.005 * i, 3) for i in range(11))
+GRID_DELTAS = (0.01, 0.05, 0.1, 0.2, 0.3)
+
+#: The baselines, each choosing on cal the cheapest configuration within the accuracy budget.
+METHODS = ("certified", "calibrated", "uncalibrated", "thresholds", "single threshold", "random", "oracle")
+
+CALIBRATIONS = ("auto", "temperature", "platt")
 
 
-@dataclasses.dataclass
-class _Split:
-    """One re-split: calibrated (and raw) confidences and 0/1 scores of every model, shape (M, n_part),
-    on cal and on test, and the positions within cal of the rows that fit."""
-    cal: np.ndarray      # (3, M, n_cal): calibrated confidence, raw confidence, correct
-    test: np.ndarray     # (3, M, n_test)
-    fit: np.ndarray      # positions within cal
+# ---------------------------------------------------------------------------- results
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelRuns:
+    """The certified cascade at one max_drop (and the study's delta), one entry per re-split.
+
+    Attributes
+    ----------
+    max_drop : float
+    lost : ndarray, shape (S,)
+        Test accuracy of the last model minus the certified cascade's.
+    cost_share : ndarray, shape (S,)
+        Test cost per item as a share of the last model's.
+    stages : list of str
+        The stages each re-split's configuration calls (e.g. ``"0+2"``; ``"2"``: the last model alone).
+    answering : list of str
+        The stages it can send rows to (:meth:`calcas.chain.ChainFrontier.answering`): ``"1"``
+        where model 1 keeps every bin, i.e. model 1 alone.
+    """
+
+    max_drop: float
+    lost: np.ndarray
+    cost_share: np.ndarray
+    stages: list[str]
+    answering: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodRuns:
+    """One baseline, one entry per re-split: its test cost share and accuracy lost (``cost_share``,
+    ``lost``, shape (S,) each)."""
+
+    cost_share: np.ndarray
+    lost: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontierOnTest:
+    """A frontier fitted on the first re-split's cal rows, measured on its test rows: one entry per
+    configuration, cheapest on cal first (``cost_share``, ``accuracy`` on test; ``cal_cost_share``,
+    ``cal_accuracy`` on cal; ``answering``: the stages each can send rows to)."""
+
+    cost_share: np.ndarray
+    accuracy: np.ndarray
+    cal_cost_share: np.ndarray
+    cal_accuracy: np.ndarray
+    answering: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class GridPoint:
+    """What :func:`calcas.select_cascade` certifies on the first re-split at one (max_drop, delta),
+    measured on its test rows."""
+
+    max_drop: float
+    delta: float
+    stages: str
+    answering: str
+    cost_share: float
+    accuracy: float
+    lost: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstSplit:
+    """The first re-split in detail.
+
+    Attributes
+    ----------
+    accuracy : ndarray, shape (M,)
+        Each model alone on test.
+    test_correct : ndarray, shape (M, n_test)
+        Each model's 0/1 scores on the test rows (for paired comparisons of the models).
+    frontiers : dict stages -> FrontierOnTest
+        The whole chain (``"0+1+2"``) and, for M > 2, each pair ending in the last model (``"0+2"``).
+    grid : list of GridPoint
+        One per (max_drop, delta) of :data:`GRID_DROPS` x :data:`GRID_DELTAS`.
+    """
+
+    accuracy: np.ndarray
+    test_correct: np.ndarray
+    frontiers: dict[str, FrontierOnTest]
+    grid: list[GridPoint]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainStudy:
+    """What :func:`study_chain` measured on one chain.
+
+    Attributes
+    ----------
+    costs : ndarray, shape (M,)
+    cost_source : str
+        ``"given"`` or the manifest field the costs came from.
+    n, n_cal, n_fit, n_certify, n_test : int
+        Rows in all, in cal, in the part of cal that fits and the part that certifies, in test.
+    levels : list of LevelRuns
+        The certified cascade at each max_drop asked for, in that order.
+    methods : dict name -> MethodRuns
+        Every name of :data:`METHODS`, at the accuracy budget; ``"certified"`` is
+        :func:`calcas.select_cascade` at max_drop = budget.
+    first : FirstSplit
+    """
+
+    costs: np.ndarray
+    cost_source: str
+    n: int
+    n_cal: int
+    n_fit: int
+    n_certify: int
+    n_test: int
+    levels: list[LevelRuns]
+    methods: dict[str, MethodRuns]
+    first: FirstSplit
+
+    @property
+    def n_splits(self) -> int:
+        """S, the number of re-splits."""
+        return len(self.levels[0].lost)
+
+
+# ---------------------------------------------------------------------------- one re-split
+
+
+@dataclasses.dataclass(frozen=True)
+class _Calibration:
+    """One record set's calibration, with what does not change between re-splits computed once:
+    the raw confidence and the Platt score (as :func:`calcas.calibrate_records` computes them)."""
+
+    records: Records
+    method: str
+    raw: np.ndarray
+    score: np.ndarray | None
+    shifted: np.ndarray | None = None  # temperature: logits minus the row max, (n, C) float64
 
     @classmethod
-    def of(cls, calibrated: np.ndarray, raw: np.ndarray, correct: np.ndarray, cal: np.ndarray, fit: np.ndarray,
-           test: np.ndarray) -> "_Split":
-        every = np.stack([calibrated, raw, correct])
-        return cls(every[:, :, cal], every[:, :, test], fit)
+    def of(cls, records: Records, method: str) -> "_Calibration":
+        if method == "auto":
+            method = "temperature" if records.logits is not None else "platt"
+        if method == "temperature":
+            if records.logits is None:
+                raise ValueError(f"calibration: temperature scaling needs logits; {records.manifest.get('model')!r} "
+                                 f"carries {records.source!r} (use 'platt')")
+            z = records.logits.astype(np.float64)
+            return cls(records, method, records.raw_confidence(), None, z - z.max(axis=1, keepdims=True))
+        score = records.platt_score()
+        raw = records.raw_confidence() if records.score is None else expit(score)
+        return cls(records, method, raw, score)
+
+    def calibrated(self, fit: np.ndarray) -> np.ndarray:
+        """Calibrated confidence of every row, the calibrator fitted on the rows ``fit`` (a mask)."""
+        r = self.records
+        if self.method == "temperature":
+            # calcas.softmax's arithmetic, step for step, on the shift computed once: the same floats
+            # as calibrate_records' probabilities[rows, pred] (tested), without the whole (n, C) matrix
+            weights = np.exp(self.shifted / TemperatureScaling().fit(r.logits[fit], r.label[fit]).temperature_)
+            return weights[np.arange(r.n), r.pred] / weights.sum(axis=1)
+        return PlattScaling().fit(self.score[fit], r.verified[fit]).transform(self.score)
 
 
-CALIBRATED, RAW, CORRECT = 0, 1, 2
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """One re-split's rows: calibrated (and raw) confidences and scores on cal and on test, and
+    the positions within cal of the rows that fit."""
+
+    cal: ChainRows
+    test: ChainRows
+    raw_cal: ChainRows
+    raw_test: ChainRows
+    fit: np.ndarray
 
 
-def _split(sets: Sequence[Records], seed: int, cal_fraction: float, fit_fraction: float, calibration: str) -> _Split:
-    n = sets[0].n
-    rows = np.random.default_rng(seed).permutation(n)
-    n_cal = int(round(cal_fraction * n))
+def _split(calibrations: Sequence[_Calibration], raw: ChainRows, seed: int, n_cal: int, n_fit: int) -> _Split:
+    rows = np.random.default_rng(seed).permutation(raw.n)
     cal, test = rows[:n_cal], rows[n_cal:]
-    fit = np.arange(int(round(fit_fraction * n_cal)))
-    mask = np.zeros(n, dtype=bool)
-    mask[cal[fit]] = True
-    fitted = [calibrate_records(r, mask, method=calibration) for r in sets]
-    return _Split.of(np.stack([f.calibrated for f in fitted]), np.stack([f.raw for f in fitted]),
-                     np.stack([r.verified for r in sets]), cal, fit, test)
+    mask = np.zeros(raw.n, dtype=bool)
+    mask[cal[:n_fit]] = True
+    raw_cal, raw_test = raw.take(cal), raw.take(test)
+    calibrated = np.stack([c.calibrated(mask) for c in calibrations])
+    return _Split(dataclasses.replace(raw_cal, conf=np.take(calibrated, cal, axis=1)),
+                  dataclasses.replace(raw_test, conf=np.take(calibrated, test, axis=1)), raw_cal, raw_test,
+                  np.arange(n_fit))
 
 
-def _cheapest_within(frontier_table: pd.DataFrame, budget: float) -> int:
-    """Row of the cheapest cal configuration whose cal accuracy lost is within ``budget``."""
-    ok = np.flatnonzero(frontier_table["accuracy_lost"].to_numpy() <= budget + 1e-12)
-    return int(ok[0])
+def _cheapest_within(points: ChainPoints, budget: float) -> int:
+    """Row of the cheapest configuration whose accuracy lost is within ``budget`` (the last
+    model alone always is)."""
+    return int(np.flatnonzero(points.accuracy_lost <= budget + 1e-12)[0])
 
 
-def _frontier_choice(s: _Split, scores: int, costs: np.ndarray, stages: Sequence[int], order: str,
-                     n_bins: int, budget: float) -> tuple[float, float]:
-    """Test cost share and accuracy lost of the cheapest cal configuration within budget, routing on
-    ``scores`` (CALIBRATED or RAW confidences) of the models ``stages``."""
-    cal, test = s.cal[:, list(stages)], s.test[:, list(stages)]
-    f = cascade_frontier(list(cal[scores]), list(cal[CORRECT]), costs[list(stages)], n_bins=n_bins, order=order)
-    row = _cheapest_within(f.table, budget)
-    t = evaluate_frontier(f, list(test[scores]), list(test[CORRECT]), configurations=[f.table["K"].iloc[row]])
-    lost = float(s.test[CORRECT, -1].mean() - t["accuracy"].iloc[0])
-    return float(t["cost"].iloc[0] / costs[-1]), lost
+def _frontier_choice(frontier: ChainFrontier, test: ChainRows, budget: float,
+                     index: np.ndarray | None = None) -> tuple[float, float]:
+    """Test cost share and accuracy lost of the cheapest cal configuration of ``frontier`` within
+    budget (``index``: the test rows' bins under the frontier's edges, where known)."""
+    row = _cheapest_within(frontier.points, budget)
+    t = frontier.measure(test, frontier.points.K[row:row + 1], index=index)
+    return float(t.cost[0] / frontier.costs[-1]), float(test.correct[-1].mean() - t.accuracy[0])
 
 
 def _random_routing(s: _Split, costs: np.ndarray, budget: float) -> tuple[float, float]:
     """Send each sample to one model drawn at random (no cascade): the cheapest mix of two models, on
     a grid of weights, whose cal accuracy is within budget; its expected test cost and accuracy lost."""
-    acc_cal, acc_test = s.cal[CORRECT].mean(axis=1), s.test[CORRECT].mean(axis=1)
+    acc_cal, acc_test = s.cal.correct.mean(axis=1), s.test.correct.mean(axis=1)
     w = np.linspace(0.0, 1.0, 201)
     best = (1.0, 0.0)  # the last model alone
     for i in range(len(costs)):
@@ -93,10 +252,11 @@ def _random_routing(s: _Split, costs: np.ndarray, budget: float) -> tuple[float,
     return best
 
 
-def _oracle(s: _Split, costs: np.ndarray, budget: float) -> tuple[float, float]:
-    """Knowing every answer's correctness on test: each sample goes to the cheapest model that gets it
-    right (the cheapest model when none does), then the largest savings are bought with the budget."""
-    v = s.test[CORRECT] > 0.5
+def _oracle(test_correct: np.ndarray, costs: np.ndarray, budget: float) -> tuple[float, float]:
+    """Knowing every answer's correctness on test (``test_correct``, (M, n)): each sample goes to the
+    cheapest model that gets it right (the cheapest model when none does), then the largest savings
+    are bought with the budget."""
+    v = test_correct > 0.5
     n = v.shape[1]
     cheapest = int(np.argmin(costs))
     cost = np.where(v.any(axis=0), np.min(np.where(v, costs[:, None], np.inf), axis=0), costs[cheapest])
@@ -110,209 +270,156 @@ def _oracle(s: _Split, costs: np.ndarray, budget: float) -> tuple[float, float]:
     return float(cost.mean() / costs[-1]), float(v[-1].mean() - right.mean())
 
 
-def _certified(s: _Split, costs: np.ndarray, levels: Sequence[tuple[float, float]], *, n_bins: int,
-               seed: int) -> list[dict[str, Any]]:
-    """:func:`calcas.select_cascade` on the split's cal (fit rows as given) at each (max_drop, delta) of
-    ``levels``, and its choice measured on test: stages called, cost share, accuracy, accuracy lost.
-
-    The frontier and the certifying rows' losses do not depend on the level, so they are fitted once
-    and each level only re-runs the test (``CascadeSelector._choose``): the same choice as one
-    ``select_cascade`` per level (tested)."""
-    (d0, delta0) = levels[0]
-    sel = select_cascade(list(s.cal[CALIBRATED]), list(s.cal[CORRECT]), costs, max_drop=d0, delta=delta0,
-                         n_bins=n_bins, seed=seed, fit_rows=s.fit)
-    chosen = []
-    for i, (d, delta) in enumerate(levels):
-        if i:
-            sel._choose(d, delta)
-        chosen.append((tuple(sel.config_), sel.stages_))
-    configurations = sorted({k for k, _ in chosen})
-    t = evaluate_frontier(sel.frontier_, list(s.test[CALIBRATED]), list(s.test[CORRECT]),
-                          configurations=configurations).set_index("K")
-    return [{"max_drop": d, "delta": delta, "stages": stages, "cost_share": float(t.at[k, "cost"] / costs[-1]),
-             "accuracy": float(t.at[k, "accuracy"]), "lost": float(t.at[k, "accuracy_lost"])}
-            for (d, delta), (k, stages) in zip(levels, chosen)]
+def _certified(selector: CascadeSelector, test: ChainRows, levels: Sequence[tuple[float, float]]) -> list[GridPoint]:
+    """The fitted selector's choice at each (max_drop, delta) of ``levels``, measured on test: the
+    frontier and the certifying rows' losses do not depend on the level, so one fit serves them all
+    (:meth:`calcas.chain.CascadeSelector.choose`)."""
+    chosen = [selector.choose(max_drop=d, delta=delta) for d, delta in levels]
+    configurations = sorted({c.config for c in chosen})
+    t = selector.frontier_.measure(test, configurations)
+    row = {k: i for i, k in enumerate(configurations)}
+    last = float(selector.frontier_.costs[-1])
+    return [GridPoint(d, delta, c.stages, c.answering, float(t.cost[row[c.config]] / last),
+                      float(t.accuracy[row[c.config]]), float(t.accuracy_lost[row[c.config]]))
+            for (d, delta), c in zip(levels, chosen)]
 
 
-def _chain_study(sets: Sequence[Records], names: list[str], costs: np.ndarray, cost_source: str, *,
-                 max_drops: Sequence[float], delta: float, budget: float, n_splits: int, n_bins: int,
-                 cal_fraction: float, fit_fraction: float, calibration: str, seed: int) -> dict[str, Any]:
-    m = len(sets)
-    every, first_last = list(range(m)), [0, m - 1]
-    runs: dict[str, list] = {f"{d:g}": [] for d in max_drops}
-    chosen: dict[str, dict[str, int]] = {f"{d:g}": {} for d in max_drops}
-    methods: dict[str, list] = {k: [] for k in METHOD_NAMES}
-    # the certified baseline is select_cascade at max_drop = budget, tested here when max_drops lacks it
-    extra = [] if any(np.isclose(d, budget) for d in max_drops) else [budget]
-    levels = [(d, delta) for d in [*max_drops, *extra]]
-    book: dict[str, Any] = {}
-    for r in range(n_splits):
-        s = _split(sets, seed + r, cal_fraction, fit_fraction, calibration)
-        if r == 0:  # the first re-split in detail: frontiers and the slider grid
-            book = _book_split(s, costs, seed=seed, n_bins=n_bins)
-        certified = _certified(s, costs, levels, n_bins=n_bins, seed=seed + r)
-        for d, c in zip(max_drops, certified):
-            runs[f"{d:g}"].append((c["lost"], c["cost_share"]))
-            chosen[f"{d:g}"][c["stages"]] = chosen[f"{d:g}"].get(c["stages"], 0) + 1
-        at_budget = next(c for (d, _), c in zip(levels, certified) if np.isclose(d, budget))
-        methods["certified"].append((at_budget["cost_share"], at_budget["lost"]))
-        methods["calibrated"].append(_frontier_choice(s, CALIBRATED, costs, every, "advantage", n_bins, budget))
-        methods["uncalibrated"].append(_frontier_choice(s, RAW, costs, every, "advantage", n_bins, budget))
-        methods["thresholds"].append(_frontier_choice(s, CALIBRATED, costs, every, "confidence", n_bins, budget))
-        methods["single threshold"].append(_frontier_choice(s, CALIBRATED, costs, first_last, "confidence",
-                                                            n_bins, budget))
-        methods["random"].append(_random_routing(s, costs, budget))
-        methods["oracle"].append(_oracle(s, costs, budget))
-    guarantee = {}
-    for d, values in runs.items():
-        a = np.array(values)
-        violations = int(np.sum(a[:, 0] > float(d) + 1e-12))
-        low, high = proportion_interval(violations, len(a))
-        guarantee[d] = {"max_drop": float(d), "violation_rate": [violations / len(a), low, high],
-                        "cost_saved_mean": float(1 - a[:, 1].mean()),
-                        "cost_saved_quantiles": [float(1 - q) for q in np.quantile(a[:, 1], [0.975, 0.5, 0.025])],
-                        "lost_mean": float(a[:, 0].mean()), "lost_quantiles": np.quantile(a[:, 0], [0.025, 0.5, 0.975]).tolist(),
-                        "last_alone_share": chosen[d].get(str(m - 1), 0) / len(a), "chosen_stages": chosen[d],
-                        "called_share": [sum(k for st, k in chosen[d].items() if str(j) in st.split("+")) / len(a)
-                                         for j in range(m)]}
-    baselines = {}
-    for k, values in methods.items():
-        if not values:
-            continue
-        a = np.array(values)
-        over = int(np.sum(a[:, 1] > budget + 1e-12))
-        baselines[k] = {"cost_share_mean": float(a[:, 0].mean()),
-                        "cost_share_quantiles": np.quantile(a[:, 0], [0.025, 0.975]).tolist(),
-                        "lost_mean": float(a[:, 1].mean()), "over_budget": [over / len(a), *proportion_interval(over, len(a))]}
-    n_cal = int(round(cal_fraction * sets[0].n))
-    return {"models": names, "costs": costs.tolist(), "cost_source": cost_source, "n": sets[0].n, "n_cal": n_cal,
-            "n_fit": int(round(fit_fraction * n_cal)), "n_certify": n_cal - int(round(fit_fraction * n_cal)),
-            "n_test": sets[0].n - n_cal, "guarantee": guarantee, "baselines": baselines, **book}
+def _frontier_on_test(frontier: ChainFrontier, test: ChainRows, stages: Sequence[int],
+                      index: np.ndarray) -> FrontierOnTest:
+    """``frontier`` of the models ``stages`` of the chain, measured on ``test`` (those models' rows,
+    binned: ``index``)."""
+    t = frontier.measure(test, index=index)
+    answering = ["+".join(str(stages[int(j)]) for j in frontier.answering(k).split("+")) for k in frontier.points.K]
+    return FrontierOnTest(t.cost / frontier.costs[-1], t.accuracy, frontier.points.cost_share,
+                          frontier.points.accuracy, answering)
 
 
-def _book_split(s: _Split, costs: np.ndarray, *, seed: int, n_bins: int) -> dict[str, Any]:
-    """The first re-split in detail: frontiers on test (the whole chain and every two-model sub-chain
-    ending in the last model), each model alone, and the selection over a grid of max_drop x delta."""
-    m = len(costs)
-    acc_test = s.test[CORRECT].mean(axis=1)
-    singles = [{"model": j, "cost_share": float(costs[j] / costs[-1]), "accuracy": float(acc_test[j])}
-               for j in range(m)]
-    frontiers = {}
-    for stages in [list(range(m))] + ([[j, m - 1] for j in range(m - 1)] if m > 2 else []):
-        cal, test = s.cal[:, stages], s.test[:, stages]
-        f = cascade_frontier(list(cal[CALIBRATED]), list(cal[CORRECT]), costs[stages], n_bins=n_bins)
-        t = evaluate_frontier(f, list(test[CALIBRATED]), list(test[CORRECT]))
-        frontiers["+".join(map(str, stages))] = {"cost_share": (t["cost"] / costs[-1]).tolist(),
-                                                 "accuracy": t["accuracy"].tolist(),
-                                                 "cal_cost_share": f.table["cost_share"].tolist(),
-                                                 "cal_accuracy": f.table["accuracy"].tolist()}
-    grid = _certified(s, costs, [(d, delta) for d in SLIDER_DROPS for delta in SLIDER_DELTAS], n_bins=n_bins, seed=seed)
-    return {"singles": singles, "frontiers": frontiers, "selection_grid": grid}
+# ---------------------------------------------------------------------------- the study
 
 
-@dataclasses.dataclass
-class ChainReport:
-    """What the chain chapter shows: per chain, the guarantee over re-splits, the baselines at the
-    accuracy budget, and the first re-split's frontiers and selection grid."""
-
-    parameters: dict[str, Any]
-    chains: dict[str, dict[str, Any]]
-    exercises: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The section's ``results.json``."""
-        return {"section": "10_chains", "parameters": self.parameters, "chains": self.chains,
-                "order": list(self.chains), "expectation": EXPECTATION, "shown": {"exercises": self.exercises}}
-
-    def guarantee_table(self) -> pd.DataFrame:
-        """Per chain and max_drop: the share of re-splits whose test accuracy lost exceeded max_drop
-        (95% Wilson interval), cost saved against the last model (mean, and the 2.5-97.5% range over
-        re-splits), mean accuracy lost, and how often nothing cheaper than the last model was certified."""
-        rows = []
-        for name, c in self.chains.items():
-            for g in c["guarantee"].values():
-                v, q = g["violation_rate"], g["cost_saved_quantiles"]
-                rows.append({"chain": name, "level": f"max_drop = {g['max_drop']:g}",
-                             "violations [95%]": f"{v[0]:.1%} [{100 * v[1]:.1f}, {100 * v[2]:.1f}]",
-                             "cost saved (2.5–97.5%)": f"{_percent(g['cost_saved_mean'])} ({_percent(q[0])} to "
-                                                       f"{_percent(q[2])})",
-                             "accuracy lost": f"{g['lost_mean'] + 0:+.3f}".replace("-0.000", "+0.000"),
-                             "last model alone": _percent(g["last_alone_share"])})
-        return pd.DataFrame(rows).set_index(["chain", "level"])
-
-    def baseline_table(self) -> pd.DataFrame:
-        """One row per method, one column per chain: the mean test cost, as a share of the last model's,
-        of the configuration each method chose on cal within the accuracy budget, and (in brackets) the
-        share of re-splits in which it lost more than the budget on test."""
-        table = {}
-        for name, c in self.chains.items():
-            table[name] = {SHORT_NAMES[k]: f"{b['cost_share_mean']:.3f} ({_percent(b['over_budget'][0])})"
-                           for k, b in c["baselines"].items()}
-        return pd.DataFrame(table).reindex([SHORT_NAMES[k] for k in METHOD_NAMES])
+def _checked_fraction(x: float, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not 0.0 < x < 1.0:
+        raise ValueError(f"{name}: must be strictly between 0 and 1, got {x!r}")
+    return float(x)
 
 
-def _percent(x: float) -> str:
-    return f"{round(100 * x)}%"  # never "-0%"
-
-
-METHOD_NAMES = {
-    "certified": "certified (select_cascade at max_drop = budget)",
-    "calibrated": "calibrated advantage, chosen on cal (no guarantee)",
-    "uncalibrated": "uncalibrated advantage, chosen on cal",
-    "thresholds": "per-stage thresholds (FrugalGPT-style)",
-    "single threshold": "one threshold on the first model (RouteLLM-style)",
-    "random": "random routing (no cascade)",
-    "oracle": "oracle (knows test correctness)",
-}
-
-
-#: The tables' names of the methods (the chapter defines each).
-SHORT_NAMES = {"certified": "certified", "calibrated": "calibrated advantage", "uncalibrated": "uncalibrated advantage",
-               "thresholds": "per-stage thresholds", "single threshold": "one threshold on the first model",
-               "random": "random routing", "oracle": "oracle"}
-
-
-def chain_report(chains: Mapping[str, Sequence[Any]], *, costs: Mapping[str, Sequence[float]] | None = None,
-                 max_drops: Sequence[float] = (0.01, 0.02, 0.03), delta: float = 0.1, budget: float = 0.01,
-                 n_splits: int = 500, n_bins: int = 10, cal_fraction: float = 0.5, fit_fraction: float = 0.3,
-                 calibration: str = "auto", seed: int = 0) -> ChainReport:
-    """The chain chapter: :func:`calcas.select_cascade` over ``n_splits`` random re-splits per chain,
-    and the baselines at the accuracy ``budget``.
+def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None, *,
+                max_drops: Sequence[float] = (0.01, 0.02, 0.03), delta: float = 0.1, budget: float = 0.01,
+                n_splits: int = 500, n_bins: int = 10, cal_fraction: float = 0.5, fit_fraction: float = 0.3,
+                calibration: str = "auto", seed: int = 0) -> ChainStudy:
+    """:func:`calcas.select_cascade` over ``n_splits`` random re-splits of one chain, and the
+    baselines at the accuracy ``budget``.
 
     Parameters
     ----------
-    chains : mapping name -> list of M >= 2 paths or Records, in chain order
-        Rows are aligned by id (rows missing from one set are dropped, with a warning).
-    costs : mapping name -> list of M floats, optional
-        Cost per call of each model; a chain without an entry takes its costs from the manifests
-        (:func:`calcas.costs_from_records`), and the results say which.
+    records : list of M >= 2 Records, in chain order
+        Rows aligned by id (:func:`calcas.align`); the last model is the reference.
+    costs : sequence of M floats > 0, optional
+        Cost per call of each model; by default read from the manifests
+        (:func:`calcas.costs_from_records`), and the result says which.
     max_drops, delta
         The guarantees tested: accuracy lost at most max_drop with probability >= 1 - delta.
     budget : float
-        The accuracy budget of the baseline table (each method's cal choice within it).
+        The accuracy budget of the baselines (each method's cal choice within it).
     n_splits : int
         Random cal/test re-splits (seeds ``seed .. seed + n_splits - 1``).
-    n_bins, cal_fraction, fit_fraction, calibration, seed
-        Bins per stage; cal's share of the rows; the share of cal that fits the calibrators, bins and
-        frontier (the rest certifies); the calibration method; the first seed.
+    n_bins : int
+        Equal-count bins per stage.
+    cal_fraction, fit_fraction : float in (0, 1)
+        Cal's share of the rows; the share of cal that fits the calibrators, bins and frontier (the
+        rest certifies).
+    calibration : {"auto", "temperature", "platt"}
+        As in :func:`calcas.calibrate_records`.
+    seed : int
+        The first re-split's seed.
+
+    Returns
+    -------
+    ChainStudy
+        Per re-split: the certified cascade at each max_drop and each baseline at the budget, with
+        test cost share and accuracy lost; the first re-split in detail (frontiers on test, each
+        model alone, the selection over :data:`GRID_DROPS` x :data:`GRID_DELTAS`).
+
+    Raises
+    ------
+    ValueError
+        On fewer than two record sets, rows not aligned, bad costs, a max_drop, budget or delta out
+        of range, a fraction outside (0, 1), a cal split too small to fit, certify and bin, an
+        unknown calibration, or a non-positive ``n_splits``.
     """
-    for d in max_drops:
-        check_max_drop(d)
-    check_delta(delta)
-    check_max_drop(budget)
-    out, every_set = {}, []
-    for name, paths in chains.items():
-        if len(paths) < 2:
-            raise ValueError(f"chains: {name!r} needs at least two record sets, got {len(paths)}")
-        sets, names = _load(paths)
-        sets = list(align(*sets))
-        check_aligned(sets)
-        every_set += sets
-        chain_costs, source = _checked_costs((costs or {}).get(name) or None, len(sets), sets)
-        out[name] = _chain_study(sets, names, chain_costs, source, max_drops=max_drops, delta=delta, budget=budget,
-                                 n_splits=n_splits, n_bins=n_bins, cal_fraction=cal_fraction,
-                                 fit_fraction=fit_fraction, calibration=calibration, seed=seed)
-    params = {"chains": {k: [str(p) for p in v] for k, v in chains.items()}, "costs": dict(costs or {}),
-              "max_drops": list(max_drops), "delta": delta, "budget": budget, "n_splits": n_splits, "n_bins": n_bins,
-              "cal_fraction": cal_fraction, "fit_fraction": fit_fraction, "calibration": calibration, "seed": seed}
-    return ChainReport(params, out, exercises_shown(every_set))
+    sets = list(records)
+    if len(sets) < 2:
+        raise ValueError(f"records: a chain needs at least two record sets, got {len(sets)}")
+    check_aligned(sets)
+    chain_costs, cost_source = checked_costs(None if costs is None else list(costs), len(sets), records=sets)
+    max_drops = [check_max_drop(d) for d in max_drops]
+    if not max_drops:
+        raise ValueError("max_drops: give at least one max_drop")
+    delta, budget = check_delta(delta), check_max_drop(budget)
+    n_splits = check_positive_int(n_splits, "n_splits")
+    cal_fraction, fit_fraction = _checked_fraction(cal_fraction, "cal_fraction"), \
+        _checked_fraction(fit_fraction, "fit_fraction")
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {calibration!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    n = sets[0].n
+    n_cal = int(round(cal_fraction * n))
+    n_fit = int(round(fit_fraction * n_cal))
+    if not 1 <= n_fit < n_cal < n:
+        raise ValueError(f"cal_fraction, fit_fraction: {n} rows give {n_cal} to cal and {n_fit} of them to fit; "
+                         "each part needs at least one row")
+    check_n_bins(n_bins, n_fit)
+    calibrations = [_Calibration.of(r, calibration) for r in sets]
+    raw = ChainRows(np.stack([c.raw for c in calibrations]), np.stack([r.verified for r in sets]), chain_costs,
+                    cost_source)
+    m = len(sets)
+    # the certified baseline is select_cascade at max_drop = budget, tested here when max_drops lacks it
+    extra = [] if any(np.isclose(d, budget) for d in max_drops) else [budget]
+    levels = [(d, delta) for d in [*max_drops, *extra]]
+    at_budget = next(i for i, (d, _) in enumerate(levels) if np.isclose(d, budget))
+    grid_levels = [(d, e) for d in GRID_DROPS for e in GRID_DELTAS]
+    chosen: list[list[GridPoint]] = []
+    methods: dict[str, list[tuple[float, float]]] = {k: [] for k in METHODS}
+    first = None
+    for r in range(n_splits):
+        s = _split(calibrations, raw, seed + r, n_cal, n_fit)
+        selector = CascadeSelector(max_drop=levels[0][0], delta=delta, n_bins=n_bins, seed=seed + r).fit(
+            s.cal, fit_rows=s.fit)
+        certified = _certified(selector, s.test, levels)
+        chosen.append(certified)
+        # the frontiers on the calibrated cal rows share their bins, on cal and on test
+        bins = StageBins.of(s.cal, n_bins)
+        test_bins = bins.assign(s.test)
+        advantage = fit_frontier(s.cal, n_bins=n_bins, order="advantage", bins=bins)
+        thresholds = fit_frontier(s.cal, n_bins=n_bins, order="confidence", bins=bins)
+        single = fit_frontier(s.cal.sub_chain([0, m - 1]), n_bins=n_bins, order="confidence",
+                              bins=bins.sub_chain([0, m - 1]))
+        methods["certified"].append((certified[at_budget].cost_share, certified[at_budget].lost))
+        methods["calibrated"].append(_frontier_choice(advantage, s.test, budget, test_bins))
+        methods["uncalibrated"].append(_frontier_choice(fit_frontier(s.raw_cal, n_bins=n_bins), s.raw_test, budget))
+        methods["thresholds"].append(_frontier_choice(thresholds, s.test, budget, test_bins))
+        methods["single threshold"].append(_frontier_choice(single, s.test.sub_chain([0, m - 1]), budget,
+                                                            test_bins[:1]))
+        methods["random"].append(_random_routing(s, chain_costs, budget))
+        methods["oracle"].append(_oracle(s.test.correct, chain_costs, budget))
+        if r == 0:
+            first = _first_split(s, advantage, bins, test_bins, selector, grid_levels, n_bins)
+    runs = [LevelRuns(d, np.array([c[i].lost for c in chosen]), np.array([c[i].cost_share for c in chosen]),
+                      [c[i].stages for c in chosen], [c[i].answering for c in chosen])
+            for i, d in enumerate(max_drops)]
+    return ChainStudy(chain_costs, cost_source, n, n_cal, n_fit, n_cal - n_fit, n - n_cal, runs,
+                      {k: MethodRuns(*np.array(v).T) for k, v in methods.items()}, first)
+
+
+def _first_split(s: _Split, advantage: ChainFrontier, bins: StageBins, test_bins: np.ndarray,
+                 selector: CascadeSelector, grid_levels: Sequence[tuple[float, float]], n_bins: int) -> FirstSplit:
+    """The first re-split in detail: frontiers on test (the whole chain and every two-model sub-chain
+    ending in the last model), each model alone, and the selection over the grid of max_drop x delta."""
+    m = s.cal.n_models
+    frontiers = {"+".join(map(str, range(m))): _frontier_on_test(advantage, s.test, range(m), test_bins)}
+    for j in range(m - 1) if m > 2 else []:
+        pair = fit_frontier(s.cal.sub_chain([j, m - 1]), n_bins=n_bins, bins=bins.sub_chain([j, m - 1]))
+        frontiers[f"{j}+{m - 1}"] = _frontier_on_test(pair, s.test.sub_chain([j, m - 1]), [j, m - 1],
+                                                      test_bins[j:j + 1])
+    return FirstSplit(s.test.correct.mean(axis=1), s.test.correct, frontiers, _certified(selector, s.test, grid_levels))

@@ -590,11 +590,13 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     ----------
     chain : mapping
         One chain's entry of the chain chapter's ``results.json``
-        (:meth:`calcas.chain_study.ChainReport.to_dict`): ``models`` (names in chain order, the
+        (:meth:`calcas.chapters.chains.SingleChainFacts.to_dict`): ``models`` (names in chain order, the
         last the reference), ``singles`` (each model alone on test: ``model`` index,
         ``cost_share``, ``accuracy``), ``frontiers`` (stages such as ``"0+1+2"`` -> lists
         ``cost_share``, ``accuracy`` on test) and ``selection_grid`` (rows ``max_drop, delta,
-        stages, cost_share, accuracy, lost``, one per pair of the controls' values).
+        stages, cost_share, accuracy, lost``, one per pair of the controls' values, and
+        optionally ``answering``, the models the configuration can send rows to: ``"1"`` reads
+        "calls b alone" where b keeps every bin).
     title : str
     max_drop, delta : float
         The controls' starting values (the page's guarantee); a value the grid lacks starts at
@@ -642,20 +644,22 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     grid, text = [], []
     for r in rows:
         d, e = float(r["max_drop"]), float(r["delta"])
-        alone = str(r["stages"]) == str(m - 1)
-        name = last if alone else calls(r["stages"])
+        # the models that answer: a stage that keeps every bin ends the chain there (one model alone)
+        answering = str(r.get("answering", r["stages"]))
+        alone, one = answering == str(m - 1), "+" not in answering
+        name = last if alone else calls(answering)
         lost = float(r["lost"])
         row = {"drop_key": grid_key(d), "delta_key": grid_key(e), "key": f"{grid_key(d)}|{grid_key(e)}", "max_drop": d,
-               "delta": e, "stages": str(r["stages"]), "calls": name, "cost_share": float(r["cost_share"]),
-               "accuracy": float(r["accuracy"]), "lost": lost,
-               "colour": styles[name]["colour"] if name in styles else "#000000"}
+               "delta": e, "stages": str(r["stages"]), "calls": name + (" alone" if one else ""),
+               "cost_share": float(r["cost_share"]), "accuracy": float(r["accuracy"]), "lost": lost,
+               "colour": styles.get(calls(r["stages"]), {"colour": "#000000"})["colour"]}
         grid.append(row)
         head = f"max_drop = {d:.3f}, δ = {e:.2f}: "
         if alone:
             line = head + f"calls {last} alone: nothing certified cheaper"
         else:
             change = f"lost {lost:.3f}" if lost >= 0 else f"gained {-lost:.3f}"
-            line = head + (f"calls {name}, cost {row['cost_share']:.2f} of {last}'s, "
+            line = head + (f"calls {row['calls']}, cost {row['cost_share']:.2f} of {last}'s, "
                            f"test accuracy {row['accuracy']:.3f} ({change})")
         text.append({**row, "series": "selection", "colour": "#222222", "text": line})
     grid = pd.DataFrame(grid)

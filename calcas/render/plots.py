@@ -386,7 +386,7 @@ def chain_frontier_grid(chains: Mapping[str, Mapping[str, Any]], *, width: float
     Parameters
     ----------
     chains : dict name -> one chain's entry of the chain chapter's results
-        (:func:`calcas.chain_study.chain_report`): ``models``, ``singles`` and ``frontiers``
+        (:meth:`calcas.chapters.chains.SingleChainFacts.to_dict`): ``models``, ``singles`` and ``frontiers``
         (stage sets such as ``"0+1+2"`` -> lists ``cost_share`` and ``accuracy`` on test).
     width : float
         Figure width in inches.

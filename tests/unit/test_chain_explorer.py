@@ -1,6 +1,6 @@
-"""calcas.render.interactive.chain_explorer: the spec carries both controls and exactly the chain study's
-numbers (a small synthetic chain through calcas.chain_study), and on the built chain page the
-max_drop slider moves the certified cascade as it should."""
+"""calcas.render.interactive.chain_explorer: the spec carries both controls and exactly the chains
+chapter's numbers (a small synthetic chain through calcas.chapters.chains.compute), and names a
+configuration that keeps every bin of one model as that model alone."""
 from __future__ import annotations
 
 
@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("altair")
 
 from calcas import chain_study  # noqa: E402
+from calcas.chapters import chains  # noqa: E402
 from calcas.render.interactive import READOUT_CHARS, chain_explorer  # noqa: E402
 from test_chain_study import _chain  # noqa: E402
 from test_interactive import _params, _readouts, _table  # noqa: E402
@@ -20,8 +21,8 @@ DROPS = [round(0.005 * i, 3) for i in range(11)]
 @pytest.fixture(scope="module")
 def chain():
     """One chain's results.json entry; 4000 rows certify a cheaper cascade at the larger max_drop."""
-    rep = chain_study.chain_report({"toy": _chain(n=4000)}, n_splits=2, max_drops=(0.01,), budget=0.01)
-    return rep.chains["toy"]
+    facts = chains.compute({"toy": _chain(n=4000)}, n_splits=2, max_drops=(0.01,), budget=0.01)
+    return facts.chains["toy"].to_dict()
 
 
 def _walk(node):
@@ -47,7 +48,7 @@ def test_both_controls_are_bound_and_start_at_the_pages_guarantee(chain):
     drop, delta = params["max_drop"], params["delta"]
     assert drop["bind"] == {"input": "range", "min": 0.0, "max": 0.05, "step": 0.005,
                             "name": "max_drop, the accuracy the cascade may lose "}
-    assert delta["bind"] == {"input": "select", "options": list(chain_study.SLIDER_DELTAS),
+    assert delta["bind"] == {"input": "select", "options": list(chain_study.GRID_DELTAS),
                              "name": "δ, the chance the guarantee may fail "}
     assert (drop["value"], delta["value"]) == (0.03, 0.1)
     # a guarantee the grid lacks starts at the nearest offered values
@@ -59,15 +60,16 @@ def test_every_grid_row_has_its_readout(chain):
     spec = chain_explorer(chain).to_dict()
     text = _readouts(spec, "key").set_index("key")
     grid = chain["selection_grid"]
-    assert len(text) == len(grid) == len(DROPS) * len(chain_study.SLIDER_DELTAS)
+    assert len(text) == len(grid) == len(DROPS) * len(chain_study.GRID_DELTAS)
     seen = set()
     for r in grid:
         got = text.loc[f"{round(r['max_drop'] * 1e4)}|{round(r['delta'] * 1e4)}"]
         head = f"max_drop = {r['max_drop']:.3f}, δ = {r['delta']:.2f}: "
-        if r["stages"] == "2":
+        if r["answering"] == "2":
             assert got["text"] == head + "calls m2 alone: nothing certified cheaper"
         else:
-            calls = " → ".join(f"m{i}" for i in r["stages"].split("+"))
+            calls = " → ".join(f"m{i}" for i in r["answering"].split("+"))
+            calls += " alone" if "+" not in r["answering"] else ""
             assert got["text"] == head + (f"calls {calls}, cost {r['cost_share']:.2f} of m2's, test accuracy "
                                           f"{r['accuracy']:.3f} (lost {r['lost']:.3f})")
         assert (got["cost_share"], got["accuracy"], got["lost"]) == (r["cost_share"], r["accuracy"], r["lost"])
@@ -138,6 +140,12 @@ def test_readout_of_a_hand_written_chain():
     assert text["150|1000"] == ("max_drop = 0.015, δ = 0.10: calls small → big, cost 0.50 of big's, "
                                 "test accuracy 0.905 (gained 0.005)")
     assert text["0|1000"] == "max_drop = 0.000, δ = 0.10: calls big alone: nothing certified cheaper"
+    # a configuration that keeps every bin of the first model never asks the last: that model alone
+    chain["selection_grid"].append({"max_drop": 0.03, "delta": 0.1, "stages": "0+1", "answering": "0",
+                                    "cost_share": 0.1, "accuracy": 0.7, "lost": 0.2})
+    text = _readouts(chain_explorer(chain).to_dict(), "key").set_index("key")["text"]
+    assert text["300|1000"] == ("max_drop = 0.030, δ = 0.10: calls small alone, cost 0.10 of big's, "
+                                "test accuracy 0.700 (lost 0.200)")
     params = _params(spec)
     assert params["max_drop"]["value"] == 0.015 and params["max_drop"]["bind"]["step"] == 0.015
     assert params["delta"]["bind"]["input"] == "select"

@@ -1,9 +1,14 @@
-"""calcas.chain_study: the chain chapter's re-split study on synthetic chains whose truth is known."""
+"""calcas.chain_study and the public API calcas.chain gives it (ChainRows, StageBins, fit_frontier,
+ChainFrontier.measure and .answering, CascadeSelector.choose, checked_costs), on synthetic chains
+whose truth is known and against references that go through the public per-call functions
+(calibrate_records, cascade_frontier, evaluate_frontier, select_cascade) one re-split at a time."""
 import numpy as np
+import pandas as pd
 import pytest
 
 import calcas
 from calcas import chain_study
+from calcas.chain import ChainRows, StageBins, checked_costs, fit_frontier
 
 
 def _chain(n=3000, seed=0, flops=(1e9, 2e9, 8e9), skill=(0.55, 0.7, 0.85)):
@@ -20,153 +25,280 @@ def _chain(n=3000, seed=0, flops=(1e9, 2e9, 8e9), skill=(0.55, 0.7, 0.85)):
     return out
 
 
-def test_chain_report_on_a_known_chain():
+def _logit_chain(n=1500, seed=4):
+    """Three classifiers with logits (temperature scaling), better along the chain."""
+    sets = calcas.make_synthetic(n, accuracy=(0.5, 0.7, 0.85), confidence_scale=(1.6, 1.2, 0.8), flip_rate=0.0,
+                                 names=["a", "b", "c"], seed=seed)
+    return [calcas.make_records(r.id, r.pred, label=r.label, logits=r.logits, manifest={**r.manifest, "cost": {
+        "gflops_per_item": g}}) for r, g in zip(sets.values(), (1.0, 3.0, 9.0))]
+
+
+# ---------------------------------------------------------------- the study against the per-call functions
+
+
+def _reference(sets, costs, *, seed, n_cal, n_fit, levels, budget, n_bins):
+    """One re-split the slow way: every step through a public function that checks its inputs."""
+    m, n = len(sets), sets[0].n
+    rows = np.random.default_rng(seed).permutation(n)
+    cal, test = rows[:n_cal], rows[n_cal:]
+    mask = np.zeros(n, dtype=bool)
+    mask[cal[:n_fit]] = True
+    fitted = [calcas.calibrate_records(r, mask) for r in sets]
+    conf, raw = np.stack([f.calibrated for f in fitted]), np.stack([f.raw for f in fitted])
+    correct = np.stack([r.verified for r in sets])
+    out = {}
+    for d, delta in levels:
+        sel = calcas.select_cascade(list(conf[:, cal]), list(correct[:, cal]), costs, max_drop=d, delta=delta,
+                                    n_bins=n_bins, seed=seed, fit_rows=np.arange(n_fit))
+        t = calcas.evaluate_frontier(sel.frontier_, list(conf[:, test]), list(correct[:, test]),
+                                     configurations=[sel.config_])
+        out[d] = (t["cost"].iloc[0] / costs[-1], t["accuracy_lost"].iloc[0], sel.stages_)
+
+    def choice(c, stages, order):
+        f = calcas.cascade_frontier(list(c[stages][:, cal]), list(correct[stages][:, cal]), costs[stages],
+                                    n_bins=n_bins, order=order)
+        row = int(np.flatnonzero(f.table["accuracy_lost"].to_numpy() <= budget + 1e-12)[0])
+        t = calcas.evaluate_frontier(f, list(c[stages][:, test]), list(correct[stages][:, test]),
+                                     configurations=[f.table["K"].iloc[row]])
+        return t["cost"].iloc[0] / costs[-1], correct[-1, test].mean() - t["accuracy"].iloc[0]
+
+    every = list(range(m))
+    out["calibrated"] = choice(conf, every, "advantage")
+    out["uncalibrated"] = choice(raw, every, "advantage")
+    out["thresholds"] = choice(conf, every, "confidence")
+    out["single threshold"] = choice(conf, [0, m - 1], "confidence")
+    return out
+
+
+@pytest.mark.parametrize("make", [_chain, _logit_chain], ids=["Platt", "temperature"])
+def test_study_equals_the_per_call_functions_split_by_split(make):
+    """The fast study gives exactly (==, not approximately) the numbers of one public call per step."""
+    sets = make(n=1500) if make is _chain else make()
+    costs = checked_costs(None, 3, records=sets)[0]
+    study = chain_study.study_chain(sets, max_drops=(0.0, 0.02, 0.1), budget=0.02, delta=0.2, n_splits=3, n_bins=6,
+                                    seed=7)
+    assert study.n_cal == 750 and study.n_fit == 225 and study.n_certify == 525 and study.n_test == 750
+    for r in range(3):
+        ref = _reference(sets, costs, seed=7 + r, n_cal=750, n_fit=225, levels=[(0.0, 0.2), (0.02, 0.2), (0.1, 0.2)],
+                         budget=0.02, n_bins=6)
+        for level in study.levels:
+            assert (level.cost_share[r], level.lost[r], level.stages[r]) == ref[level.max_drop]
+        assert (study.methods["certified"].cost_share[r], study.methods["certified"].lost[r]) == ref[0.02][:2]
+        for k in ("calibrated", "uncalibrated", "thresholds", "single threshold"):
+            assert (study.methods[k].cost_share[r], study.methods[k].lost[r]) == ref[k], k
+    assert {s for lv in study.levels for s in lv.stages} != {"2"}  # something cheaper was certified somewhere
+
+
+def test_study_on_a_known_chain():
     sets = _chain()
-    rep = chain_study.chain_report({"toy": sets}, n_splits=40, max_drops=(0.01, 0.03), delta=0.1, budget=0.01)
-    c = rep.chains["toy"]
-    assert c["cost_source"] == "GFLOPs per item (manifests)" and c["costs"] == [1.0, 2.0, 8.0]
-    assert c["n_cal"] + c["n_test"] == 3000 and c["n_fit"] + c["n_certify"] == c["n_cal"]
-    for g in c["guarantee"].values():
-        rate, low, high = g["violation_rate"]
-        assert 0 <= low <= rate <= high <= 1
+    study = chain_study.study_chain(sets, n_splits=40, max_drops=(0.01, 0.03), delta=0.1, budget=0.01)
+    assert study.cost_source == "GFLOPs per item (manifests)" and study.costs.tolist() == [1.0, 2.0, 8.0]
+    assert study.n_cal + study.n_test == 3000 and study.n_fit + study.n_certify == study.n_cal
+    assert study.n_splits == 40 and [lv.max_drop for lv in study.levels] == [0.01, 0.03]
+    for lv in study.levels:
+        rate = np.mean(lv.lost > lv.max_drop + 1e-12)
         assert rate <= 0.1 + 3 * np.sqrt(0.1 * 0.9 / 40)  # the guarantee, with test noise on top
-        assert 0 <= g["cost_saved_mean"] < 1
-    # a looser budget never saves less on average (same splits, same frontier, a longer sequence)
-    assert c["guarantee"]["0.03"]["cost_saved_mean"] >= c["guarantee"]["0.01"]["cost_saved_mean"] - 1e-12
-    b = c["baselines"]
-    assert set(b) == set(chain_study.METHOD_NAMES)
+    # a looser max_drop never saves less on average (same splits, same frontier, a longer sequence)
+    assert study.levels[1].cost_share.mean() <= study.levels[0].cost_share.mean() + 1e-12
+    assert set(study.methods) == set(chain_study.METHODS)
     # the oracle knows test correctness: nothing that routes without it is cheaper at the budget
-    assert all(b["oracle"]["cost_share_mean"] <= v["cost_share_mean"] + 1e-12 for v in b.values())
-    assert b["oracle"]["over_budget"][0] == 0
-    table = rep.baseline_table()
-    assert table.shape == (len(b), 1) and list(table.index) == list(chain_study.SHORT_NAMES.values())
-    over = round(100 * b["oracle"]["over_budget"][0])
-    assert table.loc["oracle", "toy"] == f"{b['oracle']['cost_share_mean']:.3f} ({over}%)"
-    g = rep.guarantee_table()
-    assert len(g) == 2
-    rate = c["guarantee"]["0.01"]["violation_rate"]
-    assert g.loc[("toy", "max_drop = 0.01"), "violations [95%]"] == f"{rate[0]:.1%} [{100 * rate[1]:.1f}, {100 * rate[2]:.1f}]"
-    assert g.loc[("toy", "max_drop = 0.01"), "accuracy lost"] == f"{c['guarantee']['0.01']['lost_mean']:+.3f}"
-    # how often each stage is called: the last always, the others as the certified choices say
-    for d, entry in c["guarantee"].items():
-        called = entry["called_share"]
-        assert called[-1] == 1.0 and len(called) == 3
-        by_hand = sum(k for st, k in entry["chosen_stages"].items() if "0" in st.split("+")) / 40
-        assert called[0] == pytest.approx(by_hand)
-    assert {"0+1+2", "0+2", "1+2"} <= set(c["frontiers"])
-    assert len(c["selection_grid"]) == len(chain_study.SLIDER_DROPS) * len(chain_study.SLIDER_DELTAS)
-    zero = [g for g in c["selection_grid"] if g["max_drop"] == 0]
-    assert all(g["stages"] == "2" and g["cost_share"] == 1 for g in zero)  # max_drop 0: the last model alone
+    oracle = study.methods["oracle"]
+    assert all(oracle.cost_share.mean() <= v.cost_share.mean() + 1e-12 for v in study.methods.values())
+    assert (oracle.lost <= 0.01 + 1e-12).all()
+    first = study.first
+    assert {"0+1+2", "0+2", "1+2"} == set(first.frontiers)
+    assert len(first.grid) == len(chain_study.GRID_DROPS) * len(chain_study.GRID_DELTAS)
+    zero = [g for g in first.grid if g.max_drop == 0]
+    assert all(g.stages == "2" and g.answering == "2" and g.cost_share == 1 for g in zero)  # the last model alone
+    assert first.accuracy.tolist() == first.test_correct.mean(axis=1).tolist()
+    # a pair's frontier names its models by their place in the whole chain
+    assert set(first.frontiers["1+2"].answering) <= {"1", "2", "1+2"}
 
 
 def test_random_routing_and_oracle_by_hand():
     v = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=float)
-    s = chain_study._Split.of(v, v, v, cal=np.arange(4), fit=np.arange(2), test=np.arange(4))
     costs = np.array([1.0, 2.0, 10.0])
+    rows = ChainRows(v, v, costs, "given")
+    s = chain_study._Split(rows, rows, rows, rows, np.arange(2))
     # oracle, budget 0: samples 0, 2 -> model 0 (cost 1), 1 -> model 1 (2), 3 (nobody right) -> model 0 (1)
-    assert chain_study._oracle(s, costs, 0.0) == pytest.approx((5 / 4 / 10, 0.0))
+    assert chain_study._oracle(v, costs, 0.0) == pytest.approx((5 / 4 / 10, 0.0))
     # random routing: model 2 is right on 3/4; with budget 0 only a mix reaching 0.75 on cal qualifies
     cost, lost = chain_study._random_routing(s, costs, 0.0)
     assert cost == pytest.approx(1.0) and lost == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("method, make", [("platt", _chain), ("temperature", _logit_chain), ("auto", _logit_chain),
+                                          ("auto", _chain)])
+def test_calibration_is_calibrate_records(method, make):
+    """The study's calibration (inputs computed once per record set) gives calibrate_records' floats."""
+    r = make(n=900)[1] if make is _chain else make(n=900)[1]
+    fit = np.zeros(r.n, dtype=bool)
+    fit[np.random.default_rng(2).permutation(r.n)[:300]] = True
+    ref = calcas.calibrate_records(r, fit, method=method)
+    ours = chain_study._Calibration.of(r, method)
+    assert np.array_equal(ours.calibrated(fit), ref.calibrated) and np.array_equal(ours.raw, ref.raw)
+
+
+def _bad(**kwargs):
+    defaults = {"records": _chain(n=400), "n_splits": 2}
+    args = {**defaults, **kwargs}
+    return chain_study.study_chain(args.pop("records"), args.pop("costs", None), **args)
+
+
 @pytest.mark.parametrize("kwargs, match", [
-    ({"delta": 0}, "delta"), ({"delta": 1.5}, "delta"), ({"max_drops": (-0.01,)}, "max_drop"),
-    ({"budget": -1.0}, "max_drop"), ({"costs": {"toy": [1.0, float("nan"), 2.0]}}, "costs"),
-    ({"costs": {"toy": [1.0, 2.0]}}, "costs"),
+    ({"delta": 0}, r"delta: must be in \(0, 1\), got 0"), ({"delta": 1.5}, "delta: must be in"),
+    ({"max_drops": (-0.01,)}, r"max_drop: must be >= 0 and < 1"), ({"max_drops": ()}, "give at least one max_drop"),
+    ({"budget": -1.0}, "max_drop: must be >= 0"),
+    ({"costs": [1.0, float("nan"), 2.0]}, r"costs: every cost must be a finite number > 0, got costs\[1\] = nan"),
+    ({"costs": [1.0, 2.0]}, r"costs: expected one cost per model \(3\)"),
+    ({"n_splits": 0}, "n_splits: must be >= 1"), ({"n_splits": 2.0}, "n_splits: expected an integer"),
+    ({"cal_fraction": 1.0}, "cal_fraction: must be strictly between 0 and 1"),
+    ({"fit_fraction": 0}, "fit_fraction: must be strictly between 0 and 1"),
+    ({"calibration": "isotonic"}, "calibration: expected one of"), ({"seed": -1}, "seed: expected an integer >= 0"),
+    ({"calibration": "temperature"}, "temperature scaling needs logits; 'm0' carries 'confidence'"),
+    ({"fit_fraction": 0.001}, "each part needs at least one row"),
+    ({"n_bins": 500}, "n_bins: 500 bins need at least as many samples"),
 ])
-def test_chain_report_bad_input(kwargs, match):
+def test_study_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        chain_study.chain_report({"toy": _chain(n=400)}, n_splits=2, **kwargs)
+        _bad(**kwargs)
 
 
-def test_chain_report_needs_two_models():
-    with pytest.raises(ValueError, match="chains: 'one' needs at least two"):
-        chain_study.chain_report({"one": _chain(n=400)[:1]}, n_splits=2)
+def test_study_needs_two_aligned_record_sets():
+    sets = _chain(n=400)
+    with pytest.raises(ValueError, match="records: a chain needs at least two record sets, got 1"):
+        chain_study.study_chain(sets[:1], n_splits=2)
+    with pytest.raises(ValueError, match="rows are not aligned by id"):
+        chain_study.study_chain([sets[0], sets[1].take(np.arange(399, -1, -1))], n_splits=2)
 
 
-def test_select_cascade_when_no_configuration_is_cheaper_than_the_last_model():
-    """The first model costs more than the last: nothing to test, the last model alone, and tested_ empty."""
-    rng = np.random.default_rng(1)
-    conf = [rng.random(600), rng.random(600)]
-    correct = [(rng.random(600) < c).astype(float) for c in conf]
-    sel = calcas.select_cascade(conf, correct, [5.0, 1.0], max_drop=0.05, delta=0.1, n_bins=5)
-    assert sel.config_ == (0,) and sel.cost_share_ == 1.0 and sel.bound_ == 0.0 and len(sel.tested_) == 0
-    assert (sel.route(conf) == 1).all()
+# ---------------------------------------------------------------- the public API calcas.chain gives the study
 
 
-def test_certified_levels_equal_one_select_cascade_each():
-    """_certified fits the frontier once and re-tests it per level: the same choices as one
-    select_cascade per (max_drop, delta), measured on test by evaluate_frontier."""
-    sets = _chain(n=2000, seed=3)
-    s = chain_study._split(sets, 5, 0.5, 0.3, "auto")
-    costs = np.array([1.0, 2.0, 8.0])
-    levels = [(0.0, 0.1), (0.02, 0.05), (0.05, 0.3), (0.03, 0.1)]
-    got = chain_study._certified(s, costs, levels, n_bins=8, seed=5)
-    cal, test = s.cal, s.test
-    for (d, delta), g in zip(levels, got):
-        sel = calcas.select_cascade(list(cal[0]), list(cal[2]), costs, max_drop=d, delta=delta, n_bins=8, seed=5,
-                                    fit_rows=s.fit)
-        t = calcas.evaluate_frontier(sel.frontier_, list(test[0]), list(test[2]), configurations=[sel.config_])
-        assert g["stages"] == sel.stages_
-        assert g["cost_share"] == pytest.approx(t["cost"].iloc[0] / 8.0)
-        assert g["lost"] == pytest.approx(test[2, -1].mean() - t["accuracy"].iloc[0])
-    assert len({g["stages"] for g in got}) > 1  # the levels really chose differently
+def _rows(n=1200, seed=1):
+    rng = np.random.default_rng(seed)
+    conf = [rng.beta(2 + j, 1.5, n) for j in range(3)]
+    correct = [(rng.random(n) < c).astype(float) for c in conf]
+    return conf, correct, [1.0, 2.5, 9.0]
 
 
-def test_chain_prose_numbers_and_verdicts():
-    from calcas import prose
-    from calcas.params import _rounded
-    from test_report import assert_prose_numbers_from
-    # the first model costs as much as the second and is less accurate: it can never pay
-    sets = _chain(n=3000, flops=(2e9, 2e9, 8e9), skill=(0.5, 0.75, 0.85))
-    res = _rounded(chain_study.chain_report({"toy": sets}, n_splits=30, max_drops=(0.01, 0.03)).to_dict())
-    text = prose.chain_prose(res)
-    assert list(text) == ["chains", "guarantee", "baselines", "middle", "expectations"]
-    for part in text.values():
-        assert_prose_numbers_from(part, res)
-    g = res["chains"]["toy"]["guarantee"]
-    assert all(entry["called_share"][0] == 0 for entry in g.values())
-    assert "m0 never pays: it costs at least as much as m1 (2 against 2)" in text["middle"]
-    saved = g["0.03"]["cost_saved_mean"]
-    q = g["0.03"]["cost_saved_quantiles"]
-    assert f"{round(100 * saved)}% ({round(100 * q[0])}% to {round(100 * q[2])}%) at 0.03" in text["guarantee"]
-    verdict = "reaches it" if saved >= 0.4 else "falls short"
-    assert f"**toy** saves {round(100 * saved)}% at max_drop = 0.03: it {verdict}" in text["expectations"]
+def test_chain_rows_check_once_and_cut_without_checking():
+    conf, correct, costs = _rows()
+    rows = ChainRows.of(conf, correct, costs)
+    assert (rows.n_models, rows.n, rows.cost_source) == (3, 1200, "given")
+    part = rows.take(np.arange(10, 20))
+    assert np.array_equal(part.conf, np.stack(conf)[:, 10:20]) and np.array_equal(part.correct, np.stack(correct)[:, 10:20])
+    mask = np.zeros(1200, dtype=bool)
+    mask[[3, 5]] = True
+    assert np.array_equal(rows.take(mask).conf, np.stack(conf)[:, [3, 5]])
+    pair = rows.sub_chain([0, 2])
+    assert pair.costs.tolist() == [1.0, 9.0] and np.array_equal(pair.conf, np.stack(conf)[[0, 2]])
+    with pytest.raises(ValueError, match=r"stages: expected at least two increasing model indices in 0..2, got \[2, 0\]"):
+        rows.sub_chain([2, 0])
+    with pytest.raises(ValueError, match=r"conf\[1\]: values must be <= 1.0"):
+        ChainRows.of([conf[0], conf[1] + 1, conf[2]], correct, costs)
+    with pytest.raises(ValueError, match=r"costs: expected one cost per model \(3\)"):
+        ChainRows.of(conf, correct, [1.0, 2.0])
 
 
-def test_budget_outside_max_drops_still_has_a_certified_baseline():
-    """The certified baseline is select_cascade at max_drop = budget, even when max_drops lacks it; and the
-    expectation (max_drop 0.03) is not compared when the run did not test it."""
-    from calcas import prose
-    from calcas.params import _rounded
-    sets = _chain(n=1500)
-    res = _rounded(chain_study.chain_report({"toy": sets}, n_splits=3, max_drops=(0.05,), budget=0.02).to_dict())
-    c = res["chains"]["toy"]
-    assert list(c["guarantee"]) == ["0.05"] and "certified" in c["baselines"]
-    text = prose.chain_prose(res)
-    assert "The certified cascade" in text["baselines"] or "than the certified cascade" in text["baselines"]
-    assert "did not test max_drop = 0.03" in text["expectations"] and "**toy** saves" not in text["expectations"]
+def test_checked_costs():
+    assert checked_costs([1, 2], 2)[0].tolist() == [1.0, 2.0] and checked_costs([1, 2], 2)[1] == "given"
+    sets = _chain(n=50)
+    assert checked_costs(None, 3, records=sets)[1] == "GFLOPs per item (manifests)"
+    with pytest.raises(ValueError, match=r"costs: give one cost per model \(2\), or the record sets"):
+        checked_costs(None, 2)
+    with pytest.raises(ValueError, match=r"costs: every cost must be a finite number > 0, got costs\[0\] = 0"):
+        checked_costs([0, 1], 2)
 
 
-@pytest.mark.parametrize("rate, verdict", [
-    ([0.02, 0.01, 0.04], "within δ = 10%"), ([0.08, 0.05, 0.12], "though the interval reaches above it"),
-    ([0.12, 0.08, 0.16], "above δ = 10%, though within noise"), ([0.2, 0.15, 0.25], "the guarantee failed here"),
-])
-def test_violation_verdicts(rate, verdict):
-    from calcas import prose
-    assert verdict in prose._rate_verdict(rate, 0.1)
+def test_fit_frontier_is_cascade_frontier_and_shares_bins():
+    conf, correct, costs = _rows()
+    rows = ChainRows.of(conf, correct, costs)
+    bins = StageBins.of(rows, 7)
+    # the bins are calcas.equal_count_edges and calcas.assign_bins, stage by stage
+    for j in range(2):
+        assert np.array_equal(bins.edges[j], calcas.equal_count_edges(conf[j], 7))
+        assert np.array_equal(bins.index[j], calcas.assign_bins(conf[j], bins.edges[j]))
+    for order in ("advantage", "confidence"):
+        ref = calcas.cascade_frontier(conf, correct, costs, n_bins=7, order=order)
+        for f in (fit_frontier(rows, n_bins=7, order=order), fit_frontier(rows, n_bins=7, order=order, bins=bins)):
+            pd.testing.assert_frame_equal(f.table, ref.table)
+            assert all(np.array_equal(a, b) for a, b in zip(f.order, ref.order))
+    pair = fit_frontier(rows.sub_chain([1, 2]), n_bins=7, bins=bins.sub_chain([1, 2]))
+    pd.testing.assert_frame_equal(pair.table, calcas.cascade_frontier(conf[1:], correct[1:], costs[1:], n_bins=7).table)
+    with pytest.raises(ValueError, match="bins: fitted on 1200 rows of 3 models, not on these 600 rows of 3 models"):
+        fit_frontier(rows.take(np.arange(600)), n_bins=7, bins=bins)
+    with pytest.raises(ValueError, match="order: expected one of"):
+        fit_frontier(rows, order="cost")
 
 
-def test_a_stage_dearer_than_the_last_model_never_pays():
-    from calcas import prose
-    c = {"models": ["a", "b", "z"], "costs": [1.0, 5.0, 4.0],
-         "singles": [{"model": 0, "cost_share": 0.25, "accuracy": 0.6}, {"model": 1, "cost_share": 1.25, "accuracy": 0.8},
-                     {"model": 2, "cost_share": 1.0, "accuracy": 0.9}],
-         "guarantee": {"0.03": {"max_drop": 0.03, "called_share": [0.5, 0.0, 1.0]}},
-         "frontiers": {"0+1+2": {"cost_share": [0.25, 1.0], "accuracy": [0.6, 0.9]},
-                       "0+2": {"cost_share": [0.25, 1.0], "accuracy": [0.6, 0.9]},
-                       "1+2": {"cost_share": [1.0], "accuracy": [0.9]}}}
-    text = prose._chain_middle("toy", c)
-    assert "b never pays: one call costs at least as much as z's (5 against 4)" in text
-    assert "a never pays" not in text  # a is called in half the re-splits
+def test_measure_is_evaluate_frontier_with_or_without_the_bins():
+    conf, correct, costs = _rows()
+    rows = ChainRows.of(conf, correct, costs)
+    cal, test = rows.take(np.arange(600)), rows.take(np.arange(600, 1200))
+    bins = StageBins.of(cal, 6)
+    f = fit_frontier(cal, n_bins=6, bins=bins)
+    ref = calcas.evaluate_frontier(f, list(test.conf), list(test.correct))
+    pd.testing.assert_frame_equal(f.measure(test).table, ref)
+    pd.testing.assert_frame_equal(f.measure(test, index=bins.assign(test)).table, ref)
+    some = [[0, 0], [3, 1]]
+    pd.testing.assert_frame_equal(f.measure(test, some).table,
+                                  calcas.evaluate_frontier(f, list(test.conf), list(test.correct), configurations=some))
+    with pytest.raises(ValueError, match=r"index: expected shape \(2, 600\), got \(2, 5\)"):
+        f.measure(test, index=np.zeros((2, 5), dtype=int))
+    with pytest.raises(ValueError, match=r"configurations: expected integer rows of 2 bin counts"):
+        f.measure(test, [[9, 9]])
+
+
+def test_bin_index_is_assign_bins_on_edges_and_ties():
+    from calcas.chain import _bin_index
+    edges = np.array([-np.inf, 0.2, 0.5, 0.5000000000000001, 0.9, np.inf])
+    values = np.array([0.0, 0.2, 0.19999999999999998, 0.5, 0.5000000000000001, 0.9, 1.0, 0.7])
+    assert _bin_index(values, edges).tolist() == calcas.assign_bins(values, edges).tolist()
+    many = np.concatenate(([-np.inf], np.linspace(0, 1, 300), [np.inf]))  # past the byte counter: binary search
+    v = np.random.default_rng(0).random(500)
+    assert _bin_index(v, many).tolist() == calcas.assign_bins(v, many).tolist()
+
+
+def test_answering_by_hand():
+    conf, correct, costs = _rows()
+    f = calcas.cascade_frontier(conf, correct, costs, n_bins=4)
+    m0, m1 = f.sizes
+    assert f.answering((0, 0)) == "2"  # the last model alone
+    assert f.answering((0, m1)) == "1"  # model 1 keeps every bin: model 1 alone, the last never asked
+    assert f.answering((m0, 2)) == "0"
+    assert f.answering((1, 2)) == "0+1+2" and f.answering((1, 0)) == "0+2" and f.answering((1, m1)) == "0+1"
+
+
+def test_choose_is_select_cascade_at_each_level_and_leaves_the_fit_alone():
+    conf, correct, costs = _rows(n=3000, seed=5)
+    sel = calcas.select_cascade(conf, correct, costs, max_drop=0.05, delta=0.1, n_bins=6, seed=2)
+    before = (sel.config_, sel.stages_, sel.expected_cost_, sel.tested_.copy())
+    for d, delta in [(0.0, 0.1), (0.02, 0.3), (0.05, 0.1), (0.1, 0.05), (0.02, 0.01)]:
+        chosen = sel.choose(max_drop=d, delta=delta)
+        ref = calcas.select_cascade(conf, correct, costs, max_drop=d, delta=delta, n_bins=6, seed=2)
+        assert (chosen.config, chosen.stages, chosen.expected_cost, chosen.bound, chosen.drop_certify) == \
+            (ref.config_, ref.stages_, ref.expected_cost_, ref.bound_, ref.drop_certify_)
+        assert np.array_equal(chosen.p_values, ref.tested_["p_value"].to_numpy(), equal_nan=True)
+        assert chosen.answering == ref.answering_ == ref.frontier_.answering(ref.config_)
+    assert (sel.config_, sel.stages_, sel.expected_cost_) == before[:3]
+    pd.testing.assert_frame_equal(sel.tested_, before[3])
+    # the chosen configuration's cost on the certifying rows is its row of tested_
+    chosen_row = sel.tested_[sel.tested_["rejected"]].iloc[-1]
+    assert sel.expected_cost_ == chosen_row["cost"] and sel.drop_certify_ == chosen_row["accuracy_lost"]
+    with pytest.raises(ValueError, match=r"delta: must be in \(0, 1\)"):
+        sel.choose(max_drop=0.01, delta=1)
+    with pytest.raises(RuntimeError, match="CascadeSelector is not fitted"):
+        calcas.CascadeSelector(max_drop=0.01, delta=0.1).choose(max_drop=0.01, delta=0.1)
+
+
+def test_selector_fits_checked_rows_as_it_fits_lists():
+    conf, correct, costs = _rows(n=2000, seed=6)
+    a = calcas.CascadeSelector(max_drop=0.03, delta=0.1, n_bins=5, seed=3).fit(conf, correct, costs)
+    b = calcas.CascadeSelector(max_drop=0.03, delta=0.1, n_bins=5, seed=3).fit(ChainRows.of(conf, correct, costs))
+    pd.testing.assert_frame_equal(a.tested_, b.tested_)
+    assert a.config_ == b.config_
+    with pytest.raises(ValueError, match="ChainRows carry the scores and costs"):
+        calcas.CascadeSelector(max_drop=0.03, delta=0.1).fit(ChainRows.of(conf, correct, costs), correct)
+    with pytest.raises(ValueError, match="correct_cal: expected one array of 0/1 scores per model"):
+        calcas.CascadeSelector(max_drop=0.03, delta=0.1).fit(conf)

@@ -1,0 +1,764 @@
+"""The chains chapter: :func:`calcas.select_cascade` on chains of M >= 2 models, its guarantee
+checked over many random cal/test re-splits, beside cascades chosen on cal without a guarantee
+(SPEC §3b).
+
+Three steps, as every chapter (:mod:`calcas.chapters`):
+
+- :func:`compute` runs :func:`calcas.chain_study.study_chain` on each chain and keeps what the
+  page shows: per max_drop the share of re-splits whose certified cascade lost more than max_drop
+  on test, with its Wilson interval and its verdict against delta; the baselines at the accuracy
+  budget, each with its share of re-splits over budget and that share's verdict against delta;
+  the first re-split's frontiers, models alone and selection grid; whether a middle stage pays;
+  which models a certified configuration actually asks (a configuration that keeps every bin of
+  one model is that model alone, and is named so);
+- :func:`prose` phrases those facts, and says what the paper claims on each chain's data set: it
+  cascades pairs of models and makes no claim about longer chains or certified guarantees;
+- :func:`tables`, :func:`figures` and :func:`explorers` draw them (:mod:`calcas.render`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..chain import check_delta, check_max_drop
+from ..chain_study import METHODS, ChainStudy, FrontierOnTest, GridPoint, study_chain
+from ..metrics import paired_difference_interval, proportion_interval
+from ..records import Records, align
+from ..render import interactive, plots
+from .common import (Estimate, Facts, Verdict, decide, exercises_shown, fmt, load_record_sets, names_list,
+                     paper_reference, pct, reference_dataset)
+
+__all__ = ["ChainFacts", "ChainsParameters", "SingleChainFacts", "LevelFacts", "BaselineFacts", "SingleFacts",
+           "FrontierFacts", "GridPointFacts", "StageFacts", "ReachFacts", "ShortfallFacts", "MiddleFacts",
+           "PaperContext", "METHOD_NAMES", "SHORT_NAMES", "SHORTFALL_MARGIN", "compute", "prose", "tables",
+           "figures", "explorers"]
+
+#: What each baseline is (the chapter's Markdown defines them in full).
+METHOD_NAMES = {
+    "certified": "certified (select_cascade at max_drop = budget)",
+    "calibrated": "calibrated advantage, chosen on cal (no guarantee)",
+    "uncalibrated": "uncalibrated advantage, chosen on cal",
+    "thresholds": "per-stage thresholds (FrugalGPT-style)",
+    "single threshold": "one threshold on the first model (RouteLLM-style)",
+    "random": "random routing (no cascade)",
+    "oracle": "oracle (knows test correctness)",
+}
+
+#: The tables' and the prose's names of the methods.
+SHORT_NAMES = {"certified": "certified", "calibrated": "calibrated advantage",
+               "uncalibrated": "uncalibrated advantage", "thresholds": "per-stage thresholds",
+               "single threshold": "one threshold on the first model", "random": "random routing", "oracle": "oracle"}
+
+#: How far (in accuracy) a pair's test frontier must lie above the whole chain's, at no more cost,
+#: before the page points it out.
+SHORTFALL_MARGIN = 0.005
+
+#: The precision the tables show cost shares at; "cheaper" and "costs the same" are read at it.
+COST_DIGITS = 3
+
+# ---------------------------------------------------------------------------- facts
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainsParameters(Facts):
+    """The chapter's parameters, as the notebook received them (record sets as paths, or the
+    display names of :class:`calcas.Records` given directly)."""
+
+    chains: dict[str, list[str]]
+    costs: dict[str, list[float]]
+    max_drops: list[float]
+    delta: float
+    budget: float
+    n_splits: int
+    n_bins: int
+    cal_fraction: float
+    fit_fraction: float
+    calibration: str
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelFacts(Facts):
+    """The certified cascade at one max_drop, over the re-splits.
+
+    ``violations``: the share of re-splits whose test accuracy lost exceeds max_drop, with its
+    Wilson interval, decided against delta ("below": the guarantee held; "above": it failed;
+    "within": these re-splits cannot tell the rate from delta); ``n_violations`` of them.
+    ``cost_saved_*``: 1 - test cost share (mean; the 97.5%, 50% and 2.5% quantiles of the cost
+    share, as savings). ``lost_*``: test accuracy lost (mean; 2.5%, 50%, 97.5% quantiles).
+    ``chosen_stages`` counts the stages each re-split's configuration calls; ``called_share`` per
+    model the share of re-splits that call it. ``answered_by`` counts the models each
+    configuration can send rows to (a model that keeps every bin stops the chain there), and
+    ``answering_share`` per model the share of re-splits that send it rows; ``usual`` is the
+    most frequent of those sets, ``usual_share`` its share, and ``usual_alone`` names its model
+    where it is one cheaper model alone. ``last_alone_share``: nothing cheaper was certified;
+    ``mostly_last_alone``: in more than half the re-splits. ``n_dearer_than_last``: re-splits
+    whose certified cascade cost more than the last model on test. ``gained_on_average``: the
+    mean accuracy lost, as the table shows it (3 decimals), is below zero.
+    """
+
+    max_drop: float
+    violations: Verdict
+    n_violations: int
+    cost_saved_mean: float
+    cost_saved_quantiles: list[float]
+    lost_mean: float
+    lost_quantiles: list[float]
+    last_alone_share: float
+    chosen_stages: dict[str, int]
+    called_share: list[float]
+    answered_by: dict[str, int]
+    answering_share: list[float]
+    usual: str
+    usual_share: float
+    usual_alone: str | None
+    mostly_last_alone: bool
+    n_dearer_than_last: int
+    gained_on_average: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineFacts(Facts):
+    """One method at the accuracy budget, over the re-splits: its test cost share (mean, 2.5% and
+    97.5% quantiles), mean accuracy lost, and the share of re-splits in which it lost more than
+    the budget on test, with its Wilson interval decided against delta (``over_budget``;
+    ``n_over`` of them). ``cheaper_than_certified``: its mean cost share, as the tables show it
+    (3 decimals), is below the certified cascade's (None for the certified cascade itself)."""
+
+    cost_share_mean: float
+    cost_share_quantiles: list[float]
+    lost_mean: float
+    over_budget: Verdict
+    n_over: int
+    cheaper_than_certified: bool | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SingleFacts(Facts):
+    """One model alone on the first re-split's test rows (``model``: its index in the chain)."""
+
+    model: int
+    cost_share: float
+    accuracy: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontierFacts(Facts):
+    """A frontier fitted on the first re-split's cal rows, one entry per configuration: test and
+    cal cost share and accuracy, and the models each configuration can send rows to
+    (``answering``, stage indices of the whole chain such as ``"1"`` or ``"0+2"``)."""
+
+    cost_share: list[float]
+    accuracy: list[float]
+    cal_cost_share: list[float]
+    cal_accuracy: list[float]
+    answering: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class GridPointFacts(Facts, GridPoint):
+    """What :func:`calcas.select_cascade` certifies on the first re-split at one (max_drop, delta)
+    (the fields of :class:`calcas.chain_study.GridPoint`): the stages it calls and those it can
+    send rows to, its test cost share, accuracy and accuracy lost."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StageFacts(Facts):
+    """A cheaper model of the chain (not the last), and whether it ever pays.
+
+    ``never_answers``: at no max_drop tested does any re-split's certified configuration send it
+    rows. ``dearer_than_last``: one call costs at least as much as the last model's.
+    ``dominated_by``: a later cheaper model (not the last) that costs no more per call and is
+    more accurate on the first re-split's test rows (``more_accurate``: the paired difference of
+    its accuracy minus this one's, decided against zero, "above"); None where there is none.
+    """
+
+    model: str
+    never_answers: bool
+    dearer_than_last: bool
+    dominated_by: str | None
+    more_accurate: Verdict | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReachFacts(Facts):
+    """The cheapest point of one test frontier whose test accuracy is within the target of the last
+    model's: its cost share and the models it sends rows to (``alone``: the model's name where it
+    is one model alone)."""
+
+    cost_share: float
+    answering: str
+    alone: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ShortfallFacts(Facts):
+    """The pair's test frontier point that the whole chain's test frontier misses by most (more
+    than :data:`SHORTFALL_MARGIN`): the pair, that point's cost share and accuracy, and the whole
+    chain's best accuracy at no more cost."""
+
+    pair: str
+    cost_share: float
+    accuracy: float
+    chain_accuracy: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MiddleFacts(Facts):
+    """Whether a middle stage pays, on the first re-split's test rows (chains of three or more).
+
+    ``target_drop``: the largest max_drop tested; ``reach``: per frontier (stages such as
+    ``"0+1+2"``) the cheapest point within ``target_drop`` of the last model's test accuracy, or
+    None where none is. ``whole_chain_cheaper``: the whole chain reaches the target strictly
+    cheaper than every pair that reaches it (None where the whole chain or every pair misses it).
+    """
+
+    target_drop: float
+    reach: dict[str, ReachFacts | None]
+    whole_chain_cheaper: bool | None
+    shortfall: ShortfallFacts | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperContext(Facts):
+    """What the paper says about a chain's data set (``paper_reference.json``): ``dataset`` as the
+    record sets' manifest names it, ``paper_dataset`` the paper's key for it (None where the paper
+    has no results on it), its name, the models the paper cascades on it, where (figure, section),
+    and its cascading claims there, in words."""
+
+    dataset: str | None
+    paper_dataset: str | None
+    name: str | None
+    models: str | None
+    source: str | None
+    claims: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class SingleChainFacts(Facts):
+    """Everything the chapter shows of one chain (models in chain order, the last the reference).
+
+    ``guarantee``: per max_drop (keys as ``f"{max_drop:g}"``). ``baselines``: per method of
+    :data:`METHOD_NAMES`. ``uncalibrated_vs_calibrated``: routing on raw confidences costs
+    "same", "more" or "less" than on calibrated ones, as the tables show them. ``singles``,
+    ``frontiers`` and ``selection_grid``: the first re-split in detail. ``stages``: the cheaper
+    models (chains of three or more); ``middle``: whether a middle stage pays (idem).
+    """
+
+    models: list[str]
+    costs: list[float]
+    cost_source: str
+    n: int
+    n_cal: int
+    n_fit: int
+    n_certify: int
+    n_test: int
+    guarantee: dict[str, LevelFacts]
+    baselines: dict[str, BaselineFacts]
+    uncalibrated_vs_calibrated: str
+    singles: list[SingleFacts]
+    frontiers: dict[str, FrontierFacts]
+    selection_grid: list[GridPointFacts]
+    stages: list[StageFacts]
+    middle: MiddleFacts | None
+    paper: PaperContext
+
+    def calls(self, stages: str) -> str:
+        """The models of ``stages`` ("0+2") by name, in chain order ("a → c")."""
+        return " → ".join(self.models[int(j)] for j in stages.split("+"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainFacts(Facts):
+    """The chains chapter's ``results.json``: one :class:`SingleChainFacts` per chain (``order``: the
+    chains in the order given; the file sorts its keys), and ``shown``, the notebook's
+    ``only-if:<key>`` switches (``exercises``)."""
+
+    parameters: ChainsParameters
+    chains: dict[str, SingleChainFacts]
+    order: list[str]
+    shown: dict[str, bool]
+    section: str = "10_chains"
+
+    def in_order(self) -> dict[str, SingleChainFacts]:
+        """The chains in the order given."""
+        return {name: self.chains[name] for name in self.order}
+
+
+# ---------------------------------------------------------------------------- compute
+
+
+def _rate(successes: int, n: int, reference: float) -> Verdict:
+    low, high = proportion_interval(successes, n)
+    return decide(Estimate.of((successes / n, low, high), "proportion_interval"), reference)
+
+
+def _shown(x: float) -> float:
+    return round(float(x), COST_DIGITS)
+
+
+def _alone(answering: str, models: Sequence[str]) -> str | None:
+    return models[int(answering)] if "+" not in answering else None
+
+
+def _level(runs: Any, models: list[str], delta: float) -> LevelFacts:
+    m, s = len(models), len(runs.lost)
+    chosen, answered = Counter(runs.stages), Counter(runs.answering)
+    violations = int(np.sum(runs.lost > runs.max_drop + 1e-12))
+    usual, usual_count = min(answered.items(), key=lambda kv: (-kv[1], kv[0]))
+    last_alone = chosen.get(str(m - 1), 0) / s
+    lost_mean = float(runs.lost.mean())
+    return LevelFacts(
+        max_drop=float(runs.max_drop), violations=_rate(violations, s, delta), n_violations=violations,
+        cost_saved_mean=float(1 - runs.cost_share.mean()),
+        cost_saved_quantiles=[float(1 - q) for q in np.quantile(runs.cost_share, [0.975, 0.5, 0.025])],
+        lost_mean=lost_mean, lost_quantiles=np.quantile(runs.lost, [0.025, 0.5, 0.975]).tolist(),
+        last_alone_share=last_alone, chosen_stages=dict(chosen),
+        called_share=[sum(k for st, k in chosen.items() if str(j) in st.split("+")) / s for j in range(m)],
+        answered_by=dict(answered),
+        answering_share=[sum(k for st, k in answered.items() if str(j) in st.split("+")) / s for j in range(m)],
+        usual=usual, usual_share=usual_count / s,
+        usual_alone=_alone(usual, models) if usual != str(m - 1) else None,
+        mostly_last_alone=last_alone > 0.5, n_dearer_than_last=int(np.sum(runs.cost_share > 1 + 1e-12)),
+        gained_on_average=_shown(lost_mean) < 0)
+
+
+def _baselines(study: ChainStudy, budget: float, delta: float) -> dict[str, BaselineFacts]:
+    certified = _shown(study.methods["certified"].cost_share.mean())
+    out = {}
+    for k in METHODS:
+        runs = study.methods[k]
+        over = int(np.sum(runs.lost > budget + 1e-12))
+        mean = float(runs.cost_share.mean())
+        out[k] = BaselineFacts(mean, np.quantile(runs.cost_share, [0.025, 0.975]).tolist(), float(runs.lost.mean()),
+                               _rate(over, len(runs.lost), delta), over,
+                               None if k == "certified" else _shown(mean) < certified)
+    return out
+
+
+def _compare_costs(uncalibrated: float, calibrated: float) -> str:
+    u, k = _shown(uncalibrated), _shown(calibrated)
+    return "same" if u == k else ("more" if u > k else "less")
+
+
+def _stages(study: ChainStudy, models: list[str], levels: Sequence[LevelFacts], seed: int) -> list[StageFacts]:
+    m, costs, correct = len(models), study.costs, study.first.test_correct
+    out = []
+    for j in range(m - 1):
+        dominated, verdict = None, None
+        for k in range(j + 1, m - 1):
+            if costs[k] > costs[j]:
+                continue
+            v = decide(Estimate.of(paired_difference_interval(correct[k], correct[j], seed=seed),
+                                   "paired_difference_interval"))
+            if v.outcome == "above":
+                dominated, verdict = models[k], v
+                break
+        out.append(StageFacts(models[j], all(g.answering_share[j] == 0 for g in levels),
+                              bool(costs[j] >= costs[-1]), dominated, verdict))
+    return out
+
+
+def _reach(f: FrontierOnTest, target: float, models: Sequence[str]) -> ReachFacts | None:
+    ok = np.flatnonzero(f.accuracy >= target - 1e-12)
+    if not len(ok):
+        return None
+    i = int(ok[np.argmin(f.cost_share[ok])])
+    return ReachFacts(float(f.cost_share[i]), f.answering[i], _alone(f.answering[i], models))
+
+
+def _shortfall(frontiers: Mapping[str, FrontierOnTest], full: str) -> ShortfallFacts | None:
+    chain, worst = frontiers[full], None
+    for pair, f in frontiers.items():
+        if pair == full:
+            continue
+        for cost, acc in zip(f.cost_share, f.accuracy):
+            reach = chain.accuracy[chain.cost_share <= cost + 1e-12]
+            if len(reach) and acc - reach.max() > SHORTFALL_MARGIN and \
+                    (worst is None or acc - reach.max() > worst.accuracy - worst.chain_accuracy):
+                worst = ShortfallFacts(pair, float(cost), float(acc), float(reach.max()))
+    return worst
+
+
+def _middle(study: ChainStudy, models: list[str], target_drop: float) -> MiddleFacts | None:
+    m = len(models)
+    if m < 3:
+        return None
+    full = "+".join(map(str, range(m)))
+    target = float(study.first.accuracy[-1]) - target_drop
+    reach = {k: _reach(f, target, models) for k, f in study.first.frontiers.items()}
+    pairs = [r.cost_share for k, r in reach.items() if k != full and r is not None]
+    cheaper = None if reach[full] is None or not pairs else bool(reach[full].cost_share < min(pairs) - 1e-9)
+    return MiddleFacts(float(target_drop), reach, cheaper, _shortfall(study.first.frontiers, full))
+
+
+def _paper(sets: Sequence[Records]) -> PaperContext:
+    dataset = sets[0].manifest.get("dataset")
+    key = reference_dataset(dataset)
+    ref = paper_reference()
+    entry = ref["datasets"].get(key) if key else None
+    cascading = (entry or {}).get("cascading") or {}
+    return PaperContext(dataset, key, (entry or {}).get("name"), cascading.get("models"), cascading.get("source"),
+                        [ref["claims"][c] for c in cascading.get("claims", [])])
+
+
+def _chain(study: ChainStudy, sets: Sequence[Records], models: list[str], *, delta: float, budget: float,
+           seed: int) -> SingleChainFacts:
+    levels = {f"{lv.max_drop:g}": _level(lv, models, delta) for lv in study.levels}
+    baselines = _baselines(study, budget, delta)
+    first, costs = study.first, study.costs
+    frontiers = {k: FrontierFacts(f.cost_share.tolist(), f.accuracy.tolist(), f.cal_cost_share.tolist(),
+                                  f.cal_accuracy.tolist(), list(f.answering)) for k, f in first.frontiers.items()}
+    grid = [GridPointFacts(**dataclasses.asdict(g)) for g in first.grid]
+    singles = [SingleFacts(j, float(costs[j] / costs[-1]), float(first.accuracy[j])) for j in range(len(models))]
+    many = len(models) > 2
+    return SingleChainFacts(
+        models=models, costs=costs.tolist(), cost_source=study.cost_source, n=study.n, n_cal=study.n_cal,
+        n_fit=study.n_fit, n_certify=study.n_certify, n_test=study.n_test, guarantee=levels, baselines=baselines,
+        uncalibrated_vs_calibrated=_compare_costs(baselines["uncalibrated"].cost_share_mean,
+                                                  baselines["calibrated"].cost_share_mean),
+        singles=singles, frontiers=frontiers, selection_grid=grid,
+        stages=_stages(study, models, list(levels.values()), seed) if many else [],
+        middle=_middle(study, models, max(lv.max_drop for lv in study.levels)), paper=_paper(sets))
+
+
+def _checked_chains(chains: Any, costs: Any) -> dict[str, list[Any]]:
+    if not isinstance(chains, Mapping) or not chains:
+        raise ValueError(f"chains: expected a non-empty mapping name -> list of record sets, got {chains!r}")
+    out = {}
+    for name, sets in chains.items():
+        if isinstance(sets, (str, bytes, os.PathLike, Records)) or not isinstance(sets, Sequence):
+            raise ValueError(f"chains: {name!r} must be a list of record sets in chain order, got {sets!r}")
+        if len(sets) < 2:
+            raise ValueError(f"chains: {name!r} needs at least two record sets, got {len(sets)}")
+        out[str(name)] = list(sets)
+    unknown = sorted(set(costs or {}) - set(out))
+    if unknown:
+        raise ValueError(f"costs: {unknown} name no chain; the chains are {list(out)}")
+    return out
+
+
+def compute(chains: Mapping[str, Sequence[str | os.PathLike | Records]], *,
+            costs: Mapping[str, Sequence[float]] | None = None, max_drops: Sequence[float] = (0.01, 0.02, 0.03),
+            delta: float = 0.1, budget: float = 0.01, n_splits: int = 500, n_bins: int = 10,
+            cal_fraction: float = 0.5, fit_fraction: float = 0.3, calibration: str = "auto",
+            seed: int = 0) -> ChainFacts:
+    """The chains chapter: :func:`calcas.chain_study.study_chain` on every chain, summed up with
+    its verdicts.
+
+    Parameters
+    ----------
+    chains : mapping name -> list of M >= 2 paths or Records, in chain order
+        Rows are aligned by id (rows missing from one set are dropped, with a warning); the last
+        model is the reference.
+    costs : mapping name -> list of M floats, optional
+        Cost per call of each model; a chain without an entry takes its costs from the manifests
+        (:func:`calcas.costs_from_records`), and the facts say which.
+    max_drops, delta
+        The guarantees tested: accuracy lost at most max_drop with probability >= 1 - delta.
+    budget : float
+        The accuracy budget of the baselines (each method's cal choice within it).
+    n_splits : int
+        Random cal/test re-splits per chain (seeds ``seed .. seed + n_splits - 1``).
+    n_bins, cal_fraction, fit_fraction, calibration, seed
+        Bins per stage; cal's share of the rows; the share of cal that fits the calibrators, bins
+        and frontier (the rest certifies); the calibration method; the first seed.
+
+    Returns
+    -------
+    ChainFacts
+
+    Raises
+    ------
+    ValueError
+        On an empty or malformed ``chains``, a chain of fewer than two record sets, costs naming
+        no chain, and whatever :func:`calcas.chain_study.study_chain` refuses.
+    """
+    checked = _checked_chains(chains, costs)
+    for d in max_drops:
+        check_max_drop(d)
+    check_delta(delta)
+    check_max_drop(budget)
+    out, every_set, shown_paths = {}, [], {}
+    for name, paths in checked.items():
+        loaded, models = load_record_sets(paths)
+        sets = list(align(*loaded))
+        every_set += sets
+        study = study_chain(sets, (costs or {}).get(name) or None, max_drops=max_drops, delta=delta, budget=budget,
+                            n_splits=n_splits, n_bins=n_bins, cal_fraction=cal_fraction, fit_fraction=fit_fraction,
+                            calibration=calibration, seed=seed)
+        out[name] = _chain(study, sets, models, delta=float(delta), budget=float(budget), seed=int(seed))
+        shown_paths[name] = [m if isinstance(p, Records) else str(p) for p, m in zip(paths, models)]
+    parameters = ChainsParameters(shown_paths, {k: list(v) for k, v in (costs or {}).items()}, list(max_drops),
+                                  delta, budget, n_splits, n_bins, cal_fraction, fit_fraction, calibration, seed)
+    return ChainFacts(parameters, out, list(out), {"exercises": exercises_shown(every_set)})
+
+
+# ---------------------------------------------------------------------------- prose
+
+_VIOLATIONS = {"below": "below δ = {delta}: the guarantee held",
+               "above": "**above δ = {delta}: the guarantee failed here**",
+               "within": "the interval contains δ = {delta}: these re-splits cannot tell the rate from δ"}
+
+
+def _share(x: float | None) -> str:
+    """A share of re-splits, with one decimal: "3.0%"."""
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _rate_text(v: Verdict) -> str:
+    e = v.estimate
+    return f"{_share(e.value)} [{_share(e.low)}, {_share(e.high)}]"
+
+
+def _setup(name: str, c: SingleChainFacts) -> str:
+    source = "as given in the chapter's parameters" if c.cost_source == "given" else f"from {c.cost_source}"
+    alone = ", ".join(f"{c.models[s.model]} {fmt(s.accuracy)} (cost {c.costs[s.model]:g})" for s in c.singles)
+    return (f"**{name}**: {c.n:,} rows; costs per call {source}. Test accuracy of each model alone on the first "
+            f"re-split: {alone}. Each re-split gives {c.n_cal:,} rows to cal ({c.n_fit:,} fit the calibrators, bins "
+            f"and frontier; {c.n_certify:,} certify) and {c.n_test:,} to test.")
+
+
+def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int) -> str:
+    last, levels = c.models[-1], list(c.guarantee.values())
+    listed = "; ".join(f"{_rate_text(g.violations)} at {g.max_drop:g}" for g in levels)
+    outcomes = {g.violations.outcome for g in levels}
+    if len(outcomes) == 1:
+        verdict = "at every max_drop, " + _VIOLATIONS[outcomes.pop()].format(delta=pct(delta))
+    else:
+        verdict = "; ".join(f"at {g.max_drop:g}, " + _VIOLATIONS[g.violations.outcome].format(delta=pct(delta))
+                            for g in levels)
+    out = [f"**{name}**, {n_splits:,} re-splits. Share of them whose certified cascade lost more than max_drop of "
+           f"{last}'s test accuracy, with its 95% Wilson interval: {listed}; {verdict}.",
+           f"Cost saved against {last} alone, the mean and the range of the middle 95% of re-splits: " + "; ".join(
+               f"{pct(g.cost_saved_mean)} ({pct(g.cost_saved_quantiles[0])} to {pct(g.cost_saved_quantiles[2])}) at "
+               f"{g.max_drop:g}" for g in levels) + "."]
+    alone = [g for g in levels if g.mostly_last_alone]
+    if alone:
+        out.append(f"Nothing cheaper than {last} could be certified in most re-splits at max_drop = "
+                   + ", ".join(f"{g.max_drop:g} ({pct(g.last_alone_share)})" for g in alone) + ".")
+    for g in levels:
+        if g.usual_alone is not None:
+            out.append(f"At max_drop = {g.max_drop:g} the certified configuration was {g.usual_alone} alone in "
+                       f"{pct(g.usual_share)} of re-splits: it keeps every bin of {g.usual_alone}, so no row goes on "
+                       f"to {last}; that saving is {g.usual_alone}'s own, not a cascade's.")
+    gained = [g for g in levels if g.gained_on_average]
+    if gained:
+        drops = ", ".join(f"{g.max_drop:g}" for g in gained)
+        lost = ", ".join(f"{g.lost_mean:+.3f}" for g in gained)
+        out.append(f"At max_drop = {drops} the certified cascade was on average more accurate than {last} alone "
+                   f"(accuracy lost {lost}, averaged over re-splits that share their rows, so with no interval): where "
+                   "a cheaper model is right and the last one is not, the cascade gains.")
+    dearer = [g for g in levels if g.n_dearer_than_last]
+    if dearer:
+        out.append(f"The certified cascade cost more than {last} alone on test in "
+                   + ", ".join(f"{g.n_dearer_than_last:,} re-splits at {g.max_drop:g}" for g in dearer)
+                   + f" (of {n_splits:,}): a configuration is tested only when it is cheaper on the rows that fit "
+                   "the frontier, and on other rows the same configuration can send more of them to the dearer stages.")
+    return " ".join(out)
+
+
+_OVER = {"above": "over budget on test in more than δ = {delta} of re-splits (the whole interval lies above δ)",
+         "within": "over budget in a share of re-splits these re-splits cannot tell from δ = {delta}",
+         "below": "over budget in fewer than δ = {delta} of re-splits here, with no guarantee that they stay so on "
+                  "other data"}
+
+
+def _baselines_text(name: str, c: SingleChainFacts, budget: float, delta: float) -> str:
+    b, last = c.baselines, c.models[-1]
+    cert = b["certified"]
+    out = [f"**{name}** (budget {budget:g} of {last}'s accuracy):"]
+    cheaper = [k for k, v in b.items() if k not in ("certified", "oracle") and v.cheaper_than_certified]
+    for outcome in ("above", "within", "below"):
+        group = [k for k in cheaper if b[k].over_budget.outcome == outcome]
+        if group:
+            out.append("cheaper than the certified cascade and " + _OVER[outcome].format(delta=pct(delta)) + ": "
+                       + ", ".join(f"{SHORT_NAMES[k]} ({fmt(b[k].cost_share_mean)}, over in "
+                                   f"{pct(b[k].over_budget.estimate.value)})" for k in group) + ".")
+    if not cheaper:
+        out.append(f"no method that routes without knowing test correctness was cheaper than the certified cascade "
+                   f"({fmt(cert.cost_share_mean)}).")
+    own = {"above": f"**over budget in more than δ = {pct(delta)} of re-splits: its guarantee failed here**",
+           "within": f"a share these re-splits cannot tell from δ = {pct(delta)}",
+           "below": f"below δ = {pct(delta)}"}[cert.over_budget.outcome]
+    out.append(f"The certified cascade: {fmt(cert.cost_share_mean)}, over budget in "
+               f"{pct(cert.over_budget.estimate.value)} of re-splits ({own}).")
+    out.append(f"The oracle needs {fmt(b['oracle'].cost_share_mean)}.")
+    u, k = fmt(b["uncalibrated"].cost_share_mean), fmt(b["calibrated"].cost_share_mean)
+    out.append({"same": f"Routing on uncalibrated confidences costs the same ({u}).",
+                "more": f"Routing on uncalibrated confidences costs more ({u} against {k}).",
+                "less": f"Routing on uncalibrated confidences costs less here ({u} against {k})."}
+               [c.uncalibrated_vs_calibrated])
+    # the first sentence continues the bold header after its colon
+    sentences = [t[0].lower() + t[1:] if i == 0 else t[0].upper() + t[1:] for i, t in enumerate(out[1:])]
+    return " ".join([out[0], *sentences])
+
+
+def _never_pays(s: StageFacts, c: SingleChainFacts) -> str | None:
+    last = c.models[-1]
+    if not s.never_answers:
+        return None
+    j = c.models.index(s.model)
+    if s.dearer_than_last:
+        return (f"{s.model} never pays: one call costs at least as much as {last}'s ({c.costs[j]:g} against "
+                f"{c.costs[-1]:g}), so no configuration that calls it is cheaper than {last} alone.")
+    if s.dominated_by is not None:
+        k = c.models.index(s.dominated_by)
+        e = s.more_accurate.estimate
+        return (f"{s.model} never pays: it costs at least as much as {s.dominated_by} ({c.costs[j]:g} against "
+                f"{c.costs[k]:g}) and is right less often on the first re-split's test rows ({s.dominated_by} minus "
+                f"{s.model}: {fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}], paired), so a configuration that calls "
+                f"{s.dominated_by} instead does better for no more.")
+    return None
+
+
+def _middle_text(name: str, c: SingleChainFacts) -> str | None:
+    mid = c.middle
+    if mid is None:
+        return None
+    levels = list(c.guarantee.values())
+    drops = ", ".join(f"{g.max_drop:g}" for g in levels)
+    out = [f"**{name}**: share of re-splits whose certified configuration sends rows to each model, at max_drop = "
+           f"{drops}: " + "; ".join(f"{model} " + ", ".join(pct(g.answering_share[j]) for g in levels)
+                                    for j, model in enumerate(c.models)) + "."]
+    out += [t for t in (_never_pays(s, c) for s in c.stages) if t]
+
+    def point(key: str) -> str:
+        r = mid.reach[key]
+        if r is None:
+            return f"{c.calls(key)} never"
+        if r.alone:
+            return f"{c.calls(key)} {fmt(r.cost_share)} ({r.alone} alone)"
+        return f"{c.calls(key)} {fmt(r.cost_share)}" + (f" (asks {c.calls(r.answering)})" if r.answering != key else "")
+
+    out.append(f"On the first re-split's test rows, the cheapest frontier point within {mid.target_drop:g} of "
+               f"{c.models[-1]}'s accuracy costs: {', '.join(point(k) for k in mid.reach)}.")
+    if mid.shortfall is not None:
+        sf = mid.shortfall
+        out.append(f"On test, the whole chain's frontier falls below {c.calls(sf.pair)}'s in places: at a cost of "
+                   f"{fmt(sf.cost_share)}, {c.calls(sf.pair)} reaches {fmt(sf.accuracy)}, the whole chain "
+                   f"{fmt(sf.chain_accuracy)} at no more cost. On cal the whole chain's frontier contains every "
+                   "pair's, but it is chosen among far more configurations, and some that win on cal by a small "
+                   "margin lose it on test.")
+    m = len(c.models)
+    if mid.whole_chain_cheaper is True:
+        out.append(f"All {m} models together pay: the whole chain gets there cheaper than any pair.")
+    elif mid.whole_chain_cheaper is False:
+        out.append(f"All {m} models together do not pay here: a pair gets there as cheaply as the whole chain.")
+    return " ".join(out)
+
+
+def _paper_text(facts: ChainFacts) -> str:
+    chains = facts.in_order()
+    by_dataset: dict[str, list[str]] = {}
+    for name, c in chains.items():
+        by_dataset.setdefault(c.paper.paper_dataset or "", []).append(name)
+    out = []
+    for key, names in by_dataset.items():
+        p = chains[names[0]].paper
+        if key:
+            claims = "; ".join(p.claims) if p.claims else "none"
+            out.append(f"On {p.name} the paper cascades {p.models} ({p.source}): one model, then a second with the bins "
+                       f"it keeps set by hand. Its cascading claims there: {claims}. This page's chains on "
+                       f"{p.name}: {names_list(names)}.")
+        else:
+            dataset = p.dataset or "these record sets' data"
+            out.append(f"The paper has no results on {dataset} ({names_list(names)}).")
+    out.append("The paper makes no claim about chains of more models, nor about a guarantee on the accuracy a "
+               "cascade gives up: max_drop, δ and the test by betting are this book's (Specification §3b). Nothing "
+               "on this page is set beside a number of the paper.")
+    return "\n\n".join(out)
+
+
+def prose(facts: ChainFacts) -> dict[str, str]:
+    """The chapter's sentences, from its facts only.
+
+    Returns
+    -------
+    dict with ``"chains"`` (rows, costs, each model alone), ``"guarantee"`` (violation rates and
+    their verdicts against δ, cost saved, which model a certified configuration is where it is
+    one model alone), ``"baselines"`` (each method's cost and its over-budget verdict against δ),
+    ``"middle"`` (whether a middle stage pays) and ``"paper"`` (what the paper claims on each
+    data set, and that it claims nothing about chains or guarantees).
+    """
+    p, chains = facts.parameters, facts.in_order()
+    middle = [t for t in (_middle_text(n, c) for n, c in chains.items()) if t]
+    return {
+        "chains": "\n\n".join(_setup(n, c) for n, c in chains.items()),
+        "guarantee": "\n\n".join(_guarantee(n, c, p.delta, p.n_splits) for n, c in chains.items()),
+        "baselines": "\n\n".join(_baselines_text(n, c, p.budget, p.delta) for n, c in chains.items()),
+        "middle": "\n\n".join(middle) or "Every chain here has two models: there is no middle stage to weigh.",
+        "paper": _paper_text(facts),
+    }
+
+
+# ---------------------------------------------------------------------------- tables, figures, explorers
+
+_READS = {"below": "below δ", "above": "above δ: failed", "within": "cannot tell from δ"}
+
+
+def _guarantee_table(facts: ChainFacts) -> pd.DataFrame:
+    rows = []
+    for name, c in facts.in_order().items():
+        for g in c.guarantee.values():
+            v, q = g.violations.estimate, g.cost_saved_quantiles
+            usual = "last model alone" if g.usual == str(len(c.models) - 1) else \
+                (f"{g.usual_alone} alone" if g.usual_alone else c.calls(g.usual))
+            rows.append({"chain": name, "level": f"max_drop = {g.max_drop:g}",
+                         "violations [95%]": f"{v.value:.1%} [{100 * v.low:.1f}, {100 * v.high:.1f}]",
+                         "reads": _READS[g.violations.outcome],
+                         "cost saved (2.5–97.5%)": f"{pct(g.cost_saved_mean)} ({pct(q[0])} to {pct(q[2])})",
+                         "accuracy lost": f"{g.lost_mean + 0:+.3f}".replace("-0.000", "+0.000"),
+                         "last model alone": pct(g.last_alone_share),
+                         "most often": f"{usual} ({pct(g.usual_share)})"})
+    return pd.DataFrame(rows).set_index(["chain", "level"])
+
+
+def _baseline_table(facts: ChainFacts) -> pd.DataFrame:
+    table = {name: {SHORT_NAMES[k]: f"{b.cost_share_mean:.3f} ({pct(b.over_budget.estimate.value)})"
+                    for k, b in c.baselines.items()} for name, c in facts.in_order().items()}
+    return pd.DataFrame(table).reindex([SHORT_NAMES[k] for k in METHOD_NAMES])
+
+
+def tables(facts: ChainFacts) -> dict[str, pd.DataFrame]:
+    """The chapter's tables, from its facts.
+
+    Returns
+    -------
+    dict of DataFrames
+        ``"guarantee"``: per chain and max_drop, the share of re-splits whose test accuracy lost
+        exceeded max_drop (95% Wilson interval) and what it reads against δ, cost saved against
+        the last model (mean, and the 2.5-97.5% range over re-splits), mean accuracy lost, how
+        often nothing cheaper than the last model was certified, and the models the certified
+        configuration asked most often. ``"baselines"``: one row per method, one column per
+        chain: the mean test cost, as a share of the last model's, of the configuration each
+        method chose on cal within the budget, and (in brackets) the share of re-splits in
+        which it lost more than the budget on test.
+    """
+    return {"guarantee": _guarantee_table(facts), "baselines": _baseline_table(facts)}
+
+
+def _drawn(facts: ChainFacts) -> dict[str, dict[str, Any]]:
+    return {name: c.to_dict() for name, c in facts.in_order().items()}
+
+
+def figures(facts: ChainFacts) -> Any:
+    """The test frontiers of each chain of three or more models (of every chain where all have
+    two) and of its pairs ending in the last model, each model alone marked
+    (:func:`calcas.render.plots.chain_frontier_grid`); returns the matplotlib Figure."""
+    drawn = _drawn(facts)
+    return plots.chain_frontier_grid({n: c for n, c in drawn.items() if len(c["models"]) > 2} or drawn)
+
+
+def explorers(facts: ChainFacts) -> dict[str, interactive.Explorer]:
+    """One kernel-free explorer per chain (:func:`calcas.render.interactive.chain_explorer`): its
+    test frontiers and the certified configuration at a max_drop slider and a δ drop-down,
+    starting at the largest max_drop tested and the chapter's δ."""
+    p = facts.parameters
+    return {name: interactive.chain_explorer(c, title=name, max_drop=max(p.max_drops), delta=p.delta)
+            for name, c in _drawn(facts).items()}
