@@ -300,8 +300,9 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
     ``"shown": {"<key>": false}`` (no true labels, no class probabilities, ...). ``launch``
     (see :func:`launch_links`) is added after the opening. Papermill's injected-parameters
     cell is hidden when it only sets the runner's ``output_dir``; one that sets the chapter's
-    data (the public chapters) stays, so a reader sees what the page ran on, and is rewritten
-    by :func:`readable_parameters`.
+    data (the public chapters) becomes the one parameters cell a reader sees
+    (:func:`merged_parameters`: every parameter with the value the page ran with), and the
+    notebook's own defaults cell, whose record sets are the CPU book's, is hidden.
     """
     import nbformat
     nb = nbformat.read(path, as_version=4)
@@ -317,14 +318,47 @@ def finish_chapter(path: Path, text: dict[str, str] | None, results: dict | None
         keys = [t.split(":", 1)[1] for t in cell.metadata.get("tags", []) if t.startswith("only-if:")]
         return all(shown.get(k, True) for k in keys)
     nb.cells = [c for c in nb.cells if keep(c)]
+    defaults = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     for cell in nb.cells:  # the runner's own output_dir = "." says nothing to a reader
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags:
             if _assignments(cell.source) == {"output_dir"}:
                 cell.metadata["tags"] = [*tags, "remove-cell"]
-            else:
+                continue
+            merged = None if defaults is None else merged_parameters(defaults.source, cell.source)
+            if merged is None:
                 cell.source = readable_parameters(cell.source)
+            else:  # one cell with what the page ran on; the notebook's defaults would mislead beside it
+                cell.source = merged
+                defaults.metadata["tags"] = [*defaults.metadata.get("tags", []), "remove-cell"]
     nbformat.write(nb, path)
+
+
+def merged_parameters(defaults: str, injected: str) -> str | None:
+    """The parameters a page ran with, as one readable cell: every parameter of the notebook's
+    own cell (``name: type = default  # what it is``) in its order, with the value papermill
+    injected where it injected one, else the default; each preceded by its comment; the
+    runner's ``output_dir`` left out. None where either cell is not plain literal assignments."""
+    import ast
+    try:
+        own, given = ast.parse(defaults).body, ast.parse(injected).body
+        values = {n.targets[0].id: ast.literal_eval(n.value) for n in given
+                  if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)}
+        if not all(isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None
+                   for n in own):
+            return None
+        lines = defaults.splitlines()
+        out = ["# The parameters this page ran with (papermill's, over the notebook's defaults)"]
+        for node in own:
+            name = node.target.id
+            if name == "output_dir":
+                continue
+            value = values[name] if name in values else ast.literal_eval(node.value)
+            comment = lines[node.end_lineno - 1].split("#", 1)[1].strip() if "#" in lines[node.end_lineno - 1] else ""
+            out += ([f"# {comment}"] if comment else []) + [f"{name} = {_wrapped_literal(value, len(name) + 3)}"]
+        return "\n".join(out) + "\n"
+    except (SyntaxError, ValueError, TypeError, KeyError, MemoryError, RecursionError):
+        return None
 
 
 def readable_parameters(source: str) -> str:
