@@ -865,16 +865,24 @@ class CascadeSelector:
         return self
 
     def _candidates(self, certify: ChainRows) -> None:
-        """The configurations to test, in testing order, and what each loses per certifying row:
-        everything of the certification that does not depend on max_drop or delta."""
+        """The configurations to test, in testing order, and the certifying rows' bins: everything
+        of the certification that does not depend on max_drop or delta. What each candidate loses
+        per row is routed when the sequence first reaches it (:meth:`_block`)."""
         points = self.frontier_.points
-        K = points.K[np.flatnonzero(points.cost < self.frontier_.costs[-1])[::-1]]
-        ranks = _ranks(certify.conf, self.frontier_.edges, self.frontier_.order)
-        self._stage = _route(ranks, K)
-        self._certify, self._candidate_K, self._measured = certify, K, {}
-        self._difference = certify.correct[-1][None] - certify.correct[self._stage, np.arange(certify.n)]
-        self._p_values: dict[float, list[np.ndarray]] = {}  # per max_drop, the chunks tested so far
-        self._moments: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk, whatever the max_drop
+        self._candidate_K = points.K[np.flatnonzero(points.cost < self.frontier_.costs[-1])[::-1]]
+        self._certify, self._measured = certify, {}
+        self._certify_ranks = _ranks(certify.conf, self.frontier_.edges, self.frontier_.order)
+        self._blocks: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = []  # whatever the max_drop
+        self._p_values: dict[float, list[np.ndarray]] = {}  # per max_drop, the blocks tested so far
+
+    def _block(self, i: int, lo: int, hi: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Block i of the candidates (rows lo..hi of the testing order): the accuracy each loses
+        against the last model per certifying row, (hi - lo, n), and its running moments."""
+        if i == len(self._blocks):
+            c = self._certify.correct
+            difference = c[-1][None] - c[_route(self._certify_ranks, self._candidate_K[lo:hi]), np.arange(c.shape[1])]
+            self._blocks.append((difference, _running_moments(difference)))
+        return self._blocks[i]
 
     def choose(self, *, max_drop: float, delta: float) -> "Selection":
         """What the fitted selector certifies at another (max_drop, delta): the same frontier,
@@ -890,13 +898,11 @@ class CascadeSelector:
         max_drop, delta = check_max_drop(max_drop), check_delta(delta)
         # fixed sequence: stop at the first failure; configurations after it are never tested (p is NaN).
         # A configuration's p-value depends on max_drop only, so other deltas reuse the chunks computed.
-        p = np.full(len(self._difference), np.nan)
+        p = np.full(len(self._candidate_K), np.nan)
         chunks = self._p_values.setdefault(max_drop, [])
         for i, (lo, hi) in enumerate(_test_blocks(len(p))):
             if i == len(chunks):
-                if i == len(self._moments):
-                    self._moments.append(_running_moments(self._difference[lo:hi]))
-                chunks.append(_betting_p(self._difference[lo:hi], self._moments[i], max_drop))
+                chunks.append(_betting_p(*self._block(i, lo, hi), max_drop))
             p[lo:hi] = chunks[i]
             if (p[lo:hi] > delta).any():
                 break
@@ -931,8 +937,7 @@ class CascadeSelector:
 
     def _measure_candidates(self, candidates: slice) -> ChainPoints:
         K = self._candidate_K[candidates]
-        return _points(K, _evaluate(None, self._certify.correct, self._certify.costs, K,
-                                    stage=self._stage[candidates]), self._certify)
+        return _points(K, _evaluate(self._certify_ranks, self._certify.correct, self._certify.costs, K), self._certify)
 
     @property
     def tested_(self) -> pd.DataFrame:

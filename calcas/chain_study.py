@@ -181,7 +181,9 @@ class _Calibration:
                 raise ValueError(f"calibration: temperature scaling needs logits; {records.manifest.get('model')!r} "
                                  f"carries {records.source!r} (use 'platt')")
             z = records.logits.astype(np.float64)
-            return cls(records, method, records.raw_confidence(), None, z - z.max(axis=1, keepdims=True))
+            with np.errstate(over="ignore"):  # as calcas.softmax: a spread beyond the float range is -inf, exp 0
+                shifted = z - z.max(axis=1, keepdims=True)
+            return cls(records, method, records.raw_confidence(), None, shifted)
         score = records.platt_score()
         raw = records.raw_confidence() if records.score is None else expit(score)
         return cls(records, method, raw, score)
@@ -192,7 +194,8 @@ class _Calibration:
         if self.method == "temperature":
             # calcas.softmax's arithmetic, step for step, on the shift computed once: the same floats
             # as calibrate_records' probabilities[rows, pred] (tested), without the whole (n, C) matrix
-            weights = np.exp(self.shifted / TemperatureScaling().fit(r.logits[fit], r.label[fit]).temperature_)
+            weights = self.shifted / TemperatureScaling().fit(r.logits[fit], r.label[fit]).temperature_
+            np.exp(weights, out=weights)
             return weights[np.arange(r.n), r.pred] / weights.sum(axis=1)
         return PlattScaling().fit(self.score[fit], r.verified[fit]).transform(self.score)
 
