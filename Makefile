@@ -40,12 +40,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is not installed: the browser test will be skipped (apt-get install chromium)"; fi; }
 
-# The whole suite: unit, integration (slow tests included) and the built book in Chromium. The
-# book is brought up to date first (cached steps cost nothing). pytest exits 5 when it
-# collects no test: that is a broken suite, said so plainly.
+# The whole suite: unit, integration and the built book in Chromium; the tests marked slow too
+# with CALCAS_SLOW=1 (as CI runs it). The book is brought up to date first (cached steps cost
+# nothing). pytest exits 5 when it collects no test: that is a broken suite, said so plainly.
 test: $(STAMP) browser
 	$(PY) -m calcas run --profile cpu
-	CALCAS_REQUIRE_BOOK=1 CALCAS_SLOW=1 $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15; rc=$$?; \
+	CALCAS_REQUIRE_BOOK=1 $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; fi; exit $$rc
 
 # The unit tests alone: no built book, no notebook run, no browser.

@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny random-weight LLaMA and a byte-level BPE tokenizer trained here
 (no network, no hub), used by the language, vLLM-backend and extraction-job tests; and the
-rule for tests marked ``slow`` (over 20 s): they run with ``CALCAS_SLOW=1`` (``make test`` and
-CI set it) or when ``-m`` names them, and are skipped otherwise."""
+rule for tests marked ``slow`` (over 20 s): they run with ``CALCAS_SLOW=1`` (CI sets it) or
+when ``-m`` names them, and are skipped otherwise."""
 from __future__ import annotations
 
 import os

