@@ -554,7 +554,7 @@ def _ordered(facts: CalibrationFacts) -> list[ModelFacts]:
 
 def tables(facts: CalibrationFacts) -> dict[str, pd.DataFrame]:
     """``table1`` (per model and half: accuracy, ECE before and after, the true ECE's interval,
-    the change and its verdict), ``calibrators`` and, with true labels, ``true_labels``."""
+    the change and its verdict), ``calibrators`` and ``true_labels`` (empty without true labels)."""
     rows = []
     for m in _ordered(facts):
         for split, s in (("cal", m.cal), ("test", m.test)):
@@ -569,6 +569,7 @@ def tables(facts: CalibrationFacts) -> dict[str, pd.DataFrame]:
                                                 "Platt a": m.platt_a, "Platt b": m.platt_b}
                                        for m in _ordered(facts)}).T.dropna(axis=1, how="all")
     truth = {m.name: m.true_labels for m in _ordered(facts) if m.true_labels}
+    out["true_labels"] = pd.DataFrame()  # the notebook runs every cell; its page drops this one without true labels
     if truth:
         out["true_labels"] = pd.DataFrame({n: {
             "test accuracy (true labels)": t.test_accuracy, "ECE uncalibrated": t.ece_uncalibrated,

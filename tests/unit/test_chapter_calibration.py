@@ -175,7 +175,7 @@ def test_paper_is_quoted_only_for_its_own_data_set(tmp_path):
 def test_tables_figures_and_explorer(clean_facts):
     t = chapter.tables(clean_facts)
     assert list(t["table1"].index.get_level_values(0).unique()) == clean_facts.order
-    assert "change [95%]" in t["table1"].columns and "true_labels" not in t
+    assert "change [95%]" in t["table1"].columns and t["true_labels"].empty
     assert chapter.lesson_figure(clean_facts) is None
     assert len(chapter.reliability_figure(clean_facts).axes) == 2 * len(clean_facts.order)
     spec = chapter.explorer(clean_facts).to_dict()
