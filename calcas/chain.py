@@ -321,7 +321,7 @@ def _ranks_of_bins(bins: np.ndarray, orders: Sequence[np.ndarray]) -> np.ndarray
     for j, o in enumerate(orders):
         rank_of_bin = np.empty(len(o), dtype=np.int64)
         rank_of_bin[o] = np.arange(len(o))
-        out[j] = rank_of_bin[bins[j]]
+        out[j] = np.take(rank_of_bin, bins[j])
     return out
 
 

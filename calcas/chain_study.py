@@ -189,15 +189,17 @@ class _Calibration:
         return cls(records, method, raw, score)
 
     def calibrated(self, fit: np.ndarray) -> np.ndarray:
-        """Calibrated confidence of every row, the calibrator fitted on the rows ``fit`` (a mask)."""
+        """Calibrated confidence of every row, the calibrator fitted on the rows ``fit`` (ascending
+        indices: the rows a mask selects, in the same order)."""
         r = self.records
         if self.method == "temperature":
             # calcas.softmax's arithmetic, step for step, on the shift computed once: the same floats
             # as calibrate_records' probabilities[rows, pred] (tested), without the whole (n, C) matrix
-            weights = self.shifted / TemperatureScaling().fit(r.logits[fit], r.label[fit]).temperature_
+            T = TemperatureScaling().fit(np.take(r.logits, fit, axis=0), np.take(r.label, fit)).temperature_
+            weights = self.shifted / T
             np.exp(weights, out=weights)
             return weights[np.arange(r.n), r.pred] / weights.sum(axis=1)
-        return PlattScaling().fit(self.score[fit], r.verified[fit]).transform(self.score)
+        return PlattScaling().fit(np.take(self.score, fit), np.take(r.verified, fit)).transform(self.score)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,10 +217,9 @@ class _Split:
 def _split(calibrations: Sequence[_Calibration], raw: ChainRows, seed: int, n_cal: int, n_fit: int) -> _Split:
     rows = np.random.default_rng(seed).permutation(raw.n)
     cal, test = rows[:n_cal], rows[n_cal:]
-    mask = np.zeros(raw.n, dtype=bool)
-    mask[cal[:n_fit]] = True
+    fit = np.sort(cal[:n_fit])  # the calibrators see the rows in their order, as through a mask
     raw_cal, raw_test = raw.take(cal), raw.take(test)
-    calibrated = np.stack([c.calibrated(mask) for c in calibrations])
+    calibrated = np.stack([c.calibrated(fit) for c in calibrations])
     return _Split(dataclasses.replace(raw_cal, conf=np.take(calibrated, cal, axis=1)),
                   dataclasses.replace(raw_test, conf=np.take(calibrated, test, axis=1)), raw_cal, raw_test,
                   np.arange(n_fit))

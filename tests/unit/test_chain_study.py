@@ -136,7 +136,7 @@ def test_calibration_is_calibrate_records(method, make):
     fit[np.random.default_rng(2).permutation(r.n)[:300]] = True
     ref = calcas.calibrate_records(r, fit, method=method)
     ours = chain_study._Calibration.of(r, method)
-    assert np.array_equal(ours.calibrated(fit), ref.calibrated) and np.array_equal(ours.raw, ref.raw)
+    assert np.array_equal(ours.calibrated(np.flatnonzero(fit)), ref.calibrated) and np.array_equal(ours.raw, ref.raw)
 
 
 def _bad(**kwargs):
@@ -302,3 +302,13 @@ def test_selector_fits_checked_rows_as_it_fits_lists():
         calcas.CascadeSelector(max_drop=0.03, delta=0.1).fit(ChainRows.of(conf, correct, costs), correct)
     with pytest.raises(ValueError, match="correct_cal: expected one array of 0/1 scores per model"):
         calcas.CascadeSelector(max_drop=0.03, delta=0.1).fit(conf)
+
+
+def test_chain_api_refuses_rows_of_another_chain():
+    rng = np.random.default_rng(0)
+    rows = ChainRows.of([rng.random(200) for _ in range(3)], [np.ones(200)] * 3, [1.0, 2.0, 3.0])
+    pair = rows.sub_chain([0, 2])
+    with pytest.raises(ValueError, match="rows: expected 3 models as the bins, got 2"):
+        StageBins.of(rows, 4).assign(pair)
+    with pytest.raises(ValueError, match="rows: expected 3 models as in the frontier, got 2"):
+        fit_frontier(rows, n_bins=4).measure(pair)

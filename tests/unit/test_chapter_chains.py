@@ -263,3 +263,52 @@ def test_compute_bad_input(chain_arg, kwargs, match):
     chain_arg = {k: (_chain(n=300) if v is None else v) for k, v in chain_arg.items()}
     with pytest.raises(ValueError, match=match):
         chains.compute(chain_arg, n_splits=2, **kwargs)
+
+
+def test_middle_prose_phrases_each_fact(facts):
+    toy = facts.chains["toy"]
+    dearer = chains.StageFacts("m0", True, True, None, None)
+    estimate = calcas.chapters.common.Estimate(0.078, 0.074, 0.083, "paired_difference_interval")
+    dominated = chains.StageFacts("m0", True, False, "m1", calcas.chapters.common.decide(estimate))
+    reach = {"0+1+2": chains.ReachFacts(0.25, "1", "m1"), "0+2": chains.ReachFacts(0.5, "0+2", None),
+             "1+2": None}
+    cases = [
+        ({"stages": [dearer, chains.StageFacts("m1", False, False, None, None)]},
+         f"m0 never pays: one call costs at least as much as m2's ({toy.costs[0]:g} against {toy.costs[2]:g})"),
+        ({"stages": [dominated, chains.StageFacts("m1", False, False, None, None)]},
+         "m0 never pays: it costs at least as much as m1"),
+        ({"stages": [dominated]}, "(m1 minus m0: 0.078 [0.074, 0.083], paired)"),
+        ({"middle": chains.MiddleFacts(0.05, reach, True, None)},
+         "costs: m0 → m1 → m2 0.250 (m1 alone), m0 → m2 0.500, m1 → m2 never."),
+        ({"middle": chains.MiddleFacts(0.05, reach, True, None)}, "All 3 models together pay: the whole chain"),
+        ({"middle": chains.MiddleFacts(0.05, reach, False, chains.ShortfallFacts("0+2", 0.4, 0.9, 0.88))},
+         "at a cost of 0.400, m0 → m2 reaches 0.900, the whole chain 0.880 at no more cost"),
+        ({"middle": chains.MiddleFacts(0.05, reach, False, None)}, "All 3 models together do not pay here"),
+    ]
+    for change, sentence in cases:
+        changed = dataclasses.replace(facts, chains={**facts.chains, "toy": dataclasses.replace(toy, **change)})
+        assert sentence in chains.prose(changed)["middle"], sentence
+    # a cheaper model that is asked somewhere is never said not to pay
+    asked = dataclasses.replace(dearer, never_answers=False)
+    changed = dataclasses.replace(facts, chains={**facts.chains, "toy": dataclasses.replace(toy, stages=[asked])})
+    assert "never pays" not in chains.prose(changed)["middle"]
+
+
+def test_tables_figures_and_explorers_from_the_facts(facts):
+    t = chains.tables(facts)
+    toy = facts.chains["toy"]
+    g = toy.guarantee["0.05"]
+    row = t["guarantee"].loc[("toy", "max_drop = 0.05")]
+    v = g.violations.estimate
+    assert row["violations [95%]"] == f"{v.value:.1%} [{100 * v.low:.1f}, {100 * v.high:.1f}]"
+    assert row["reads"] == {"below": "below δ", "above": "above δ: failed", "within": "cannot tell from δ"}[
+        g.violations.outcome]
+    b = toy.baselines["oracle"]
+    assert t["baselines"].loc["oracle", "toy"] == f"{b.cost_share_mean:.3f} ({round(100 * b.over_budget.estimate.value)}%)"
+    assert list(t["baselines"].columns) == ["toy", "pair"] and list(t["baselines"].index) == list(
+        chains.SHORT_NAMES.values())
+    fig = chains.figures(facts)
+    assert len([ax for ax in fig.axes if ax.lines]) == 1  # the three-model chain only
+    explorers = chains.explorers(facts)
+    assert list(explorers) == ["toy", "pair"] and explorers["toy"].name.startswith("calcas chain explorer")
+
