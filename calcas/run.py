@@ -499,7 +499,8 @@ def _critical_paths(steps: list[Step], seconds: dict[str, float]) -> dict[str, f
 
 
 class _Build:
-    """One run's steps, their cache keys and their pages (used by :func:`run`)."""
+    """What :func:`run` needs to know of one build: its steps, where they write, their cache
+    keys, and how a cached step's files and page are put in place."""
 
     def __init__(self, steps: list[Step], every_step: list[Step], profile: str, root: Path, *,
                  force: bool, have_public: bool) -> None:
@@ -529,11 +530,13 @@ class _Build:
                                         profile=self.profile, params={**step.params, "output_dir": "."},
                                         inputs=inputs, source=self.source, environment=self.environment)
 
-    def cached(self, step: Step, key: str) -> dict[str, Any] | None:
+    def cached(self, key: str) -> dict[str, Any] | None:
+        """The whole cache entry of ``key``; None when there is none, or with ``force``."""
         return None if self.force else execution_cache.load_entry(self.cache_dir, key)
 
     def keep(self, step: Step, key: str, seconds: float) -> dict[str, Any]:
-        """Store a step just run and publish its page; returns the entry."""
+        """Store the outputs of a step just run under ``key`` and note its seconds; returns the
+        entry as read back (and checked)."""
         folder = self.folder(step)
         execution_cache.store_entry(self.cache_dir, key, folder / f"{step.notebook}.ipynb", folder,
                                     info={"step": step.folder, "seconds": round(seconds, 1)})
@@ -541,7 +544,8 @@ class _Build:
         self.seconds_file.write_text(json.dumps(self.seconds, indent=1, sort_keys=True) + "\n")
         entry = execution_cache.load_entry(self.cache_dir, key)
         if entry is None:
-            raise RuntimeError(f"{step.folder}: the cache entry just written does not read back whole: {self.cache_dir / key}")
+            raise RuntimeError(f"{step.folder}: the cache entry just written does not read back whole: "
+                               f"{self.cache_dir / key}")
         return entry
 
     def publish(self, step: Step, entry: dict[str, Any]) -> None:
@@ -559,9 +563,9 @@ class _Build:
         with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
             draft = Path(tmp) / page.name
             nbformat.write(nb, draft)
-            finish_chapter(draft, self.texts.get(step.folder) if self.profile != "paper" else None,
-                           json.loads(results.read_text()) if results.exists() else None,
-                           launch=launch_links(step.notebook, self.root) if self.profile != "paper" else None)
+            launch = launch_links(step.notebook, self.root) if self.profile != "paper" else None
+            finish_chapter(draft, self.texts.get(step.folder),
+                           json.loads(results.read_text()) if results.exists() else None, launch=launch)
             if not page.is_file() or page.read_bytes() != draft.read_bytes():
                 os.replace(draft, page)
 
@@ -595,7 +599,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
     force : bool
         Run every selected step, ignoring the cache (and refreshing it).
     jobs : int, optional
-        Steps run at once (default ``os.cpu_count()``); a step waits for the steps it reads.
+        Steps run at once (default: the cores this process may use); a step waits for the
+        steps it reads.
     steps : list of Step, optional
         Run these instead of the profile's plan (tests).
 
@@ -612,7 +617,8 @@ def run(profile: str = "cpu", *, sections: list[str] | None = None, book: bool =
         if unknown:
             raise SystemExit(f"sections: unknown {unknown}; expected folders or notebooks among {sorted(known)}")
         selected = [s for s in every_step if s.folder in sections or s.notebook in sections]
-    jobs = (os.cpu_count() or 1) if jobs is None else jobs
+    if jobs is None:  # the cores this process may use (taskset, cgroups), not all the machine's
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise SystemExit(f"jobs: expected a positive number of steps run at once, got {jobs!r}")
     root = Path(root).resolve()
@@ -673,7 +679,7 @@ def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
                         progressed = True
                         break
                     key = build.key(step)
-                    entry = build.cached(step, key)
+                    entry = build.cached(key)
                     if entry is not None:
                         pending.remove(step)
                         build.publish(step, entry)

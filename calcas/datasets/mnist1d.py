@@ -454,8 +454,9 @@ def _warm_up() -> None:
 
 
 def _check_workers(workers: Any, n_fits: int, n_samples: int) -> int:
-    if workers is None:
-        return max(1, min(os.cpu_count() or 1, n_fits)) if n_samples >= PARALLEL_MIN_SAMPLES else 1
+    if workers is None:  # one per core this process may use (taskset, cgroups)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(cores, n_fits)) if n_samples >= PARALLEL_MIN_SAMPLES else 1
     workers = _check_int(workers, "workers")
     if workers < 1:
         raise ValueError(f"workers: must be >= 1, got {workers}")

@@ -33,10 +33,11 @@ def _notebook(path: Path, code: list[str], prose: str, *, parameters: str) -> No
 
 WRITER = ["import json, pathlib\npathlib.Path('records').mkdir(exist_ok=True)\n"
           "pathlib.Path('records/value.txt').write_text(str(value))",
-          "with open(log, 'a') as f:\n    f.write(name + '\\n')\njson.dump({'value': value}, open('results.json', 'w'))\n"
-          "print('wrote', value)"]
+          "with open(log, 'a') as f:\n    f.write(name + '\\n')\n"
+          "json.dump({'value': value}, open('results.json', 'w'))\nprint('wrote', value)"]
 READER = ["import json, pathlib\nvalue = int(pathlib.Path('../a/records/value.txt').read_text())",
-          "with open(log, 'a') as f:\n    f.write(name + '\\n')\njson.dump({'double': 2 * value}, open('results.json', 'w'))"]
+          "with open(log, 'a') as f:\n    f.write(name + '\\n')\n"
+          "json.dump({'double': 2 * value}, open('results.json', 'w'))"]
 STEPS = [Step("a", "writer", {"name": "a", "value": 1, "log": LOG}),
          Step("b", "reader", {"name": "b", "log": LOG}, reads=("a",)),
          Step("c", "writer", {"name": "c", "value": 5, "log": LOG}),

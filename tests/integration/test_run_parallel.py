@@ -20,7 +20,7 @@ def _build(tmp_path: Path, name: str, jobs: int) -> Path:
     (root / "book").mkdir()
     shutil.copy2(ROOT / "book" / "chapters.yml", root / "book" / "chapters.yml")
     shutil.copy2(ROOT / "_config.yml", root / "_config.yml")
-    steps = [step for step in runner.plan("quick") if step.folder in SECTIONS]  # not the public steps of those notebooks
+    steps = [step for step in runner.plan("quick") if step.folder in SECTIONS]  # not the public steps
     times = runner.run("quick", steps=steps, book=False, root=root, jobs=jobs)
     assert set(times) == set(SECTIONS)  # all of them ran: nothing came from a cache
     return root / "book" / "executed"
