@@ -418,7 +418,8 @@ def prose(facts: SummaryFacts) -> dict[str, str]:
     for row in facts.cleaning:
         falls = row.precision_falls
         versus = row.versus_cl
-        sentence = f"**{row.chapter}**: "
+        where = paper_reference()["datasets"][row.reference]["name"] if row.reference else row.dataset or row.chapter
+        sentence = f"**{where}**, {row.label}: "
         sentence += ("no ground truth of label errors, so no precision is known." if falls is None else
                      {"above": "precision falls as more is flagged (method 2 at its K above method 1, interval "
                                f"{signed_interval_text(falls.estimate, 3)})",
