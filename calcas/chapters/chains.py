@@ -663,9 +663,9 @@ def _paper_text(facts: ChainFacts) -> str:
         p = chains[names[0]].paper
         if key:
             claims = "; ".join(p.claims) if p.claims else "none"
-            out.append(f"On {p.name} the paper cascades {p.models} ({p.source}): one model, then a second with the bins "
-                       f"it keeps set by hand. Its cascading claims there: {claims}. This page's chains on "
-                       f"{p.name}: {names_list(names)}.")
+            out.append(f"On {p.name} the paper cascades pairs of models, {p.models} ({p.source}): the first answers "
+                       f"the K bins it keeps, the second the rest, with no guarantee on the accuracy lost. Its "
+                       f"cascading claims there: {claims}. This page's chains on {p.name}: {names_list(names)}.")
         else:
             dataset = p.dataset or "these record sets' data"
             out.append(f"The paper has no results on {dataset} ({names_list(names)}).")

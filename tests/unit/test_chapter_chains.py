@@ -242,7 +242,7 @@ def test_prose_says_what_the_paper_claims_on_its_data_set():
     assert (p.paper_dataset, p.name, p.models, p.source) == ("arc", ref["name"], ref["cascading"]["models"],
                                                                ref["cascading"]["source"])
     text = chains.prose(facts)["paper"]
-    assert f"On {ref['name']} the paper cascades {ref['cascading']['models']}" in text
+    assert f"On {ref['name']} the paper cascades pairs of models, {ref['cascading']['models']}" in text
     assert paper_reference()["claims"]["cc_above_random"] in text
     assert chains.prose(facts)["middle"] == "Every chain here has two models: there is no middle stage to weigh."
 
