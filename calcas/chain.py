@@ -875,13 +875,15 @@ class CascadeSelector:
         self._blocks: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = []  # whatever the max_drop
         self._p_values: dict[float, list[np.ndarray]] = {}  # per max_drop, the blocks tested so far
 
-    def _block(self, i: int, lo: int, hi: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    def _block(self, i: int, lo: int, hi: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
         """Block i of the candidates (rows lo..hi of the testing order): the accuracy each loses
-        against the last model per certifying row, (hi - lo, n), and its running moments."""
+        against the last model per certifying row, (hi - lo, n), its running moments, and the stage
+        that answers each row."""
         if i == len(self._blocks):
             c = self._certify.correct
-            difference = c[-1][None] - c[_route(self._certify_ranks, self._candidate_K[lo:hi]), np.arange(c.shape[1])]
-            self._blocks.append((difference, _running_moments(difference)))
+            stage = _route(self._certify_ranks, self._candidate_K[lo:hi])
+            difference = c[-1][None] - c[stage, np.arange(c.shape[1])]
+            self._blocks.append((difference, _running_moments(difference), stage))
         return self._blocks[i]
 
     def choose(self, *, max_drop: float, delta: float) -> "Selection":
@@ -902,7 +904,8 @@ class CascadeSelector:
         chunks = self._p_values.setdefault(max_drop, [])
         for i, (lo, hi) in enumerate(_test_blocks(len(p))):
             if i == len(chunks):
-                chunks.append(_betting_p(*self._block(i, lo, hi), max_drop))
+                difference, moments, _ = self._block(i, lo, hi)
+                chunks.append(_betting_p(difference, moments, max_drop))
             p[lo:hi] = chunks[i]
             if (p[lo:hi] > delta).any():
                 break
@@ -911,7 +914,7 @@ class CascadeSelector:
         last = self.frontier_.n_models - 1
         if rejected.any():
             i = int(np.flatnonzero(rejected)[-1])
-            chosen = self._on_certify(slice(i, i + 1))
+            chosen = self._on_certify(i)
             config, stages, bound = tuple(int(k) for k in chosen.K[0]), chosen.stages[0], max_drop
             expected_cost, drop_certify = float(chosen.cost[0]), chosen.accuracy_lost[0]
         else:
@@ -928,21 +931,22 @@ class CascadeSelector:
         self.expected_cost_, self.cost_share_ = chosen.expected_cost, chosen.cost_share
         self.bound_, self.drop_certify_ = chosen.bound, chosen.drop_certify
 
-    def _on_certify(self, candidates: slice) -> ChainPoints:
-        """The candidates ``candidates`` measured on the certifying rows (routed once, in fit)."""
-        key = (candidates.start, candidates.stop)
-        if key not in self._measured:
-            self._measured[key] = self._measure_candidates(candidates)
-        return self._measured[key]
-
-    def _measure_candidates(self, candidates: slice) -> ChainPoints:
-        K = self._candidate_K[candidates]
-        return _points(K, _evaluate(self._certify_ranks, self._certify.correct, self._certify.costs, K), self._certify)
+    def _on_certify(self, candidate: int | None = None) -> ChainPoints:
+        """One tested candidate (its rows already routed for its test), or every candidate,
+        measured on the certifying rows."""
+        if candidate not in self._measured:
+            rows, K, stage = self._certify, self._candidate_K, None
+            if candidate is not None:
+                i, (lo, _) = next((i, b) for i, b in enumerate(_test_blocks(len(K))) if b[0] <= candidate < b[1])
+                K, stage = K[candidate:candidate + 1], self._blocks[i][2][candidate - lo:candidate - lo + 1]
+            self._measured[candidate] = _points(K, _evaluate(self._certify_ranks, rows.correct, rows.costs, K,
+                                                             stage=stage), rows)
+        return self._measured[candidate]
 
     @property
     def tested_(self) -> pd.DataFrame:
         """The candidates in testing order (see the class's attributes), built when first read."""
-        return self._on_certify(slice(None)).table.assign(p_value=self._chosen.p_values, rejected=self._chosen.rejected)
+        return self._on_certify().table.assign(p_value=self._chosen.p_values, rejected=self._chosen.rejected)
 
     def route(self, conf: Any) -> np.ndarray:
         """Index of the stage whose answer is kept, per sample, shape (n,).
