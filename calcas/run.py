@@ -50,7 +50,8 @@ class Step:
     sets through relative paths such as ``../01_extract/records/...``, or ``results.json``
     through ``results_dir``. A step starts only after them, and its cache key holds their
     outputs' content. ``reads_public_data``: the step converts the public data files
-    themselves (their content is in its key).
+    themselves (their content is in its key). ``uses_every_core``: the notebook itself runs
+    one process per core, so the runner runs it alone, and first when it can.
     """
     folder: str                 # under book/executed/
     notebook: str               # under notebooks/
@@ -58,6 +59,7 @@ class Step:
     needs_public_data: bool = False
     reads: tuple[str, ...] = ()
     reads_public_data: bool = False
+    uses_every_core: bool = False
 
 
 def _pub(name: str) -> str:
@@ -218,7 +220,9 @@ def plan(profile: str = "cpu", *, environ: dict[str, str] | None = None) -> list
     if profile == "paper":
         return _paper_steps(_paper_env(environ))
     overrides = PROFILES[profile]
-    steps = [Step(s, s, overrides.get(s, {}), reads=CPU_READS.get(s, ())) for s in CPU_SECTIONS]
+    # the full-size MNIST-1D pool trains one process per core (calcas.datasets.mnist1d); quick's is small
+    steps = [Step(s, s, overrides.get(s, {}), reads=CPU_READS.get(s, ()),
+                  uses_every_core=s == "01_extract" and profile == "cpu") for s in CPU_SECTIONS]
     return steps + list(PUBLIC_STEPS)
 
 
@@ -669,6 +673,9 @@ def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
             progressed = True
             while progressed and not failures:
                 progressed = False
+                # a step that uses every core runs alone: once it is the first ready one to wait
+                # for room, nothing after it starts (it would wait for ever behind them)
+                alone = any(s.uses_every_core for s, _ in running.values())
                 for step in sorted(pending, key=lambda s: (-priority[s.folder], order[s.folder])):
                     if waiting_on(step):
                         continue
@@ -686,7 +693,8 @@ def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
                         report(step, "cached")
                         progressed = True
                         break
-                    if len(running) < jobs:
+                    room = not running if step.uses_every_core else len(running) < jobs
+                    if room and not alone:
                         pending.remove(step)
                         folder = build.folder(step)
                         _clear(folder)
@@ -696,6 +704,7 @@ def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
                         running[future] = (step, key)
                         progressed = True
                         break
+                    alone = alone or step.uses_every_core
             if not running:
                 if failures or not pending:
                     break

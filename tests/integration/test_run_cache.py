@@ -268,3 +268,20 @@ def test_bad_jobs_and_sections_are_refused_by_name(root):
             runner.run(steps=STEPS, root=root, book=False, jobs=jobs)
     with pytest.raises(SystemExit, match=r"sections: unknown \['e'\]"):
         runner.run(steps=STEPS, root=root, book=False, sections=["e"])
+
+
+def test_a_step_that_uses_every_core_runs_alone(root):
+    """Papermill's own start and end times of each page: no other step overlaps the one that
+    trains one process per core."""
+    from datetime import datetime
+    steps = [*STEPS[:2], Step("c", "writer", {"name": "c", "value": 5, "log": LOG}, uses_every_core=True), STEPS[3]]
+    assert _build(root, steps=steps, force=True) == {"a", "b", "c", "d"}
+
+    def span(folder: str) -> tuple[datetime, datetime]:
+        notebook = "reader" if folder == "b" else "writer"
+        meta = nbformat.read(root / "book" / "executed" / folder / f"{notebook}.ipynb", as_version=4).metadata.papermill
+        return datetime.fromisoformat(meta.start_time), datetime.fromisoformat(meta.end_time)
+    c_start, c_end = span("c")
+    for folder in "abd":
+        start, end = span(folder)
+        assert end <= c_start or start >= c_end, folder

@@ -258,3 +258,8 @@ def test_the_command_line_passes_force_and_jobs(monkeypatch):
     runner.main(["run"])
     assert calls == [("quick", {"sections": None, "book": False, "force": True, "jobs": 3}),
                      ("cpu", {"sections": None, "book": True, "force": False, "jobs": None})]
+
+
+def test_only_the_full_size_training_runs_alone():
+    assert [s.folder for s in plan("cpu") if s.uses_every_core] == ["01_extract"]
+    assert not [s.folder for s in plan("quick") if s.uses_every_core]  # its small pool trains in one process
