@@ -273,17 +273,24 @@ class StageBins:
         Each with m_j + 1 entries (:func:`calcas.equal_count_edges`).
     index : ndarray of int, shape (M - 1, n)
         The bin of each row the edges were fitted on.
+    means : tuple of (ndarray, ndarray), one per stage 0..M-2
+        Per bin, on those rows: the stage's mean confidence and the last model's (NaN where a
+        bin is empty), which the keep orders are made of.
     """
 
     edges: tuple[np.ndarray, ...]
     index: np.ndarray
+    means: tuple[tuple[np.ndarray, np.ndarray], ...]
 
     @classmethod
     def of(cls, rows: ChainRows, n_bins: int) -> "StageBins":
         """Equal-count bins of ``n_bins`` asked for on each stage of checked ``rows``."""
         n_bins = check_n_bins(n_bins, rows.n)
         edges = tuple(_equal_count_edges(c, n_bins) for c in rows.conf[:-1])
-        return cls(edges, cls._index(rows.conf, edges))
+        index = cls._index(rows.conf, edges)
+        means = tuple(tuple(_bin_stats(index[j], len(e) - 1, rows.conf[j], rows.conf[-1])[1:])
+                      for j, e in enumerate(edges))
+        return cls(edges, index, means)
 
     @staticmethod
     def _index(conf: np.ndarray, edges: Sequence[np.ndarray]) -> np.ndarray:
@@ -299,17 +306,21 @@ class StageBins:
         return self._index(rows.conf, self.edges)
 
     def sub_chain(self, stages: Sequence[int]) -> "StageBins":
-        """The bins of the sub-chain ``stages`` (as :meth:`ChainRows.sub_chain`; its last model needs none)."""
+        """The bins of the sub-chain ``stages`` that ends in the same last model (as
+        :meth:`ChainRows.sub_chain`; the last model has no bins)."""
         stages = list(stages)
-        return StageBins(tuple(self.edges[j] for j in stages[:-1]), self.index[stages[:-1]])
+        if not stages or stages[-1] != len(self.edges):
+            raise ValueError(f"stages: a sub-chain of these bins ends in the last model ({len(self.edges)}), got "
+                             f"{stages!r}")
+        return StageBins(tuple(self.edges[j] for j in stages[:-1]), self.index[stages[:-1]],
+                         tuple(self.means[j] for j in stages[:-1]))
 
 
-def _keep_orders(conf: np.ndarray, bins: StageBins, order: str) -> list[np.ndarray]:
+def _keep_orders(bins: StageBins, order: str) -> list[np.ndarray]:
     """Per stage j < M - 1: the order its bins are kept in (Algorithm 1's calibrated advantage of
     the last model, or the stage's confidence alone), from the rows the bins were fitted on."""
     orders = []
-    for j, (c, e) in enumerate(zip(conf[:-1], bins.edges)):
-        _, mean_stage, mean_last = _bin_stats(bins.index[j], len(e) - 1, c, conf[-1])
+    for mean_stage, mean_last in bins.means:
         primary = mean_last - mean_stage if order == "advantage" else -mean_stage
         orders.append(_rank_bins(primary, mean_stage))
     return orders
@@ -569,7 +580,7 @@ class ChainFrontier:
 def _fit_frontier(chain: ChainRows, n_bins: int, order: str, max_configurations: int,
                   bins: StageBins | None = None) -> ChainFrontier:
     bins = StageBins.of(chain, n_bins) if bins is None else bins
-    orders = _keep_orders(chain.conf, bins, order)
+    orders = _keep_orders(bins, order)
     sizes = tuple(len(o) for o in orders)
     n_configurations = math.prod(s + 1 for s in sizes)
     if n_configurations > max_configurations:

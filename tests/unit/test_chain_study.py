@@ -312,3 +312,5 @@ def test_chain_api_refuses_rows_of_another_chain():
         StageBins.of(rows, 4).assign(pair)
     with pytest.raises(ValueError, match="rows: expected 3 models as in the frontier, got 2"):
         fit_frontier(rows, n_bins=4).measure(pair)
+    with pytest.raises(ValueError, match=r"stages: a sub-chain of these bins ends in the last model \(2\), got \[0, 1\]"):
+        StageBins.of(rows, 4).sub_chain([0, 1])
