@@ -16,7 +16,8 @@ An entry is a folder ``<cache>/<key>/`` holding ``executed.ipynb`` (papermill's 
 and ``entry.json``, which lists each file's SHA-256. An entry is written in a temporary folder
 and renamed into place once complete; :func:`load_entry` re-checks every hash and discards an
 entry that does not match (a partial copy, a changed byte, a missing or extra file), so a
-damaged entry is run again, never trusted.
+damaged entry is run again, never trusted. :func:`prune` keeps the few most recently used
+entries of each step.
 
 On a hit the page is rebuilt from the cached outputs and the *current* notebook's Markdown
 cells (:func:`assemble_notebook`), so a prose change shows without running any code.
@@ -39,6 +40,9 @@ CACHE_FORMAT = 1
 ENTRY_FILE = "entry.json"
 EXECUTED_FILE = "executed.ipynb"
 FILES_FOLDER = "files"
+#: Entries kept per step (the most recently used): enough to go back and forth between a few
+#: versions of a parameter or a file without the cache growing with every edit.
+KEEP_PER_STEP = 3
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -213,8 +217,29 @@ def load_entry(cache_dir: str | os.PathLike, key: str) -> dict[str, Any] | None:
     if not whole:
         shutil.rmtree(entry_dir, ignore_errors=True)
         return None
+    os.utime(entry_dir)  # last used now: what prune() goes by
     entry["path"] = str(entry_dir)
     return entry
+
+
+def prune(cache_dir: str | os.PathLike, *, keep: int = KEEP_PER_STEP) -> list[Path]:
+    """Delete all but the ``keep`` most recently used entries of each step (by the ``step``
+    their ``entry.json`` names), so the cache does not grow with every edit; returns what was
+    deleted. Entries without a readable ``entry.json`` are left to :func:`load_entry`."""
+    by_step: dict[str, list[Path]] = {}
+    for meta in Path(cache_dir).glob(f"*/{ENTRY_FILE}"):
+        try:
+            step = json.loads(meta.read_text())["step"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        by_step.setdefault(step, []).append(meta.parent)
+    deleted = []
+    for entries in by_step.values():
+        entries.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
+        for old in entries[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+            deleted.append(old)
+    return deleted
 
 
 def restore_files(entry: dict[str, Any], folder: str | os.PathLike, *, keep: str) -> None:

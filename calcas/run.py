@@ -723,6 +723,7 @@ def _run_steps(build: _Build, jobs: int) -> dict[str, float]:
                 report(step, f"{seconds:6.1f} s")
             if failures:
                 pending.clear()
+    execution_cache.prune(build.cache_dir)
     if failures:
         raise SystemExit("failed\n" + "\n".join(failures))
     print(f"{'':>7} {'steps (wall clock)':<34} {time.perf_counter() - start:6.1f} s", flush=True)

@@ -3,6 +3,7 @@ rebuilt from cached outputs with the current Markdown."""
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from pathlib import Path
 
@@ -185,3 +186,20 @@ def test_ready_steps_start_by_the_longest_recorded_chain_after_them():
     paths = _critical_paths(steps, {"x": 10, "y": 5, "z": 30, "w": 1})
     assert paths == {"x": 16, "y": 6, "z": 30, "w": 1}
     assert _critical_paths(steps, {}) == {"x": 0, "y": 0, "z": 0, "w": 0}
+
+
+def test_prune_keeps_the_most_recently_used_entries_of_each_step(tmp_path):
+    folder = tmp_path / "step"
+    folder.mkdir()
+    _write(folder / "nb.ipynb", [new_code_cell("1")])
+    keys = [str(i) * 64 for i in range(5)]
+    for age, key in enumerate(keys):  # keys[0] is the oldest
+        step = "other" if key == keys[4] else "step"
+        path = cache.store_entry(tmp_path / "cache", key, folder / "nb.ipynb", folder, info={"step": step})
+        os.utime(path, (1000 + age, 1000 + age))
+    assert cache.load_entry(tmp_path / "cache", keys[0]) is not None  # used now: the most recent
+    (tmp_path / "cache" / "stray").mkdir()  # no entry.json: not prune's to judge
+    deleted = cache.prune(tmp_path / "cache", keep=2)
+    assert sorted(p.name for p in deleted) == [keys[1], keys[2]]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([keys[0], keys[3], keys[4], "stray"])
+    assert cache.prune(tmp_path / "cache", keep=2) == []
