@@ -1,12 +1,8 @@
 """The runner's builds: the paper book beside the CPU book (npm, Sphinx) and notebook kernels over IPC."""
-import json
-from pathlib import Path
 
 import pytest
-import yaml
 
-from calcas.params import SECTIONS, ParameterError, validate_parameters
-from calcas.run import PAPER_TARGETS, PROFILES, _placeholder, paper_commands, plan
+from calcas.run import _placeholder, plan
 from test_run import PAPER_ENV, ROOT  # noqa: E402
 
 
