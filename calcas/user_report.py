@@ -338,7 +338,9 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
                page.table_html(table["calibrators"]), page.markdown_html(text["models"]),
                page.figure_html(calibration_chapter.reliability_figure(cal),
                                 "reliability diagrams before and after calibration"),
-               page.markdown_html(text["showcase"]), calibration_chapter.explorer(cal).to_html()]
+               page.markdown_html(text["showcase"])]
+    fitted = calibration_chapter.fitted_models(sets, calibration=calibration, seed=seed)
+    blocks += [calibration_chapter.model_explorer(fitted, name, n_bins=n_bins).to_html() for name in cal.order]
 
     if len(sets) >= 2:
         pairs = {f"{a.manifest['model']} → {b.manifest['model']}": [a, b] for a, b in zip(sets, sets[1:])}

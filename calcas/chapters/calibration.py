@@ -613,6 +613,18 @@ def reliability_figure(facts: CalibrationFacts) -> Any:
                                              "test": _tables_of(m.test.reliability)}) for m in _ordered(facts)])
 
 
+def model_explorer(models: Mapping[str, FittedModel], name: str, *, n_bins: int = 15) -> interactive.Explorer:
+    """One model's test-half reliability diagram, uncalibrated and calibrated against the given
+    labels, with a slider for the number of bins (grid computed here, drawn by
+    :func:`calcas.render.interactive.reliability_explorer`). For pages that show every model,
+    where the chapter shows only its showcased one (:func:`explorer`); the slider starts at
+    ``n_bins`` (or the most bins the test half allows)."""
+    conf, correct = showcase_arrays(models, name, "given_labels")
+    bins, summary = _explorer_grid(conf, correct)
+    return interactive.reliability_explorer(_frame(bins), _frame(summary), default=min(n_bins, max(summary["N"])),
+                                            title=f"{name}, test half")
+
+
 def explorer(facts: CalibrationFacts) -> interactive.Explorer:
     """The showcase model's reliability diagram with a slider for the number of bins."""
     s = facts.showcase
