@@ -580,8 +580,12 @@ def tables(facts: CalibrationFacts) -> dict[str, pd.DataFrame]:
     return out
 
 
+#: The order series are drawn and listed in (results.json holds them in sorted order).
+SERIES_ORDER = ("uncalibrated", "calibrated", "T fitted on true labels")
+
+
 def _tables_of(reliability: Mapping[str, Mapping[str, list]]) -> dict[str, pd.DataFrame]:
-    return {k: _frame(v) for k, v in reliability.items()}
+    return {k: _frame(reliability[k]) for k in sorted(reliability, key=lambda k: (SERIES_ORDER + (k,)).index(k))}
 
 
 def showcase_title(facts: CalibrationFacts) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import numpy as np
 
 from ..metrics import min_detectable_ece
+from ..params import write_results
 from ..records import Records, read_records, record_set_names
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "data" / "paper_reference.json"
@@ -59,6 +60,14 @@ class Facts:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
         return cls(**{name: _typed(hints[name], data[name]) for name in known if name in data})
+
+
+def write_facts(facts: F, output_dir: str | Path) -> F:
+    """Write ``facts`` as ``output_dir/results.json`` and return them as the file holds them
+    (floats rounded to 6 decimals, NaN as None): a page built from the returned facts shows
+    exactly its file's numbers, and regenerating its prose from the file gives the same text."""
+    path = write_results(output_dir, facts.to_dict())
+    return type(facts).from_dict(json.loads(path.read_text()))
 
 
 @lru_cache(maxsize=None)

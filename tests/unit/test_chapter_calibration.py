@@ -144,6 +144,9 @@ def test_facts_round_trip_results_json(clean_facts, flipped_facts, tmp_path):
         assert again.to_dict() == written
         assert isinstance(again.models[again.order[0]].test.change.estimate, Estimate)
         assert chapter.prose(again) == chapter.prose(chapter.CalibrationFacts.from_dict(written))
+        # results.json sorts its keys: the figures drawn from facts read back keep the series' order
+        legend = [t.get_text() for t in chapter.showcase_figure(again).legends[0].get_texts()]
+        assert legend == ["uncalibrated", "calibrated"]
 
 
 def test_prose_states_only_facts(clean_facts, flipped_facts):
