@@ -49,6 +49,7 @@ class CalibrationRow(Facts):
     ece_after: float
     change: Verdict
     calibrated_after: Verdict
+    min_detectable_ece: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,8 @@ class PaperRow(Facts):
 class CascadeRow(Facts):
     """One pair of a cascading chapter at the fixed and at the cal-chosen K: what the K makes
     of the pair (a cascade or a model alone) and, where it is a cascade, the gain over the
-    better model and CC against UC and random routing."""
+    better model and CC against UC and random routing; and the chapter's descriptive shares of
+    CC's curve against UC's and RC's (no verdict rests on them)."""
 
     chapter: str
     pair: str
@@ -86,6 +88,10 @@ class CascadeRow(Facts):
     identical_cal: bool
     cc_vs_uc_cal: Verdict | None
     cc_vs_random_cal: Verdict | None
+    n_test: int
+    share_cc_at_least_uc: float | None
+    share_cc_above_rc: float | None
+    mean_cc_minus_uc: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +199,8 @@ def _tally(dataset: str, claim: str, agree: list[str], disagree: list[str], cann
 
 def _calibration_rows(chapter: str, f: CalibrationFacts) -> list[CalibrationRow]:
     return [CalibrationRow(chapter, n, m.dataset, m.reference, m.test.ece_before, m.test.ece_after, m.test.change,
-                           m.test.calibrated_after) for n, m in ((n, f.models[n]) for n in f.order)]
+                           m.test.calibrated_after, m.test.min_detectable_ece)
+            for n, m in ((n, f.models[n]) for n in f.order)]
 
 
 def _cascade_rows(chapter: str, f: CascadingFacts) -> list[CascadeRow]:
@@ -207,7 +214,9 @@ def _cascade_rows(chapter: str, f: CascadingFacts) -> list[CascadeRow]:
             large_large=p.large_large, K_fixed=fixed.K, choice_fixed=fixed.choice, gain_fixed=fixed.gain.verdict,
             K_cal=cal.K, choice_cal=cal.choice, gain_cal=cal.gain.verdict, identical_cal=cal.gain.identical,
             cc_vs_uc_cal=cal.cc_vs_uc.verdict if cal.cc_vs_uc else None,
-            cc_vs_random_cal=cal.cc_vs_random.verdict if cal.cc_vs_random else None))
+            cc_vs_random_cal=cal.cc_vs_random.verdict if cal.cc_vs_random else None, n_test=p.n_test,
+            share_cc_at_least_uc=p.share_cc_at_least_uc, share_cc_above_rc=p.share_cc_above_rc,
+            mean_cc_minus_uc=p.mean_cc_minus_uc))
     return rows
 
 
@@ -339,10 +348,11 @@ def tables(facts: SummaryFacts) -> dict[str, pd.DataFrame]:
     ``cascades`` (each pair at the cal-chosen K), ``cleaning`` (each method's flags and precision)
     and ``claims`` (each claim of the paper, per data set)."""
     table1 = [{"source": "paper", "model": f"{p.model} ({p.name})", "ECE before": p.ece_before, "ECE after": p.ece_after,
-               "change in true ECE [95%]": "—", "verdict": "—"} for p in facts.paper_table1]
+               "change in true ECE [95%]": "—", "verdict": "—", "detectable ECE ≥": None} for p in facts.paper_table1]
     table1 += [{"source": r.chapter, "model": r.model, "ECE before": r.ece_before, "ECE after": r.ece_after,
                 "change in true ECE [95%]": signed_interval_text(r.change.estimate, 3),
-                "verdict": {"above": "lowered", "below": "raised", "within": "cannot tell"}[r.change.outcome]}
+                "verdict": {"above": "lowered", "below": "raised", "within": "cannot tell"}[r.change.outcome],
+                "detectable ECE ≥": r.min_detectable_ece}
                for r in facts.calibration]
     cascades = [{"chapter": r.chapter, "pair": r.label, "K (cal)": r.K_cal, "what the K makes": _CHOICE_TEXT[r.choice_cal],
                  "gain over the better [95%]": signed_interval_text(r.gain_cal.estimate, 4),

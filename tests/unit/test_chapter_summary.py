@@ -72,7 +72,7 @@ def test_by_choice_on_designed_rows():
     within = decide(Estimate(0.0, -0.01, 0.01, "paired_difference_interval"))
     above = decide(Estimate(0.02, 0.01, 0.03, "paired_difference_interval"))
     row = summary.CascadeRow("ch", "a → b", "a → b", None, "a", "b", "b", None, False, 8, "cascade", above, 0,
-                             "second_alone", within, False, None, None)
+                             "second_alone", within, False, None, None, 100, None, None, None)
     groups = summary._by_choice([row], "cal")
     assert groups["second_alone"] == ["a → b"] and not groups["within"]
     assert summary._by_choice([row], "fixed")["beats"] == ["a → b"]
