@@ -140,6 +140,19 @@ class ClaimTally(Facts):
 
 
 @dataclasses.dataclass(frozen=True)
+class ClaimUntested(Facts):
+    """A claim the paper makes for a data set this summary has results on, which nothing here
+    tests, and why (no chapter of that kind on the data set, no large-large pair, no ground
+    truth, or a claim of no difference, which an interval cannot confirm)."""
+
+    dataset: str
+    name: str
+    claim: str
+    text: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class SummaryFacts(Facts):
     """What a summary chapter shows (``results.json``)."""
 
@@ -158,6 +171,7 @@ class SummaryFacts(Facts):
     cc_vs_random_cal: Counts
     claims: list[ClaimTally]
     datasets_without_claims: list[str]
+    untested: list[ClaimUntested] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- compute
@@ -248,9 +262,13 @@ def _by_choice(rows: Sequence[CascadeRow], at: str) -> dict[str, list[str]]:
 
 
 def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
-            cleaning: list[CleaningRow]) -> tuple[list[ClaimTally], list[str]]:
+            cleaning: list[CleaningRow]) -> tuple[list[ClaimTally], list[str], list[ClaimUntested]]:
     ref = paper_reference()["datasets"]
-    tallies, without = [], []
+    tallies, without, untested = [], [], []
+
+    def not_tested(key: str, claim: str, reason: str) -> None:
+        untested.append(ClaimUntested(key, ref[key]["name"], claim, paper_reference()["claims"].get(claim, claim),
+                                      reason))
     datasets = dict.fromkeys([r.reference for r in calibration] + [r.reference for r in cascades]
                              + [r.reference for r in cleaning])
     for key in datasets:
@@ -258,6 +276,8 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
             continue
         claims = ref[key]
         rows = [r for r in calibration if r.reference == key]
+        if "calibration" in claims and not rows:
+            not_tested(key, CALIBRATION_CLAIM, "no calibration chapter on this data set here")
         if rows and "calibration" in claims:
             tallies.append(_tally(key, CALIBRATION_CLAIM, [r.model for r in rows if r.change.outcome == "above"],
                                   [r.model for r in rows if r.change.outcome == "below"],
@@ -266,32 +286,48 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         alone = [r.label for r in here if r.choice_cal != "cascade"]
         for claim in (claims.get("cascading") or {}).get("claims", []):
             field = {"cc_above_random": "cc_vs_random_cal", "cc_above_uc": "cc_vs_uc_cal"}.get(claim)
-            if field is None:  # "UC close to CC" is a claim of no difference: no interval can confirm it
+            if not here:
+                not_tested(key, claim, "no cascading chapter on this data set here")
+                continue
+            if field is None:
+                not_tested(key, claim, "a claim of no difference: an interval can fail to find one, never confirm it")
                 continue
             verdicts = {r.label: getattr(r, field) for r in here if getattr(r, field) is not None}
             tallies.append(_tally(key, claim, [p for p, v in verdicts.items() if v.outcome == "above"],
                                   [p for p, v in verdicts.items() if v.outcome == "below"],
                                   [p for p, v in verdicts.items() if v.outcome == "within"], alone))
         large = [r for r in here if r.large_large]
+        if not large and (claims.get("cascading") or {}).get("large_large"):
+            not_tested(key, LARGE_LARGE_CLAIM, "no large-large pair on this data set here" if here
+                       else "no cascading chapter on this data set here")
         if large and (claims.get("cascading") or {}).get("large_large"):
             cascade = [r for r in large if r.choice_cal == "cascade"]
             tallies.append(_tally(key, LARGE_LARGE_CLAIM, [r.label for r in cascade if r.gain_cal.outcome == "above"],
                                   [r.label for r in cascade if r.gain_cal.outcome == "below"],
                                   [r.label for r in cascade if r.gain_cal.outcome == "within"],
                                   [r.label for r in large if r.choice_cal != "cascade"]))
-        for r in (r for r in cleaning if r.reference == key and "cleaning" in claims):
-            cleaning_claims = claims["cleaning"].get("claims", [])
-            if "precision_falls_with_detection_rate" in cleaning_claims and r.precision_falls is not None:
-                o = r.precision_falls.outcome
-                tallies.append(_tally(key, "precision_falls_with_detection_rate", [r.label] * (o == "above"),
-                                      [r.label] * (o == "below"), [r.label] * (o == "within")))
-            if "ours_above_cl" in cleaning_claims and r.versus_cl is not None:
-                o = r.versus_cl.outcome
-                tallies.append(_tally(key, "ours_above_cl", [r.label] * (o == "above"), [r.label] * (o == "below"),
-                                      [r.label] * (o == "within")))
+        cleaning_claims = (claims.get("cleaning") or {}).get("claims", [])
+        cleaned = [r for r in cleaning if r.reference == key]
+        for claim in cleaning_claims if not cleaned else []:
+            not_tested(key, claim, "no cleaning chapter on this data set here")
+        for r in cleaned:
+            if "precision_falls_with_detection_rate" in cleaning_claims:
+                if r.precision_falls is None:
+                    not_tested(key, "precision_falls_with_detection_rate", "no ground truth of label errors here")
+                else:
+                    o = r.precision_falls.outcome
+                    tallies.append(_tally(key, "precision_falls_with_detection_rate", [r.label] * (o == "above"),
+                                          [r.label] * (o == "below"), [r.label] * (o == "within")))
+            if "ours_above_cl" in cleaning_claims:
+                if r.versus_cl is None:
+                    not_tested(key, "ours_above_cl", "Confident Learning is not run on this data set here")
+                else:
+                    o = r.versus_cl.outcome
+                    tallies.append(_tally(key, "ours_above_cl", [r.label] * (o == "above"),
+                                          [r.label] * (o == "below"), [r.label] * (o == "within")))
     without = sorted({r.dataset or "an unnamed data set" for r in [*calibration, *cascades, *cleaning]
                       if r.reference is None})
-    return tallies, without
+    return tallies, without, untested
 
 
 def compute(results_dir: str | os.PathLike, chapters: Sequence[str], *, section: str) -> SummaryFacts:
@@ -323,7 +359,7 @@ def compute(results_dir: str | os.PathLike, chapters: Sequence[str], *, section:
     paper_rows = [PaperRow(k, ref[k]["name"], ref[k]["calibration"]["model"], ref[k]["calibration"]["test"]["ece_before"],
                            ref[k]["calibration"]["test"]["ece_after"])
                   for k in dict.fromkeys(r.reference for r in calibration) if k and "calibration" in ref[k]]
-    claims, without = _claims(calibration, cascades, cleaning)
+    claims, without, untested = _claims(calibration, cascades, cleaning)
     cascade_cal = {r.label: r for r in cascades if r.choice_cal == "cascade"}
     return SummaryFacts(
         section=section, chapters=[c for c, f in facts.items() if f is not None],
@@ -334,7 +370,7 @@ def compute(results_dir: str | os.PathLike, chapters: Sequence[str], *, section:
         cascade_fixed=_by_choice(cascades, "fixed"), cascade_cal=_by_choice(cascades, "cal"),
         cc_vs_uc_cal=_counts({p: r.cc_vs_uc_cal for p, r in cascade_cal.items()}),
         cc_vs_random_cal=_counts({p: r.cc_vs_random_cal for p, r in cascade_cal.items()}),
-        claims=claims, datasets_without_claims=without)
+        claims=claims, datasets_without_claims=without, untested=untested)
 
 
 # ---------------------------------------------------------------------------- tables
@@ -366,6 +402,10 @@ def tables(facts: SummaryFacts) -> dict[str, pd.DataFrame]:
     claims = [{"data set": t.name, "claim": t.text, "agree": len(t.agree), "disagree": len(t.disagree),
                "cannot tell": len(t.cannot_tell), "not measured": len(t.not_measured), "here": t.agreement}
               for t in facts.claims]
+    claims += [{"data set": u.name, "claim": u.text, "agree": 0, "disagree": 0, "cannot tell": 0, "not measured": 0,
+                "here": "not tested"} for u in facts.untested]
+    order = {name: i for i, name in enumerate(dict.fromkeys(c["data set"] for c in claims))}
+    claims.sort(key=lambda c: order[c["data set"]])  # stable: each data set's tested claims, then its untested
     index = {"table1": ["source", "model"], "cascades": ["chapter", "pair"], "cleaning": ["chapter", "method"],
              "claims": ["data set", "claim"]}
     frames = {"table1": pd.DataFrame(table1), "cascades": pd.DataFrame(cascades), "cleaning": pd.DataFrame(cleaning),
@@ -451,6 +491,9 @@ def prose(facts: SummaryFacts) -> dict[str, str]:
             f"not measured, the cal-chosen K being a model alone: {names_list(t.not_measured)}" if t.not_measured
             else "") if part)
         claims.append(f"On {t.name}, the paper claims that {t.text}. Here, {t.tested}: **{t.agreement}** ({detail}).")
+    if facts.untested:
+        claims.append("Not tested here: " + "; ".join(f"on {u.name}, that {u.text} ({u.reason})"
+                                                      for u in facts.untested) + ".")
     if facts.datasets_without_claims:
         claims.append(f"The paper makes no claim about {names_list(facts.datasets_without_claims)}: those results "
                       "stand on their own.")

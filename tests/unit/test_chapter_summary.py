@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 import calcas
 from calcas.chapters import calibration, cascading, cleaning, summary
-from calcas.chapters.common import Estimate, decide
+from calcas.chapters.common import Estimate, decide, paper_reference
 from calcas.params import write_results
 from prose_checks import assert_names_from, assert_prose_numbers_from
 
@@ -94,6 +93,39 @@ def test_claims_are_those_of_each_data_set(facts):
                     "cannot tell" if not (t.agree or t.disagree) else "as the paper" if not t.disagree else
                     "unlike the paper" if not t.agree else "in part as the paper")
         assert t.agreement == expected
+
+
+def _paper_claims(key: str) -> set[str]:
+    """Every claim paper_reference.json gives the paper for the data set ``key``."""
+    ref = paper_reference()["datasets"][key]
+    out = {summary.CALIBRATION_CLAIM} if "calibration" in ref else set()
+    for kind in ("cascading", "cleaning"):
+        out |= set((ref.get(kind) or {}).get("claims", []))
+    if (ref.get("cascading") or {}).get("large_large"):
+        out.add(summary.LARGE_LARGE_CLAIM)
+    return out
+
+
+def test_every_claim_of_a_data_set_is_tallied_or_said_untested(facts):
+    tested = {t.claim for t in facts.claims if t.dataset == "imagenet"}
+    untested = {u.claim: u.reason for u in facts.untested if u.dataset == "imagenet"}
+    assert not tested & set(untested) and tested | set(untested) == _paper_claims("imagenet")
+    assert "no difference" in untested["uc_close_to_cc"]  # the paper's "UC and CC are very close"
+    text = summary.prose(facts)["paper"]
+    assert "Not tested here: on ImageNet-1k val, that UC and CC are very close" in text
+    table = summary.tables(facts)["claims"]
+    assert table.loc[("ImageNet-1k val", paper_reference()["claims"]["uc_close_to_cc"]), "here"] == "not tested"
+
+
+def test_a_data_set_with_one_chapter_says_the_others_are_not_tested(results_dir):
+    only = summary.compute(results_dir, ["cal"], section="05_results")
+    reasons = {u.claim: u.reason for u in only.untested}
+    assert set(reasons) == _paper_claims("imagenet") - {summary.CALIBRATION_CLAIM}
+    assert reasons["cc_above_random"] == "no cascading chapter on this data set here"
+    assert reasons[summary.LARGE_LARGE_CLAIM] == "no cascading chapter on this data set here"
+    assert reasons["ours_above_cl"] == "no cleaning chapter on this data set here"
+    small_only = summary.compute(results_dir, ["cal", "toy"], section="05_results")
+    assert {u.claim for u in small_only.untested} == set(reasons)  # toy's pair is not on ImageNet
 
 
 def test_round_trip_and_prose(facts, tmp_path):
