@@ -31,7 +31,7 @@ from ..metrics import paired_difference_interval, proportion_interval
 from ..records import Records, align
 from ..render import interactive, plots
 from .common import (Estimate, Facts, Verdict, decide, exercises_shown, fmt, load_record_sets, names_list,
-                     paper_reference, pct, reference_dataset)
+                     paper_reference, pct, reference_dataset, signed)
 
 __all__ = ["ChainFacts", "ChainsParameters", "SingleChainFacts", "LevelFacts", "BaselineFacts", "SingleFacts",
            "FrontierFacts", "GridPointFacts", "StageFacts", "ReachFacts", "ShortfallFacts", "MiddleFacts",
@@ -550,10 +550,11 @@ def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int) -> s
     gained = [g for g in levels if g.gained_on_average]
     if gained:
         drops = ", ".join(f"{g.max_drop:g}" for g in gained)
-        lost = ", ".join(f"{g.lost_mean:+.3f}" for g in gained)
-        out.append(f"At max_drop = {drops} the certified cascade was on average more accurate than {last} alone "
-                   f"(accuracy lost {lost}, averaged over re-splits that share their rows, so with no interval): where "
-                   "a cheaper model is right and the last one is not, the cascade gains.")
+        lost = ", ".join(signed(g.lost_mean, 3) for g in gained)
+        out.append(f"At max_drop = {drops} the certified cascade lost no accuracy on average against {last} alone "
+                   f"(mean accuracy lost {lost}). The re-splits share their rows, so this mean has no interval: it "
+                   "shows no loss, not that the cascade is more accurate. A cheaper model can be right where the "
+                   "last one is not.")
     dearer = [g for g in levels if g.n_dearer_than_last]
     if dearer:
         out.append(f"The certified cascade cost more than {last} alone on test in "
@@ -713,7 +714,7 @@ def _guarantee_table(facts: ChainFacts) -> pd.DataFrame:
                          "violations [95%]": f"{v.value:.1%} [{100 * v.low:.1f}, {100 * v.high:.1f}]",
                          "reads": _READS[g.violations.outcome],
                          "cost saved (2.5–97.5%)": f"{pct(g.cost_saved_mean)} ({pct(q[0])} to {pct(q[2])})",
-                         "accuracy lost": f"{g.lost_mean + 0:+.3f}".replace("-0.000", "+0.000"),
+                         "accuracy lost": signed(g.lost_mean, 3),
                          "last model alone": pct(g.last_alone_share),
                          "most often": f"{usual} ({pct(g.usual_share)})"})
     return pd.DataFrame(rows).set_index(["chain", "level"])

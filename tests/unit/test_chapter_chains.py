@@ -214,7 +214,11 @@ def test_prose_phrases_each_verdict(facts):
     failed = dataclasses.replace(g, violations=dataclasses.replace(g.violations, outcome="above"))
     unsure = dataclasses.replace(g, violations=dataclasses.replace(g.violations, outcome="within"))
     alone = dataclasses.replace(g, usual="1", usual_alone="m1", usual_share=0.84)
+    gained = dataclasses.replace(g, lost_mean=-0.001, gained_on_average=True)
     for level, sentence in [(failed, "at 0.01, **above δ = 10%: the guarantee failed here**"),
+                            (gained, "At max_drop = 0.01 the certified cascade lost no accuracy on average against "
+                                     "m2 alone (mean accuracy lost -0.001). The re-splits share their rows, so this "
+                                     "mean has no interval: it shows no loss, not that the cascade is more accurate."),
                             (unsure, "at 0.01, the interval contains δ = 10%: these re-splits cannot tell the rate"),
                             (alone, "At max_drop = 0.01 the certified configuration was m1 alone in 84% of re-splits: "
                                     "it keeps every bin of m1, so no row goes on to m2")]:
