@@ -649,7 +649,7 @@ def _fitted(method: str, temperature: float | None, a: float | None, b: float | 
 def _intervals_sentence(before: Estimate, after: Estimate, change: Verdict) -> str:
     return (f"the true ECE lies in [{fmt(before.low)}, {fmt(before.high)}] before and "
             f"[{fmt(after.low)}, {fmt(after.high)}] after (95%, `ece_interval`), so calibration "
-            f"**{_CHANGE[change.outcome]}** it: the change, {signed_interval_text(change.estimate, 3)}, "
+            f"**{_CHANGE[change.outcome]}** it: the change in true ECE, {signed_interval_text(change.estimate, 3)}, "
             + {"above": "lies above zero.", "below": "lies below zero.",
                "within": "contains zero."}[change.outcome])
 
@@ -660,7 +660,8 @@ def _calibrated_sentence(name: str, verdict: Verdict, when: str) -> str:
     return f"{when} the interval reaches 0: the data cannot tell {name} from a perfectly calibrated model."
 
 
-def _model_paragraph(m: ModelFacts, n_bins: int) -> str:
+def _model_paragraph(m: ModelFacts, n_bins: int, *, on_slider: bool) -> str:
+    """One model's verdicts; ``on_slider``: the page's bin slider shows this model."""
     t, c = m.test, m.cal
     out = [f"**{m.name}** ({m.method} scaling, {_fitted(m.method, m.temperature, m.platt_a, m.platt_b)}; "
            f"{t.n:,} test rows): ECE {fmt(t.ece_before)} before and {fmt(t.ece_after)} after calibration; "
@@ -699,8 +700,8 @@ def _model_paragraph(m: ModelFacts, n_bins: int) -> str:
                    f"the confidences equal {fmt(m.tie_value, 4)}, and equal-count bins never split tied values.")
     if t.every_bin_overconfident:
         out.append(f"Before calibration every bin is over-confident, so the ECE equals the overall gap, mean "
-                   f"confidence minus accuracy = {fmt(t.gap_before)}, whatever the number of bins: a flat ECE "
-                   "under the bin slider is expected here, not a fault.")
+                   f"confidence minus accuracy = {fmt(t.gap_before)}, whatever the number of bins"
+                   + (": a flat ECE under the bin slider is expected here, not a fault." if on_slider else "."))
     return " ".join(out)
 
 
@@ -754,7 +755,7 @@ def _lesson_paragraph(facts: CalibrationFacts) -> str:
                    "panel below).")
     given = tl.fit_given_change.outcome
     out.append(f"Against the true labels (right panel), the temperature fitted on the given labels takes the ECE "
-               f"from {fmt(tl.ece_uncalibrated)} to {fmt(tl.ece_calibrated_given_labels)} (change "
+               f"from {fmt(tl.ece_uncalibrated)} to {fmt(tl.ece_calibrated_given_labels)} (change in true ECE "
                f"{signed_interval_text(tl.fit_given_change.estimate, 3)}), where the one fitted on the true labels "
                f"reaches {fmt(tl.ece_temperature_true_labels)}: "
                + {"below": "fitted on labels with flips, calibration made the model worse against the truth.",
@@ -792,5 +793,6 @@ def prose(facts: CalibrationFacts) -> dict[str, str]:
     sets, or that it has none)."""
     n_bins = facts.parameters["n_bins"]
     return {"showcase": _showcase_paragraph(facts), "lesson": _lesson_paragraph(facts),
-            "models": "\n\n".join(_model_paragraph(m, n_bins) for m in _ordered(facts)),
+            "models": "\n\n".join(_model_paragraph(m, n_bins, on_slider=m.name == facts.showcase.model)
+                                 for m in _ordered(facts)),
             "paper": _paper_paragraph(facts)}

@@ -2,6 +2,7 @@
 right answer is known, facts that round-trip results.json, and prose that states only facts."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -190,3 +191,16 @@ def test_bad_inputs_are_named(clean):
         chapter.compute(clean[:1], calibration="isotonic", n_boot=10)
     with pytest.raises(ValueError, match=r"models: no models to choose from"):
         chapter.choose_showcase({})
+
+
+def test_only_the_showcased_model_points_at_the_bin_slider(clean_facts):
+    """The bin slider shows the showcased model alone: a flat ECE is said to be expected 'under the
+    bin slider' only in that model's paragraph, whichever models have every bin over-confident."""
+    f = clean_facts
+    models = {n: dataclasses.replace(m, test=dataclasses.replace(m.test, every_bin_overconfident=True))
+              for n, m in f.models.items()}
+    paragraphs = chapter.prose(dataclasses.replace(f, models=models))["models"].split("\n\n")
+    for name in f.order:
+        (text,) = [p for p in paragraphs if p.startswith(f"**{name}**")]
+        assert "whatever the number of bins" in text
+        assert ("under the bin slider" in text) == (name == f.showcase.model)
