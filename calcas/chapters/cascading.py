@@ -33,8 +33,8 @@ from ..metrics import paired_difference_interval, proportion_interval
 from ..records import Records, align
 from ..render import interactive, plots
 from .common import (Estimate, Facts, Verdict, decide, exercises_shown, fmt, interval_text, largest_tie_share,
-                     load_record_sets, names_list, paper_reference, pct, reference_dataset, signed_interval_text,
-                     table_columns)
+                     load_record_sets, names_list, paper_reference, pct, reference_dataset, signed,
+                     signed_interval_text, table_columns)
 
 __all__ = ["CascadingFacts", "CascadingParameters", "PairFacts", "OperatingPoint", "Comparison", "Curve",
            "CurvePoint", "ClaimCheck", "PaperComparison", "CHOICES", "LARGE_LARGE_CLAIM", "compute", "prose",
@@ -568,11 +568,11 @@ def _pair_paragraph(name: str, pair: PairFacts) -> str:
     if pair.share_cc_at_least_uc is not None:
         out.append(f"Along the curve, between the two models alone, CC is at least as accurate as UC at "
                    f"{pct(pair.share_cc_at_least_uc)} of its operating points (mean difference "
-                   f"{pair.mean_cc_minus_uc:+.4f}) and above random routing at {pct(pair.share_cc_above_rc)}; "
+                   f"{signed(pair.mean_cc_minus_uc)}) and above random routing at {pct(pair.share_cc_above_rc)}; "
                    "these shares describe the curves and decide nothing.")
     saved = pair.at_fixed_K.compute_saved
     if saved is not None:
-        out.append(f"Compute saved at K = {pair.K_used} against {pair.second} alone: {saved:+.3f}"
+        out.append(f"Compute saved at K = {pair.K_used} against {pair.second} alone: {signed(saved, 3)}"
                    + ("." if pair.at_fixed_K.saves_compute else
                       f" ({pair.first} always runs, and costs at least as much as the calls of {pair.second} it "
                       "saves)."))

@@ -34,7 +34,7 @@ from ..records import Records, align
 from ..render import interactive, plots
 from .common import (Estimate, Facts, Verdict, claim_agreement, decide, estimate_difference, exercises_shown, fmt,
                      interval_text, load_record_sets, names_list, paper_reference, pct, reference_dataset,
-                     signed_interval_text, table_columns)
+                     signed, signed_interval_text, table_columns)
 
 __all__ = ["CleaningFacts", "CleaningParameters", "FlagCount", "Sweep", "OverlapGroup", "Overlap", "ExpertAccuracy",
            "CleanedAccuracy", "PrecisionFalls", "VersusCL", "TRUTH_SOURCES", "FLAG_ORDER", "compute", "prose", "tables",
@@ -533,7 +533,7 @@ def _versus_cl_text(facts: CleaningFacts) -> str:
 def _table2_text(facts: CleaningFacts) -> str:
     t2 = facts.table2
     models = dict(zip(facts.experts, _in_order(t2.models, facts.experts)))
-    gains = ", ".join(f"{name} {signed_interval_text(m.gain) if m.rises is not None else f'{m.gain.value:+.4f}'}"
+    gains = ", ".join(f"{name} {signed_interval_text(m.gain) if m.rises is not None else signed(m.gain.value)}"
                       for name, m in models.items())
     if t2.mode == "drop":
         return (f"Without the true labels, the labels method 2 flags are dropped from the {t2.n_test:,} test rows "

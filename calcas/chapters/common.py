@@ -315,10 +315,11 @@ def interval_text(e: Estimate | Sequence[float | None], digits: int = 3) -> str:
 def signed_interval_text(e: Estimate | Sequence[float | None], digits: int = 4) -> str:
     """"+0.0123 [+0.0010, +0.0240]"."""
     v = e.as_list() if isinstance(e, Estimate) else list(e)
-    return " ".join([_signed(v[0], digits), f"[{_signed(v[1], digits)}, {_signed(v[2], digits)}]"])
+    return " ".join([signed(v[0], digits), f"[{signed(v[1], digits)}, {signed(v[2], digits)}]"])
 
 
-def _signed(x: float | None, digits: int) -> str:
+def signed(x: float | None, digits: int = 4) -> str:
+    """A number with its sign and ``digits`` decimals ("+0.0123"); never "-0.0000"; "—" for None."""
     return "—" if x is None else f"{round(x, digits) + 0.0:+.{digits}f}"  # + 0.0: never "-0.000"
 
 

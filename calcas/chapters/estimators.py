@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import estimator_study as study
 from ..render import plots
-from .common import DECIDING_INTERVALS, Facts, names_list, table_columns
+from .common import DECIDING_INTERVALS, Facts, names_list, signed, table_columns
 
 #: The coverage every deciding interval must reach in every configuration of the study.
 COVERAGE_FLOOR = 0.90
@@ -303,14 +303,14 @@ def prose(facts: EstimatorsFacts) -> dict[str, str]:
         share = f"the true ECE is {b.target:.4f}" if b.plugin_share is None else \
             f"{b.plugin_share:.0%} of the true {b.target:.4f}"
         parts.append(
-            f"At a = {b.amplitude:g}, n = {n0:,} and N = {N0} bins, the plug-in ECE is biased by {b.plugin:+.4f} "
-            f"({share}) and the debiased one by {b.debiased:+.4f}: it "
+            f"At a = {b.amplitude:g}, n = {n0:,} and N = {N0} bins, the plug-in ECE is biased by {signed(b.plugin)} "
+            f"({share}) and the debiased one by {signed(b.debiased)}: it "
             f"{'meets' if b.meets_target else 'misses'} the target |bias| ≤ {BIAS_TARGET:g}. "
             + (f"The debiased bias exceeds {BIAS_TARGET:g} at {_where(b.misses_at)}: few samples per bin, where the "
                "bins' gaps are small against their noise and the correction, evaluated at the noisy gap, removes "
                "only part of the excess. " if b.misses_at else
                f"The debiased bias is within {BIAS_TARGET:g} everywhere. ")
-            + f"The smooth ECE, against its own large-n limit, is biased by {b.smooth:+.4f} at n = {n0:,} "
+            + f"The smooth ECE, against its own large-n limit, is biased by {signed(b.smooth)} at n = {n0:,} "
               "(it has no bins, so the same in every row).")
     out["bias"] = " ".join(parts) or ("This run has no miscalibrated model (its amplitude is 0): the bias "
                                       "of a perfectly calibrated model is in the next section.")
