@@ -224,7 +224,8 @@ def _cascade_rows(chapter: str, f: CascadingFacts) -> list[CascadeRow]:
         p = f.pairs[name]
         fixed, cal = p.at_fixed_K, p.at_cal_K
         rows.append(CascadeRow(
-            chapter=chapter, pair=name, label=name, dataset=p.dataset, first=p.first, second=p.second, better=p.better, reference=p.paper_dataset,
+            chapter=chapter, pair=name, label=name, dataset=p.dataset, first=p.first, second=p.second,
+            better=p.better, reference=p.paper_dataset,
             large_large=p.large_large, K_fixed=fixed.K, choice_fixed=fixed.choice, gain_fixed=fixed.gain.verdict,
             K_cal=cal.K, choice_cal=cal.choice, gain_cal=cal.gain.verdict, identical_cal=cal.gain.identical,
             cc_vs_uc_cal=cal.cc_vs_uc.verdict if cal.cc_vs_uc else None,
@@ -240,7 +241,8 @@ def _cleaning_row(chapter: str, f: CleaningFacts) -> CleaningRow:
     if f.table3 is not None:
         table3 = {g: {"label": getattr(f.table3, g).label, "flagged": getattr(f.table3, g).n_flagged,
                       "precision": getattr(f.table3, g).precision.to_dict()} for g in ("ours_only", "cl_only", "both")}
-    return CleaningRow(chapter, f"method 2 with {names_list(f.experts)}", f.dataset, f.paper_dataset, flags, f.precision_falls.verdict if f.precision_falls else None,
+    return CleaningRow(chapter, f"method 2 with {names_list(f.experts)}", f.dataset, f.paper_dataset, flags,
+                       f.precision_falls.verdict if f.precision_falls else None,
                        f.versus_cl.verdict if f.versus_cl else None, table3)
 
 
@@ -277,7 +279,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         claims = ref[key]
         rows = [r for r in calibration if r.reference == key]
         if "calibration" in claims and not rows:
-            not_tested(key, CALIBRATION_CLAIM, "no calibration chapter on this data set here")
+            not_tested(key, CALIBRATION_CLAIM, "no calibration chapter on this data set among this summary's")
         if rows and "calibration" in claims:
             tallies.append(_tally(key, CALIBRATION_CLAIM, [r.model for r in rows if r.change.outcome == "above"],
                                   [r.model for r in rows if r.change.outcome == "below"],
@@ -287,10 +289,10 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         for claim in (claims.get("cascading") or {}).get("claims", []):
             field = {"cc_above_random": "cc_vs_random_cal", "cc_above_uc": "cc_vs_uc_cal"}.get(claim)
             if not here:
-                not_tested(key, claim, "no cascading chapter on this data set here")
+                not_tested(key, claim, "no cascading chapter on this data set among this summary's")
                 continue
             if field is None:
-                not_tested(key, claim, "a claim of no difference: an interval can fail to find one, never confirm it")
+                not_tested(key, claim, "a claim of no difference, which an interval can fail to find but never confirm")
                 continue
             verdicts = {r.label: getattr(r, field) for r in here if getattr(r, field) is not None}
             tallies.append(_tally(key, claim, [p for p, v in verdicts.items() if v.outcome == "above"],
@@ -299,7 +301,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         large = [r for r in here if r.large_large]
         if not large and (claims.get("cascading") or {}).get("large_large"):
             not_tested(key, LARGE_LARGE_CLAIM, "no large-large pair on this data set here" if here
-                       else "no cascading chapter on this data set here")
+                       else "no cascading chapter on this data set among this summary's")
         if large and (claims.get("cascading") or {}).get("large_large"):
             cascade = [r for r in large if r.choice_cal == "cascade"]
             tallies.append(_tally(key, LARGE_LARGE_CLAIM, [r.label for r in cascade if r.gain_cal.outcome == "above"],
@@ -309,7 +311,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         cleaning_claims = (claims.get("cleaning") or {}).get("claims", [])
         cleaned = [r for r in cleaning if r.reference == key]
         for claim in cleaning_claims if not cleaned else []:
-            not_tested(key, claim, "no cleaning chapter on this data set here")
+            not_tested(key, claim, "no cleaning chapter on this data set among this summary's")
         for r in cleaned:
             if "precision_falls_with_detection_rate" in cleaning_claims:
                 if r.precision_falls is None:
@@ -492,7 +494,7 @@ def prose(facts: SummaryFacts) -> dict[str, str]:
             else "") if part)
         claims.append(f"On {t.name}, the paper claims that {t.text}. Here, {t.tested}: **{t.agreement}** ({detail}).")
     if facts.untested:
-        claims.append("Not tested here: " + "; ".join(f"on {u.name}, that {u.text} ({u.reason})"
+        claims.append("Not tested here: " + "; ".join(f"on {u.name}, that {u.text}: {u.reason}"
                                                       for u in facts.untested) + ".")
     if facts.datasets_without_claims:
         claims.append(f"The paper makes no claim about {names_list(facts.datasets_without_claims)}: those results "
