@@ -263,6 +263,10 @@ def _by_choice(rows: Sequence[CascadeRow], at: str) -> dict[str, list[str]]:
     return out
 
 
+def _no_chapter(kind: str) -> str:
+    return f"no {kind} chapter on this data set among this summary's chapters"
+
+
 def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
             cleaning: list[CleaningRow]) -> tuple[list[ClaimTally], list[str], list[ClaimUntested]]:
     ref = paper_reference()["datasets"]
@@ -279,7 +283,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         claims = ref[key]
         rows = [r for r in calibration if r.reference == key]
         if "calibration" in claims and not rows:
-            not_tested(key, CALIBRATION_CLAIM, "no calibration chapter on this data set among this summary's")
+            not_tested(key, CALIBRATION_CLAIM, _no_chapter("calibration"))
         if rows and "calibration" in claims:
             tallies.append(_tally(key, CALIBRATION_CLAIM, [r.model for r in rows if r.change.outcome == "above"],
                                   [r.model for r in rows if r.change.outcome == "below"],
@@ -289,7 +293,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         for claim in (claims.get("cascading") or {}).get("claims", []):
             field = {"cc_above_random": "cc_vs_random_cal", "cc_above_uc": "cc_vs_uc_cal"}.get(claim)
             if not here:
-                not_tested(key, claim, "no cascading chapter on this data set among this summary's")
+                not_tested(key, claim, _no_chapter("cascading"))
                 continue
             if field is None:
                 not_tested(key, claim, "a claim of no difference, which an interval can fail to find but never confirm")
@@ -301,7 +305,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         large = [r for r in here if r.large_large]
         if not large and (claims.get("cascading") or {}).get("large_large"):
             not_tested(key, LARGE_LARGE_CLAIM, "no large-large pair on this data set here" if here
-                       else "no cascading chapter on this data set among this summary's")
+                       else _no_chapter("cascading"))
         if large and (claims.get("cascading") or {}).get("large_large"):
             cascade = [r for r in large if r.choice_cal == "cascade"]
             tallies.append(_tally(key, LARGE_LARGE_CLAIM, [r.label for r in cascade if r.gain_cal.outcome == "above"],
@@ -311,7 +315,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         cleaning_claims = (claims.get("cleaning") or {}).get("claims", [])
         cleaned = [r for r in cleaning if r.reference == key]
         for claim in cleaning_claims if not cleaned else []:
-            not_tested(key, claim, "no cleaning chapter on this data set among this summary's")
+            not_tested(key, claim, _no_chapter("cleaning"))
         for r in cleaned:
             if "precision_falls_with_detection_rate" in cleaning_claims:
                 if r.precision_falls is None:
