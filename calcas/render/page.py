@@ -39,9 +39,10 @@ def figure_html(fig: Any, alt_text: str) -> str:
 
 
 def markdown_html(text: str) -> str:
-    """CommonMark to HTML (markdown-it-py)."""
+    """CommonMark to HTML (markdown-it-py) with raw HTML disabled: the prose quotes names from the
+    user's files, so any markup in it is shown as text."""
     from markdown_it import MarkdownIt
-    return MarkdownIt("commonmark").render(text)
+    return MarkdownIt("commonmark", {"html": False}).render(text)
 
 
 def table_html(df: pd.DataFrame) -> str:

@@ -67,7 +67,9 @@ def styled(df: pd.DataFrame, *, digits: int = 4) -> pd.io.formats.style.Styler:
       (``1.2e-05``);
     - NaN, None and NA print as "—" (cells, and index values), booleans as yes / no;
     - no index or column-axis names above the table, and no index at all when it is the
-      default 0..n-1 ``RangeIndex``.
+      default 0..n-1 ``RangeIndex``;
+    - text in cells, row labels and column headers is HTML-escaped: a model named
+      ``<img src=x onerror=...>`` shows as those characters, never as markup.
 
     Works on MultiIndex rows and columns. Returns a :class:`pandas.io.formats.style.Styler`
     (its ``to_html()`` is what a notebook displays), with the CSS class ``calcas-table``.
@@ -81,8 +83,9 @@ def styled(df: pd.DataFrame, *, digits: int = 4) -> pd.io.formats.style.Styler:
             fmt = _float_formatter(values, digits)
         else:  # integers, whole-number floats (counts next to a NaN), booleans, text
             fmt = _cell
-        styler = styler.format(fmt, subset=pd.IndexSlice[:, [col]])
-    styler = styler.format_index(_cell, axis=0).format_index(_cell, axis=1)
+        styler = styler.format(fmt, subset=pd.IndexSlice[:, [col]], escape="html")
+    # names, ids and column headers come from the user's files: text, never markup
+    styler = styler.format_index(_cell, axis=0, escape="html").format_index(_cell, axis=1, escape="html")
     if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 \
             and df.index.name is None:
         styler = styler.hide(axis="index")

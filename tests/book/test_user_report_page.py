@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from calcas.user_report import user_report
-from test_user_report import CHROMIUM, _as, _csv, _outputs  # noqa: E402
+from test_user_report import CHROMIUM, HOSTILE, _as, _csv, _outputs, hostile_report  # noqa: E402
 
 
 def test_the_page_draws_from_disk_with_no_network(tmp_path):
@@ -48,3 +48,35 @@ def test_the_page_draws_from_disk_with_no_network(tmp_path):
             browser.close()
     assert not outside, f"requests left the folder: {outside}"
     assert not errors, f"script errors: {errors}"
+
+
+def test_names_that_look_like_markup_run_nothing_in_the_browser(tmp_path):
+    """Model names from file names such as ``<img src=x onerror=alert(1)>``: no dialog opens, no
+    script error, every chart draws, and the names read as written (in the page's text and in
+    the charts' SVG text, which Vega writes as text)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    folder = hostile_report(tmp_path).as_uri() + "/"
+    dialogs, errors = [], []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(folder + "index.html", wait_until="networkidle")
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.calcas-explorer'))"
+                                   ".every(d => d.querySelector('svg') !== null)", timeout=20_000)
+            page.mouse.move(300, 300)
+            page.mouse.wheel(0, 4000)
+            text = page.inner_text("body")
+            svg = page.evaluate("() => Array.from(document.querySelectorAll('svg text'))"
+                                ".map(t => t.textContent).join('|')")
+        finally:
+            browser.close()
+    assert not dialogs, f"script from a model name ran: {dialogs}"
+    assert not errors, f"script errors: {errors}"
+    for name in HOSTILE:
+        assert name in text, name
+    assert any(name in svg for name in HOSTILE)

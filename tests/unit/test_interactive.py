@@ -404,3 +404,25 @@ def test_styled_tables():
     assert "part" not in texts and "quantity" not in texts and "model" not in texts
     assert not {"nan", "NaN", "None"} & {t.strip() for t in texts}
     assert "12,500" in texts and "—" in texts and "0.4335" in texts
+
+
+def test_styled_tables_escape_markup_in_cells_labels_and_headers():
+    """Names come from users' files: a model named like markup shows as text (issue: model names
+    ran script in the report's table headers)."""
+    from calcas.render.tables import styled
+    hostile = "<img src=x onerror=alert(1)>"
+    df = pd.DataFrame({hostile: [0.5, 0.25], "name": ["<b onmouseover=alert(2)>x", "a & b"]},
+                      index=pd.MultiIndex.from_tuples([("<script>alert(3)</script>", "k"), ("ok", hostile)]))
+    html = styled(df).to_html()
+    assert "<img" not in html and "<script" not in html and "<b " not in html
+    texts = [t for t in re.findall(r">([^<>]*)</t[hd]>", html)]
+    assert texts.count("&lt;img src=x onerror=alert(1)&gt;") == 2  # the header and a row label
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in texts and "a &amp; b" in texts
+    assert "0.5000" in texts and "0.2500" in texts  # numbers keep their format
+
+
+def test_markdown_prose_shows_markup_as_text():
+    from calcas.render.page import markdown_html
+    out = markdown_html("**m** <img src=x onerror=alert(1)> and <script>alert(2)</script>")
+    assert out == ("<p><strong>m</strong> &lt;img src=x onerror=alert(1)&gt; and "
+                   "&lt;script&gt;alert(2)&lt;/script&gt;</p>\n")

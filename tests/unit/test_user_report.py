@@ -1,6 +1,7 @@
 """`python -m calcas report`: a user's own CSV / Parquet outputs in, a page and results.json out."""
 from __future__ import annotations
 
+import html.parser
 import json
 import os
 import subprocess
@@ -108,6 +109,49 @@ def test_three_files_give_calibration_cascades_and_cleaning(tmp_path):
     assert "http://" not in page and "https://" not in page  # nothing to fetch from anywhere
     for script in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
         assert (tmp_path / "out" / "_static" / "vendored" / script).is_file()
+
+
+#: Model names a hostile file name gives (a file name cannot hold "/", so no closing tags).
+HOSTILE = ["<img src=x onerror=alert(1)>", "<svg onload=alert(2)>", "a & <b onmouseover=alert(3)>b"]
+
+
+class _Tags(html.parser.HTMLParser):
+    """Every start tag of a page with its attributes, and its text."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def hostile_report(tmp_path: Path) -> Path:
+    """A three-file report whose model names (from the file names) are markup; returns its folder."""
+    paths = [_csv(tmp_path, name, _as(kind, _outputs(seed=i, skill=1 + i)))
+             for i, (name, kind) in enumerate(zip(HOSTILE, ("prob", "logit", "confidence")))]
+    user_report(paths, tmp_path / "out", n_boot=20, progress=False)
+    return tmp_path / "out"
+
+
+def test_model_names_that_look_like_markup_stay_text(tmp_path):
+    """No element or event handler comes from a name: tables, prose, headings and charts show the
+    names as characters."""
+    page = (hostile_report(tmp_path) / "index.html").read_text()
+    parsed = _Tags()
+    parsed.feed(page)
+    handlers = [(tag, a) for tag, attrs in parsed.tags for a in attrs if a.startswith("on")]
+    assert not handlers, handlers
+    assert {tag for tag, _ in parsed.tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3",
+                                               "p", "div", "table", "thead", "tbody", "tr", "th", "td", "img",
+                                               "script", "strong", "em", "code", "ul", "ol", "li", "a", "br"}
+    assert all(attrs.get("class") == "figure" for tag, attrs in parsed.tags if tag == "img")
+    text = "".join(parsed.text)
+    for name in HOSTILE:
+        assert text.count(name) >= 3, name  # the heading, the tables and the prose, as written
 
 
 def _bad(tmp_path, frame: pd.DataFrame, name: str = "bad") -> Path:
