@@ -245,3 +245,16 @@ def test_a_calcas_record_set_is_read_as_it_is(tmp_path):
     again = read_outputs(tmp_path / "m.parquet", name="again", cost=3.0)
     np.testing.assert_array_equal(again.logits, r.logits)
     assert again.manifest["model"] == "again" and again.manifest["extraction"]["flops_per_sample"] == 3.0
+
+
+def test_two_runs_write_the_same_results_json(tmp_path):
+    """results.json holds numbers and names only (no Python text of a Records object, no creation
+    time), so the same files give the same bytes."""
+    paths = [_csv(tmp_path, f"m{i}", _as(kind, _outputs(seed=i, skill=1 + i)))
+             for i, kind in enumerate(("prob", "logit", "confidence"))]
+    written = (tmp_path / "a" / "results.json", tmp_path / "b" / "results.json")
+    for out in written:
+        user_report(paths, out.parent, n_boot=20, progress=False)
+    text = written[0].read_text()
+    assert text == written[1].read_text()
+    assert "Records(" not in text and "created" not in text and "array(" not in text
