@@ -16,6 +16,11 @@ model; ``--costs`` gives each a cost per sample); three or more add label cleani
 file as an expert. The cal and test halves are :func:`calcas.cal_test_split` of the ids with the
 seed, as everywhere in calcas. ``DIR/index.html`` opens from disk with no network (its scripts
 are copied beside it) and ``DIR/results.json`` holds every number it shows.
+
+The report is written into a new folder beside ``DIR`` and renamed into place at the end, so an
+interrupted or failed run leaves ``DIR`` as it was. ``DIR`` may be new, empty, or a report this
+command wrote (it holds the marker file ``.calcas-report``); a folder holding anything else is
+refused unless ``--force`` is given.
 """
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ import dataclasses
 import html
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,6 +47,10 @@ from .render import page
 
 __all__ = ["read_outputs", "user_report", "main"]
 
+#: The file that marks a folder as written by ``calcas report`` (replaced without --force).
+REPORT_MARKER = ".calcas-report"
+#: What a report folder holds; a marked folder holding anything more is the user's too.
+_REPORT_ENTRIES = {REPORT_MARKER, "index.html", "results.json", "_static"}
 _PROGRESS_BYTES = 32 << 20  # files larger than this show a progress bar while they are read
 _CHUNK_ROWS = 200_000
 _PROB_SUM_TOL = 1e-3  # class probabilities written with 4-6 decimals still sum to 1 within this
@@ -279,35 +290,54 @@ def _default_K(section: str, n_bins: int) -> int:
     return max(1, round(n_bins * declared["K"].default / declared["n_bins"].default))
 
 
-def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                costs: Sequence[float] | None = None, n_bins: int = 15, n_boot: int = 1000,
-                calibration: str = "auto", seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Write ``out_dir/index.html`` and ``out_dir/results.json`` for the given model outputs.
+def _checked_out_dir(out_dir: str | os.PathLike, inputs: Sequence[Path], *, force: bool) -> Path:
+    """``out_dir`` as a Path, once it is known that the report can be written there: refused with
+    one message, before any computation, when it is a file, lies under a file, holds an input
+    file, or holds files this command did not write (unless ``force``)."""
+    out = Path(out_dir)
+    inside = [p for p in inputs if out.resolve() in p.resolve().parents]
+    if inside:
+        raise ValueError(f"--out: {out} holds the input file {inside[0]}, which the report would replace; "
+                         "choose another folder")
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == out else f"lies under {parent}, which is a file"
+            raise ValueError(f"--out: {out} {where}; give a folder")
+    if out.is_dir() and not force:
+        entries = sorted(e.name for e in out.iterdir())
+        ours = REPORT_MARKER in entries and set(entries) <= _REPORT_ENTRIES
+        if entries and not ours:
+            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+            raise ValueError(f"--out: {out} holds files calcas report did not write ({shown}); choose a new or "
+                             "empty folder, or pass --force to replace the folder")
+    return out
 
-    Parameters
-    ----------
-    paths : sequence of path
-        One file per model (see the module docstring), all on the same samples.
-    out_dir : path
-        Created if missing; ``index.html``, ``results.json`` and ``_static/vendored/`` go there.
-    costs : sequence of float, optional
-        Cost per sample of each model, in the order of ``paths`` (for the cascade's compute saving).
-    n_bins, n_boot, calibration, seed
-        As in :func:`calcas.chapters.calibration.compute`; the cascade and cleaning highlight
-        the book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
 
-    Returns
-    -------
-    dict
-        ``results.json`` as read back.
-    """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError("paths: give at least one file of model outputs")
-    if costs is not None and len(costs) != len(paths):
-        raise ValueError(f"costs: give one cost per file ({len(paths)}), got {len(costs)}")
-    if costs is not None and any(not (isinstance(c, (int, float)) and np.isfinite(c) and c > 0) for c in costs):
-        raise ValueError(f"costs: every cost must be a positive number, got {list(costs)}")
+def _staging_dir(out: Path) -> Path:
+    """A new folder beside ``out`` (same file system, so the final rename is atomic)."""
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    except OSError as err:
+        raise ValueError(f"--out: cannot write in {parent} ({err.strerror or err})") from None
+
+
+def _move_into_place(staged: Path, out: Path) -> None:
+    """Replace ``out`` by ``staged``: the old folder is renamed aside first and removed last, so
+    ``out`` is at every moment either the old report or the new one, whole."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=staged.parent))
+        os.replace(out, old / "report")
+    os.replace(staged, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_boot: int, calibration: str,
+            seed: int, progress: bool) -> tuple[dict[str, Any], str]:
+    """The report's numbers (``results.json``) and its page, computed from the files."""
     names = [p.stem for p in paths]
     names = [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
     sets = [read_outputs(p, name=n, cost=None if costs is None else float(costs[i]), progress=progress)
@@ -318,8 +348,6 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
         raise ValueError(f"n_bins: {n_bins} bins need at least {2 * n_bins} rows in the cal half; "
                          f"{paths[0].name} has {sets[0].n} rows ({n_cal} in cal): lower n_bins")
     K_cascade, K_cleaning = (_default_K(section, n_bins) for section in ("03_cascading", "04_cleaning"))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"inputs": [{"file": str(p), "name": n, "rows": r.n, "source": r.source,
                                            "cost": None if costs is None else float(costs[i])}
                                           for i, (p, n, r) in enumerate(zip(paths, names, sets))]}
@@ -366,9 +394,55 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
                        '<p class="note">Left out: some labels are unknown (-1), and cleaning judges the given label '
                        "of every sample.</p>"]
 
-    written = json.loads(write_results(out, results).read_text())
-    page.copy_scripts(out)
-    (out / "index.html").write_text(page.page_html(f"calcas report: {', '.join(names)}", blocks), encoding="utf-8")
+    return results, page.page_html(f"calcas report: {', '.join(names)}", blocks)
+
+
+def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                costs: Sequence[float] | None = None, n_bins: int = 15, n_boot: int = 1000,
+                calibration: str = "auto", seed: int = 0, progress: bool = True,
+                force: bool = False) -> dict[str, Any]:
+    """Write ``out_dir/index.html`` and ``out_dir/results.json`` for the given model outputs.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        One file per model (see the module docstring), all on the same samples.
+    out_dir : path
+        Created if missing; ``index.html``, ``results.json``, ``_static/vendored/`` and the marker
+        ``.calcas-report`` go there. It must be new, empty or a report this function wrote;
+        the report is built beside it and renamed into place when complete.
+    costs : sequence of float, optional
+        Cost per sample of each model, in the order of ``paths`` (for the cascade's compute saving).
+    n_bins, n_boot, calibration, seed
+        As in :func:`calcas.chapters.calibration.compute`; the cascade and cleaning highlight
+        the book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
+    force : bool
+        Replace ``out_dir`` even when it holds files this function did not write.
+
+    Returns
+    -------
+    dict
+        ``results.json`` as read back.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("paths: give at least one file of model outputs")
+    out = _checked_out_dir(out_dir, paths, force=force)
+    if costs is not None and len(costs) != len(paths):
+        raise ValueError(f"costs: give one cost per file ({len(paths)}), got {len(costs)}")
+    if costs is not None and any(not (isinstance(c, (int, float)) and np.isfinite(c) and c > 0) for c in costs):
+        raise ValueError(f"costs: every cost must be a positive number, got {list(costs)}")
+    staged = _staging_dir(out)  # before any computation: an unwritable place fails at once
+    try:
+        results, html_page = _report(paths, costs=costs, n_bins=n_bins, n_boot=n_boot, calibration=calibration,
+                                     seed=seed, progress=progress)
+        written = json.loads(write_results(staged, results).read_text())
+        page.copy_scripts(staged)
+        (staged / "index.html").write_text(html_page, encoding="utf-8")
+        (staged / REPORT_MARKER).write_text("written by python -m calcas report\n", encoding="utf-8")
+        _move_into_place(staged, out)
+    finally:  # an interrupted or failed run leaves no half-written folder behind
+        shutil.rmtree(staged, ignore_errors=True)
     return written
 
 
@@ -382,10 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of each ECE interval")
     p.add_argument("--calibration", default="auto", choices=("auto", "temperature", "platt"))
     p.add_argument("--seed", type=int, default=0, help="seed of the cal/test split and the bootstrap")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even when it holds files calcas report did not write")
     args = p.parse_args(argv)
     try:
         user_report(args.files, args.out, costs=args.costs, n_bins=args.n_bins, n_boot=args.n_boot,
-                    calibration=args.calibration, seed=args.seed)
+                    calibration=args.calibration, seed=args.seed, force=args.force)
     except (RecordsError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"calcas report: {err}", file=sys.stderr)
         return 2

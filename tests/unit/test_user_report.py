@@ -258,3 +258,103 @@ def test_two_runs_write_the_same_results_json(tmp_path):
     text = written[0].read_text()
     assert text == written[1].read_text()
     assert "Records(" not in text and "created" not in text and "array(" not in text
+
+
+# ------------------------------------------------------------------ the output folder
+
+@pytest.fixture
+def one_file(tmp_path):
+    return [_csv(tmp_path, "m", _as("confidence", _outputs(n=200)))]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+def test_a_folder_of_the_users_own_files_is_refused_unless_forced(tmp_path, one_file):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "index.html").write_text("my own page")
+    (out / "results.json").write_text('{"mine": 1}')
+    with pytest.raises(ValueError, match=r"--out: .*mine holds files calcas report did not write \(index.html, "
+                                         r"results.json\); choose a new or empty folder, or pass --force"):
+        user_report(one_file, out, n_boot=20, progress=False)
+    assert (out / "index.html").read_text() == "my own page" and (out / "results.json").read_text() == '{"mine": 1}'
+    user_report(one_file, out, n_boot=20, progress=False, force=True)
+    assert (out / "results.json").read_text() != '{"mine": 1}' and (out / ".calcas-report").is_file()
+    assert not _leftovers(tmp_path)
+
+
+def test_a_report_folder_is_replaced_whole_and_a_marked_folder_with_more_is_refused(tmp_path, one_file):
+    out = tmp_path / "report"
+    user_report(one_file, out, n_boot=20, progress=False)
+    user_report(one_file, out, n_boot=30, progress=False, seed=1)  # its own report: no --force needed
+    assert json.loads((out / "results.json").read_text())["calibration"]["parameters"]["seed"] == 1
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files calcas report did not write \(\.calcas-report, _static, "
+                                         r"index\.html, notes\.txt, results\.json\)"):
+        user_report(one_file, out, n_boot=20, progress=False)
+
+
+@pytest.mark.parametrize("where, message", [
+    (lambda t: t / "afile", r"--out: .*afile is a file; give a folder"),
+    (lambda t: t / "afile" / "sub", r"--out: .*sub lies under .*afile, which is a file; give a folder"),
+    (lambda t: t, r"--out: .* holds the input file .*m\.csv, which the report would replace; choose another"),
+])
+def test_out_that_cannot_be_a_report_folder_is_named(tmp_path, one_file, where, message):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=message):
+        user_report(one_file, where(tmp_path), n_boot=20, progress=False, force=True)
+
+
+def test_an_unwritable_place_is_refused_before_any_computation(tmp_path, one_file, monkeypatch):
+    import calcas.user_report as ur
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    computed = []
+    monkeypatch.setattr(ur.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(ur, "_report", lambda *a, **k: computed.append(1))
+    with pytest.raises(ValueError, match=r"--out: cannot write in .* \(Permission denied\)"):
+        user_report(one_file, tmp_path / "out", n_boot=20, progress=False)
+    assert not computed
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_or_failed_run_leaves_the_old_report_whole(tmp_path, one_file, monkeypatch, failure):
+    """Ctrl-C (or an error) while the page is written: the folder keeps the previous run's
+    index.html beside that run's results.json, and nothing half-written is left beside it."""
+    import calcas.user_report as ur
+    out = tmp_path / "report"
+    user_report(one_file, out, n_boot=20, progress=False)
+    before = _tree(out)
+
+    def interrupted(folder, *args, **kwargs):
+        raise failure("stopped while copying the scripts")
+
+    monkeypatch.setattr(ur.page, "copy_scripts", interrupted)
+    with pytest.raises(failure):
+        user_report(one_file, out, n_boot=30, progress=False, seed=1)
+    assert _tree(out) == before and not _leftovers(tmp_path)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(failure):
+        user_report(one_file, fresh, n_boot=20, progress=False)
+    assert not fresh.exists() and not _leftovers(tmp_path)  # a failed first run leaves no empty folder
+
+
+def test_command_line_force_and_a_refused_out(tmp_path, one_file):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    run = [sys.executable, "-m", "calcas", "report", str(one_file[0]), "--out", str(out), "--n-boot", "20"]
+    refused = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "holds files calcas report did not write (keep.txt)" in refused.stderr
+    forced = subprocess.run([*run, "--force"], capture_output=True, text=True, cwd=ROOT)
+    assert forced.returncode == 0, forced.stderr
+    assert not (out / "keep.txt").exists() and (out / "index.html").is_file()
