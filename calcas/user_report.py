@@ -8,6 +8,8 @@ is read as it is). A table has one row per sample with the columns
   or a grade in [0, 1]); both may be given;
 - the confidence: ``confidence`` (the probability of ``pred``), or ``prob_0 … prob_{C-1}``
   (class probabilities, each row summing to 1), or ``logit_0 … logit_{C-1}`` (raw logits).
+  With class columns (or a record set's logits) ``pred`` must be each row's largest class, the
+  paper's top-1 confidence; ``--confidence-of pred`` scores the probability of ``pred`` instead.
 
 One file gives the calibration report (ECE before and after calibration on the test half, with
 bootstrap intervals, reliability diagrams, the calibrator fitted and why); two or more add the
@@ -98,9 +100,10 @@ def _read_table(path: Path, progress: bool) -> pd.DataFrame:
 
 
 def _where(table: pd.DataFrame, bad: np.ndarray, path: Path) -> str:
-    """'line L (id X)' of the first True in ``bad``; CSV lines count the header as line 1."""
+    """'line L (id X)' of the first True in ``bad``; CSV lines count the header as line 1, Parquet
+    rows count from 1."""
     i = int(np.flatnonzero(bad)[0])
-    line = f"line {i + 2}" if path.suffix.lower() != ".parquet" else f"row {i}"
+    line = f"line {i + 2}" if path.suffix.lower() != ".parquet" else f"row {i + 1}"
     return f"{line} (id {table['id'].iloc[i]!r})"
 
 
@@ -144,8 +147,38 @@ def _class_columns(columns: Sequence[str], prefix: str, path: Path) -> list[str]
     return [f"{prefix}{i}" for i in range(len(indices))]
 
 
+#: What the report pairs with ``pred == label``: the largest class probability (the paper's
+#: confidence, which needs ``pred`` to be that class) or the probability of ``pred`` itself.
+CONFIDENCE_OF = ("argmax", "pred")
+
+
+def _confidence_of_pred(table: pd.DataFrame, path: Path, pred: np.ndarray, scores: np.ndarray, what: str,
+                        confidence_of: str) -> np.ndarray | None:
+    """Check that ``pred`` is a largest column of ``scores`` (logits or log-probabilities, (n, C),
+    named ``what`` in messages; ties: any maximiser; rows with pred = -1 are not checked). Returns
+    None when it is, or, with ``confidence_of="pred"``, the probability of ``pred`` per row
+    (softmax of ``scores``; the largest where pred = -1)."""
+    known = pred >= 0
+    picked = np.take_along_axis(scores, np.where(known, pred, 0)[:, None], axis=1)[:, 0]
+    off = known & (picked < scores.max(axis=1))
+    if confidence_of == "argmax":
+        if off.any():
+            rows = np.flatnonzero(off)[:3]
+            first = "; ".join(f"{_where(table, np.arange(len(pred)) == i, path)}: pred {pred[i]}, largest at "
+                              f"class {int(scores[i].argmax())}" for i in rows)
+            raise _fail(path, f"pred: {int(off.sum()):,} of {len(pred):,} rows are not the class with the largest "
+                              f"{what} ({first}). The report pairs the largest probability with pred == label, "
+                              "so the two must agree; if pred is a thresholded decision (e.g. prob_1 > 0.3), pass "
+                              "--confidence-of pred to score the probability of pred instead")
+        return None
+    z = scores - scores.max(axis=1, keepdims=True)  # logits, or log-probabilities: the same softmax
+    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return np.where(known, np.take_along_axis(prob, np.where(known, pred, 0)[:, None], axis=1)[:, 0],
+                    prob.max(axis=1))
+
+
 def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: float | None = None,
-                 progress: bool = True) -> Records:
+                 progress: bool = True, confidence_of: str = "argmax") -> Records:
     """One model's outputs, from a CSV or Parquet table of the module docstring's columns.
 
     Parameters
@@ -160,6 +193,11 @@ def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: floa
         ``extraction.flops_per_sample`` for the cascade's compute saving.
     progress : bool, default True
         Show a progress bar while a large CSV is read.
+    confidence_of : {"argmax", "pred"}, default "argmax"
+        With class probabilities or logits (``prob_*``, ``logit_*`` or a record set's logits):
+        "argmax" requires ``pred`` to be the class with the largest value in every row (ties:
+        any maximiser), the paper's top-1 confidence; "pred" scores the probability of ``pred``
+        instead (a thresholded decision), read as a ``confidence`` column.
 
     Returns
     -------
@@ -172,8 +210,11 @@ def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: floa
         Naming the file, the column and the first offending line: a missing column, an empty
         file, a repeated id, an empty or non-numeric cell, a confidence or probability outside
         [0, 1], probabilities that do not sum to 1, a gap in the class columns, a label or
-        prediction outside the classes.
+        prediction outside the classes, a ``pred`` that is not the largest class (with
+        ``confidence_of="argmax"``).
     """
+    if confidence_of not in CONFIDENCE_OF:
+        raise ValueError(f"confidence_of: expected one of {list(CONFIDENCE_OF)}, got {confidence_of!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -189,6 +230,12 @@ def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: floa
             manifest = {**r.manifest, "model": name}
             if cost is not None:
                 manifest["extraction"] = {**(manifest.get("extraction") or {}), "flops_per_sample": cost}
+            if r.logits is not None:
+                own = _confidence_of_pred(pd.DataFrame({"id": r.id}), path, r.pred, np.asarray(r.logits, np.float64),
+                                          "logit", confidence_of)
+                if own is not None:
+                    return make_records(r.id, r.pred, label=r.label, verified=r.verified, confidence=own,
+                                        is_noisy=r.is_noisy, manifest={**manifest, "source": "confidence"})
             return dataclasses.replace(r, manifest=manifest)  # columns already checked by read_records
     elif path.suffix.lower() != ".csv":
         raise _fail(path, f"expected a .csv or .parquet file, got {path.suffix or 'no suffix'!r}")
@@ -236,6 +283,11 @@ def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: floa
         kwargs["logits"] = block
     low = -1
     pred = _numbers(table, "pred", path, integer=True, low=low, high=None if n_classes is None else n_classes - 1)
+    if "logits" in kwargs:  # log(p) orders the classes as p does, and its softmax is p
+        own = _confidence_of_pred(table, path, pred, kwargs["logits"], f"{given[0]}*", confidence_of)
+        if own is not None:
+            del kwargs["logits"]
+            kwargs["confidence"] = own
     if "label" in columns:
         kwargs["label"] = _numbers(table, "label", path, integer=True, low=low,
                                    high=None if n_classes is None else n_classes - 1)
@@ -336,12 +388,12 @@ def _move_into_place(staged: Path, out: Path) -> None:
 
 
 def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_boot: int, calibration: str,
-            seed: int, progress: bool) -> tuple[dict[str, Any], str]:
+            seed: int, progress: bool, confidence_of: str) -> tuple[dict[str, Any], str]:
     """The report's numbers (``results.json``) and its page, computed from the files."""
     names = [p.stem for p in paths]
     names = [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
-    sets = [read_outputs(p, name=n, cost=None if costs is None else float(costs[i]), progress=progress)
-            for i, (p, n) in enumerate(zip(paths, names))]
+    sets = [read_outputs(p, name=n, cost=None if costs is None else float(costs[i]), progress=progress,
+                         confidence_of=confidence_of) for i, (p, n) in enumerate(zip(paths, names))]
     _same_ids(sets, paths)
     n_cal = int(sets[0].cal_mask(seed=seed).sum())
     if n_cal < 2 * n_bins:
@@ -400,7 +452,7 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
 def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                 costs: Sequence[float] | None = None, n_bins: int = 15, n_boot: int = 1000,
                 calibration: str = "auto", seed: int = 0, progress: bool = True,
-                force: bool = False) -> dict[str, Any]:
+                force: bool = False, confidence_of: str = "argmax") -> dict[str, Any]:
     """Write ``out_dir/index.html`` and ``out_dir/results.json`` for the given model outputs.
 
     Parameters
@@ -418,6 +470,8 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
         the book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
     force : bool
         Replace ``out_dir`` even when it holds files this function did not write.
+    confidence_of : {"argmax", "pred"}
+        As in :func:`read_outputs`: by default ``pred`` must be each row's largest class.
 
     Returns
     -------
@@ -435,7 +489,7 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     staged = _staging_dir(out)  # before any computation: an unwritable place fails at once
     try:
         results, html_page = _report(paths, costs=costs, n_bins=n_bins, n_boot=n_boot, calibration=calibration,
-                                     seed=seed, progress=progress)
+                                     seed=seed, progress=progress, confidence_of=confidence_of)
         written = json.loads(write_results(staged, results).read_text())
         page.copy_scripts(staged)
         (staged / "index.html").write_text(html_page, encoding="utf-8")
@@ -456,12 +510,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of each ECE interval")
     p.add_argument("--calibration", default="auto", choices=("auto", "temperature", "platt"))
     p.add_argument("--seed", type=int, default=0, help="seed of the cal/test split and the bootstrap")
+    p.add_argument("--confidence-of", choices=CONFIDENCE_OF, default="argmax",
+                   help="argmax (default): pred must be each row's largest class; pred: score the probability "
+                        "of pred (a thresholded decision)")
     p.add_argument("--force", action="store_true",
                    help="replace --out even when it holds files calcas report did not write")
     args = p.parse_args(argv)
     try:
         user_report(args.files, args.out, costs=args.costs, n_bins=args.n_bins, n_boot=args.n_boot,
-                    calibration=args.calibration, seed=args.seed, force=args.force)
+                    calibration=args.calibration, seed=args.seed, force=args.force,
+                    confidence_of=args.confidence_of)
     except (RecordsError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"calcas report: {err}", file=sys.stderr)
         return 2

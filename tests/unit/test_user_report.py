@@ -358,3 +358,80 @@ def test_command_line_force_and_a_refused_out(tmp_path, one_file):
     forced = subprocess.run([*run, "--force"], capture_output=True, text=True, cwd=ROOT)
     assert forced.returncode == 0, forced.stderr
     assert not (out / "keep.txt").exists() and (out / "index.html").is_file()
+
+
+# ------------------------------------------------------------------ pred against the largest class
+
+def _thresholded(n: int = 4000, seed: int = 5) -> pd.DataFrame:
+    """A perfectly calibrated binary model whose pred is a thresholded decision, prob_1 > 0.3."""
+    rng = np.random.default_rng(seed)
+    p1 = rng.uniform(size=n)
+    label = (rng.uniform(size=n) < p1).astype(int)
+    return pd.DataFrame({"id": [f"s{i:05d}" for i in range(n)], "pred": (p1 > 0.3).astype(int), "label": label,
+                         "prob_0": 1 - p1, "prob_1": p1})
+
+
+def test_a_pred_that_is_not_the_largest_class_is_refused_with_its_rows(tmp_path):
+    frame = _thresholded()
+    off = frame["pred"].to_numpy() != frame[["prob_0", "prob_1"]].to_numpy().argmax(1)
+    first = int(np.flatnonzero(off)[0])
+    path = _csv(tmp_path, "thresholded", frame)
+    message = (rf"thresholded\.csv: pred: {off.sum():,} of 4,000 rows are not the class with the largest prob_\* "
+               rf"\(line {first + 2} \(id '{frame['id'][first]}'\): pred 1, largest at class 0; .*\)\. The report "
+               r"pairs the largest probability with pred == label.*pass --confidence-of pred")
+    with pytest.raises(RecordsError, match=message):
+        read_outputs(path)
+    parquet = tmp_path / "thresholded.parquet"
+    frame.to_parquet(parquet)  # a plain table (no calcas manifest): the same check, rows counted from 1
+    with pytest.raises(RecordsError, match=rf"pred: {off.sum():,} of 4,000 rows .*\(row {first + 1} "):
+        read_outputs(parquet)
+    with pytest.raises(RecordsError, match=r"pred: .* not the class with the largest"):
+        user_report([path], tmp_path / "out", n_boot=20, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_confidence_of_pred_scores_the_probability_of_pred(tmp_path):
+    """The issue's case: scored as the probability of pred, the calibrated model's test ECE is
+    that of prob[pred] against pred == label (the largest probability paired with pred's
+    correctness gave 0.046 there)."""
+    frame = _thresholded()
+    p = frame[["prob_0", "prob_1"]].to_numpy()
+    own = p[np.arange(len(p)), frame["pred"]]
+    r = read_outputs(_csv(tmp_path, "thresholded", frame), confidence_of="pred")
+    assert r.source == "confidence"
+    np.testing.assert_allclose(r.confidence, own, rtol=0, atol=1e-12)
+    res = user_report([tmp_path / "thresholded.csv"], tmp_path / "out", n_boot=20, progress=False,
+                      confidence_of="pred")
+    test = ~calcas.cal_test_split(frame["id"].to_numpy(), seed=0)
+    correct = (frame["pred"] == frame["label"]).to_numpy()
+    expected = calcas.ece(own[test], correct[test], n_bins=15)
+    assert res["calibration"]["models"]["thresholded"]["test"]["ece_before"] == pytest.approx(expected, abs=1e-6)
+    largest = calcas.ece(p.max(1)[test], correct[test], n_bins=15)
+    assert largest > 2 * expected  # what pairing the largest probability with pred's correctness would show
+
+
+def test_ties_and_unknown_preds_pass_the_check(tmp_path):
+    frame = _thresholded(n=200)
+    frame["pred"] = (frame["prob_1"] > 0.5).astype(int)  # the largest class
+    frame.loc[:9, ["prob_0", "prob_1"]] = 0.5  # a tie: either class is a largest one
+    frame.loc[:4, "pred"] = 0
+    frame.loc[5:9, "pred"] = 1
+    frame.loc[10:12, "pred"] = -1  # unknown answers, scored by verified
+    frame["verified"] = (frame["pred"] == frame["label"]).astype(float)
+    r = read_outputs(_csv(tmp_path, "ties", frame))
+    assert r.source == "logits" and r.n == 200
+
+
+def test_a_record_set_is_checked_alike(tmp_path):
+    frame = _thresholded(n=300)
+    z = np.log(frame[["prob_0", "prob_1"]].to_numpy())
+    r = calcas.make_records(frame["id"].tolist(), frame["pred"].to_numpy(), label=frame["label"].to_numpy(),
+                            logits=z, manifest={"model": "m"})
+    calcas.write_records(r, tmp_path / "set.parquet")
+    with pytest.raises(RecordsError, match=r"set\.parquet: pred: \d+ of 300 rows are not the class with the "
+                                           r"largest logit \(row \d+ \(id 's\d+'\)"):
+        read_outputs(tmp_path / "set.parquet")
+    own = read_outputs(tmp_path / "set.parquet", confidence_of="pred")
+    np.testing.assert_allclose(own.confidence, np.exp(z)[np.arange(300), frame["pred"]], atol=1e-6)
+    with pytest.raises(ValueError, match=r"confidence_of: expected one of \['argmax', 'pred'\], got 'max'"):
+        read_outputs(tmp_path / "set.parquet", confidence_of="max")
