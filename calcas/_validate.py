@@ -101,6 +101,13 @@ def check_integer(x: Any, name: str) -> None:
         raise ValueError(f"{name}: expected an integer, got {x!r}")
 
 
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A random seed: an integer >= 0 (what numpy.random.default_rng accepts as one number)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def check_positive_int(x: Any, name: str) -> int:
     """An integer >= 1 (a count such as n_bins or n_boot)."""
     check_integer(x, name)

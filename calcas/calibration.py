@@ -314,8 +314,9 @@ def calibrate_records(records: "Records", cal_mask: Any, *, method: str = "auto"
     ----------
     records : calcas.Records
         A record set; its confidence source decides what ``method="auto"`` does: temperature
-        scaling on ``logits`` (against ``label``), Platt scaling on ``confidence`` (via
-        log(c / (1 - c))) or ``score`` (against ``verified``).
+        scaling on ``logits`` (against ``label``, fitted on the cal rows whose label is known;
+        Platt scaling when none is), Platt scaling on ``confidence`` (via log(c / (1 - c))) or
+        ``score`` (against ``verified``).
     cal_mask : bool array, shape (n,)
         True for the rows to fit on.
     method : {"auto", "temperature", "platt"}
@@ -332,15 +333,21 @@ def calibrate_records(records: "Records", cal_mask: Any, *, method: str = "auto"
         raise ValueError(f"cal_mask: expected shape ({records.n},), got {mask.shape}")
     if not mask.any():
         raise ValueError("cal_mask: selects no rows to fit on")
+    labelled = mask & (records.label >= 0)  # the temperature's likelihood needs each row's class
     if method == "auto":
-        method = "temperature" if records.logits is not None else "platt"
+        method = "temperature" if records.logits is not None and labelled.any() else "platt"
     if method == "temperature":
         if records.logits is None:
             raise ValueError(f"method: temperature scaling needs logits; this record set carries "
                              f"{records.source!r} (use 'platt')")
-        ts = TemperatureScaling().fit(records.logits[mask], records.label[mask])
+        if not labelled.any():
+            raise ValueError("method: temperature scaling needs known labels on the cal rows, and every one there "
+                             "is unknown (-1); use 'platt', which fits on verified")
+        ts = TemperatureScaling().fit(records.logits[labelled], records.label[labelled])
         probabilities = ts.predict_proba(records.logits)
-        calibrated = probabilities[np.arange(records.n), records.pred]
+        # the confidence in pred; where pred is unknown (-1), in the largest class, as raw_confidence
+        calibrated = np.where(records.pred >= 0, probabilities[np.arange(records.n), np.maximum(records.pred, 0)],
+                              probabilities.max(axis=1))
         return CalibratedRecords("temperature", ts, records.raw_confidence(), calibrated, probabilities)
     if method == "platt":
         score = records.platt_score()

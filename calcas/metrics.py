@@ -15,8 +15,8 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 from scipy.stats import norm, spearmanr
 
-from ._validate import (check_binning, check_edges, check_level, check_n_bins, check_positive_int, confidence_array,
-                        correct_array, float_array, label_array, same_length)
+from ._validate import (check_binning, check_edges, check_level, check_n_bins, check_positive_int, check_seed,
+                        confidence_array, correct_array, float_array, label_array, same_length)
 from .binning import BINNINGS, _assign_bins, _bin_sums, _edges, _equal_count_edges_of_sorted
 
 # A resample of n rows is drawn block by block: the block totals from one multinomial, then
@@ -599,6 +599,7 @@ def ece_bootstrap(confidence: Any, correct: Any, n_bins: int = 15, binning: str 
     c, v = _checked(confidence, correct)
     level = check_level(level)
     n_boot = check_positive_int(n_boot, "n_boot")
+    seed = check_seed(seed)
     e = _checked_edges(c, n_bins, binning, None)
     point = _ece(*_binned(c, v, e))
     return (point, *_percentile_interval(_ece_replicates(c, v, n_bins, binning, n_boot, seed), level))
@@ -646,6 +647,7 @@ def ece_interval(confidence: Any, correct: Any, n_bins: int = 15, binning: str =
     c, v = _checked(confidence, correct)
     level = check_level(level)
     n_boot = check_positive_int(n_boot, "n_boot")
+    seed = check_seed(seed)
     e = _checked_edges(c, n_bins, binning, None)
     count, sum_c, sum_v, sum_vv = _bin_sums(_assign_bins(c, e), len(e) - 1, c, v, v * v)
     plugin = _ece(count, sum_c, sum_v)
@@ -793,6 +795,7 @@ def paired_difference_interval(correct_a: Any, correct_b: Any, *, level: float =
     same_length(correct_a=a, correct_b=b)
     level = check_level(level)
     n_boot = check_positive_int(n_boot, "n_boot")
+    seed = check_seed(seed)
     d = a - b
     return (float(d.mean()), *_percentile_interval(_mean_replicates(d, n_boot, seed), level))
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import _version
+from ._validate import check_seed
 from .confidence import max_prob_confidence, top1_logit
 
 SOURCES = ("logits", "confidence", "score")
@@ -606,6 +607,7 @@ def cal_test_split(ids: Any, *, cal_fraction: float = 0.5, seed: int = 0) -> np.
     Depends only on the set of ids and the seed (not on row order), so aligned record sets of
     different models get the same split.
     """
+    seed = check_seed(seed)
     ids = np.asarray(ids).astype(str)
     n = len(ids)
     if not 0.0 < cal_fraction < 1.0:

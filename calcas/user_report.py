@@ -27,11 +27,13 @@ refused unless ``--force`` is given.
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import dataclasses
 import html
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -70,11 +72,21 @@ def _read_table(path: Path, progress: bool) -> pd.DataFrame:
             return pq.read_table(path).to_pandas()
         except Exception as err:  # pyarrow raises several types for damaged files
             raise _fail(path, f"not a readable Parquet file ({err})") from err
+    # utf-8-sig: UTF-8, and the byte-order mark Excel writes before the header is not part of "id"
+    decoder, done = codecs.getincrementaldecoder("utf-8")(), 0
+    with open(path, "rb") as f:  # in blocks: a large file is never held as one string
+        for block in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                raise _fail(path, f"not UTF-8 text (byte 0x{block[err.start]:02x} at byte {done + err.start:,}); "
+                                  "save the file as UTF-8 (CSV UTF-8 in Excel)") from None
+            done += len(block)
     try:
-        header = pd.read_csv(path, nrows=0)
+        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise _fail(path, "the file is empty (expected a header line and one row per sample)") from None
-    with open(path, newline="", encoding="utf-8") as f:  # pandas renames a repeated column to "x.1"
+    with open(path, newline="", encoding="utf-8-sig") as f:  # pandas renames a repeated column to "x.1"
         columns = next(csv.reader(f))
     if len(set(columns)) < len(columns):
         again = next(c for i, c in enumerate(columns) if c in columns[:i])
@@ -84,16 +96,23 @@ def _read_table(path: Path, progress: bool) -> pd.DataFrame:
     # ids are text as written ("007" stays "007", "NA" is an id); empty cells elsewhere are NaN
     reader = pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values={c: [""] for c in columns
                                                                                      if c != "id"},
-                         chunksize=_CHUNK_ROWS)
+                         chunksize=_CHUNK_ROWS, encoding="utf-8-sig")
     bar = None
     if progress and path.stat().st_size > _PROGRESS_BYTES:
         from tqdm.auto import tqdm
         bar = tqdm(desc=f"reading {path.name}", unit=" rows", unit_scale=True, file=sys.stderr)
     chunks = []
-    for chunk in reader:
-        chunks.append(chunk)
-        if bar is not None:
-            bar.update(len(chunk))
+    try:
+        for chunk in reader:
+            chunks.append(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    except pd.errors.ParserError as err:  # "Expected 7 fields in line 4, saw 8"
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found is None:
+            raise _fail(path, f"not a readable CSV table ({err})") from None
+        expected, line, saw = found.groups()
+        raise _fail(path, f"line {line} has {saw} fields; the header has {expected}") from None
     if bar is not None:
         bar.close()
     return pd.concat(chunks, ignore_index=True) if chunks else header
@@ -128,7 +147,7 @@ def _numbers(table: pd.DataFrame, column: str, path: Path, *, integer: bool = Fa
                        (high, values > high if high is not None else None)):
         if bad is not None and bad.any():
             limits = ", ".join("…" if b is None else f"{b:g}" for b in (low, high))
-            raise _fail(path, f"{column}: {_where(table, bad, path)} is {values[bad][0]:g}, outside [{limits}]")
+            raise _fail(path, f"{column}: {_where(table, bad, path)} is {values[bad][0]:.10g}, outside [{limits}]")
     return values.astype(np.int64) if integer else values
 
 
@@ -139,6 +158,10 @@ def _class_columns(columns: Sequence[str], prefix: str, path: Path) -> list[str]
     if not all(s.isdigit() for s in suffixes):
         bad = next(c for c, s in zip(found, suffixes) if not s.isdigit())
         raise _fail(path, f"{bad}: expected {prefix}<class index>, e.g. {prefix}0")
+    padded = next((c for c, s in zip(found, suffixes) if s != str(int(s))), None)
+    if padded is not None:
+        raise _fail(path, f"{padded}: expected {prefix}<class index> with no leading zeros "
+                          f"({prefix}{int(padded[len(prefix):])})")
     indices = sorted(int(s) for s in suffixes)
     missing = sorted(set(range(max(indices) + 1)) - set(indices))
     if missing or len(indices) < 2:
@@ -291,8 +314,18 @@ def read_outputs(path: str | os.PathLike, *, name: str | None = None, cost: floa
     if "label" in columns:
         kwargs["label"] = _numbers(table, "label", path, integer=True, low=low,
                                    high=None if n_classes is None else n_classes - 1)
+    elif "logits" in kwargs:  # verified alone: every label unknown, calibrated on verified (Platt)
+        kwargs["label"] = np.full(len(table), -1)
     if "verified" in columns:
         kwargs["verified"] = _numbers(table, "verified", path, low=0.0, high=1.0)
+    else:
+        for column, values in (("label", kwargs.get("label")), ("pred", pred)):
+            if values is not None and (values < 0).any():
+                raise _fail(path, f"{column}: {_where(table, values < 0, path)} is -1 (unknown), so whether pred "
+                                  "is right is unknown: give a verified column (1 right, 0 wrong) for such rows")
+    if "confidence" in kwargs and np.ptp(kwargs["confidence"]) == 0:
+        raise _fail(path, f"confidence: every row is {kwargs['confidence'][0]:.10g}; calibration and the "
+                          "reliability diagram need confidences that vary")
     manifest = {"model": name, "dataset": None, "source_file": path.name, "source_sha256": file_sha256(path)}
     if cost is not None:
         manifest["extraction"] = {"flops_per_sample": cost}
@@ -500,16 +533,29 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     return written
 
 
+def _whole(low: int):
+    """An argparse type: an integer >= ``low`` (argparse names the option in its message)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m calcas report FILE [FILE ...] --out DIR [--costs C ...] [--n-bins N] [--seed S]``."""
     p = argparse.ArgumentParser(prog="python -m calcas report", description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", help="CSV or Parquet files of model outputs on the same samples")
     p.add_argument("--out", required=True, help="folder for index.html and results.json")
     p.add_argument("--costs", nargs="+", type=float, help="cost per sample of each model, in file order")
-    p.add_argument("--n-bins", type=int, default=15, help="equal-count bins (default 15, the paper's)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of each ECE interval")
+    p.add_argument("--n-bins", type=_whole(1), default=15, help="equal-count bins (default 15, the paper's)")
+    p.add_argument("--n-boot", type=_whole(1), default=1000, help="bootstrap replicates of each ECE interval")
     p.add_argument("--calibration", default="auto", choices=("auto", "temperature", "platt"))
-    p.add_argument("--seed", type=int, default=0, help="seed of the cal/test split and the bootstrap")
+    p.add_argument("--seed", type=_whole(0), default=0, help="seed of the cal/test split and the bootstrap")
     p.add_argument("--confidence-of", choices=CONFIDENCE_OF, default="argmax",
                    help="argmax (default): pred must be each row's largest class; pred: score the probability "
                         "of pred (a thresholded decision)")

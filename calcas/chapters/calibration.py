@@ -400,9 +400,11 @@ def choose_lesson(models: Mapping[str, ModelFacts]) -> str | None:
     return max(rise, key=rise.__getitem__)
 
 
-def _explorer_grid(conf: Mapping[str, np.ndarray], correct: np.ndarray) -> tuple[dict[str, list], dict[str, list]]:
-    """Reliability tables and ECE of each series at every bin count the explorer offers."""
-    grid = [n for n in EXPLORER_BINS if n <= len(correct)]
+def _explorer_grid(conf: Mapping[str, np.ndarray], correct: np.ndarray,
+                   n_bins: int) -> tuple[dict[str, list], dict[str, list]]:
+    """Reliability tables and ECE of each series at every bin count the explorer offers:
+    :data:`EXPLORER_BINS` and the page's own ``n_bins`` (1 or 40 included), capped by the rows."""
+    grid = sorted(n for n in {*EXPLORER_BINS, n_bins} if n <= len(correct))
     bins, summary = [], []
     for series, c in conf.items():
         b, s = binning_sweep(c, correct, n_bins=grid, binnings=("equal_count",))
@@ -433,7 +435,7 @@ def _showcase(facts_so_far: dict[str, ModelFacts], models: dict[str, FittedModel
         pool = "the real models" if any(x.dataset != "synthetic" for x in facts_so_far.values()) else "the models"
     shown_bins = min(n_bins, len(correct))
     table = reliability_table(conf["uncalibrated"], correct, shown_bins)
-    explorer_bins, explorer_summary = _explorer_grid(conf, correct)
+    explorer_bins, explorer_summary = _explorer_grid(conf, correct, n_bins)
     gap = float(conf["uncalibrated"].mean() - correct.mean())
     return ShowcaseFacts(
         model=name, verifier=verifier, pool=pool, n=int(len(correct)), accuracy=float(correct.mean()),
@@ -624,7 +626,7 @@ def model_explorer(models: Mapping[str, FittedModel], name: str, *, n_bins: int 
     where the chapter shows only its showcased one (:func:`explorer`); the slider starts at
     ``n_bins`` (or the most bins the test half allows)."""
     conf, correct = showcase_arrays(models, name, "given_labels")
-    bins, summary = _explorer_grid(conf, correct)
+    bins, summary = _explorer_grid(conf, correct, n_bins)
     return interactive.reliability_explorer(_frame(bins), _frame(summary), default=min(n_bins, max(summary["N"])),
                                             title=f"{name}, test half")
 

@@ -465,3 +465,32 @@ def test_fit_temperature_on_logits_of_subnormal_spread():
         warnings.simplefilter("error")
         T = calcas.fit_temperature(z, np.array([0, 0, 0, 0]))
     assert np.isfinite(T) and 0 < T < 1e-300
+
+
+def test_temperature_fits_on_the_cal_rows_whose_label_is_known():
+    """Unknown labels (-1, scored by verified) take no part in the temperature's likelihood; a
+    row whose pred is unknown gets the largest calibrated probability, as its raw confidence is
+    the largest raw one (pred -1 never indexes the last class)."""
+    rng = np.random.default_rng(3)
+    n, C = 600, 4
+    z = rng.normal(size=(n, C)) * 2
+    label = rng.integers(0, C, n)
+    z[np.arange(n), label] += 1.5
+    pred = z.argmax(1)
+    verified = (pred == label).astype(float)
+    label_seen, pred_seen = label.copy(), pred.copy()
+    label_seen[:50] = -1
+    pred_seen[50:60] = -1
+    r = calcas.make_records([f"r{i}" for i in range(n)], pred_seen, label=label_seen, verified=verified, logits=z)
+    cal = np.arange(n) % 2 == 0
+    out = calcas.calibrate_records(r, cal)
+    known = cal & (label_seen >= 0)
+    expected = calcas.TemperatureScaling().fit(z[known], label[known])
+    assert out.method == "temperature" and out.calibrator.temperature_ == pytest.approx(expected.temperature_)
+    probabilities = expected.predict_proba(z)
+    np.testing.assert_allclose(out.calibrated[50:60], probabilities[50:60].max(1))
+    np.testing.assert_allclose(out.calibrated[60:], probabilities[np.arange(60, n), pred[60:]])
+    nothing_known = calcas.make_records(r.id, pred, label=np.full(n, -1), verified=verified, logits=z)
+    assert calcas.calibrate_records(nothing_known, cal).method == "platt"
+    with pytest.raises(ValueError, match=r"temperature scaling needs known labels on the cal rows"):
+        calcas.calibrate_records(nothing_known, cal, method="temperature")

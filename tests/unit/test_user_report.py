@@ -185,6 +185,14 @@ LOGITS = _as("logit", _outputs(n=60))
     (PROBS.assign(prob_0=PROBS["prob_0"].where(PROBS.index != 5, PROBS["prob_0"] + 0.2)),
      r"prob_\*: line 7 \(id 's00005'\) sums to 1.2, not 1"),
     (BASE.assign(verified=2.0), r"verified: line 2 \(id 's00000'\) is 2, outside \[0, 1\]"),
+    (PROBS.rename(columns={"prob_2": "prob_02"}), r"prob_02: expected prob_<class index> with no leading zeros "
+                                                  r"\(prob_2\)"),
+    (BASE.assign(confidence=np.r_[BASE["confidence"][:3], 1.0000001, BASE["confidence"][4:]]),
+     r"confidence: line 5 \(id 's00003'\) is 1.0000001, outside \[0, 1\]"),
+    (LOGITS.assign(label=LOGITS["label"].where(LOGITS.index != 0, -1)),
+     r"label: line 2 \(id 's00000'\) is -1 \(unknown\), so whether pred is right is unknown: give a verified column"),
+    (BASE.assign(confidence=0.7), r"confidence: every row is 0.7; calibration and the reliability diagram need "
+                                  r"confidences that vary"),
 ])
 def test_every_bad_file_gets_one_message_naming_the_column_and_the_line(tmp_path, frame, message):
     with pytest.raises(RecordsError, match=message):
@@ -435,3 +443,69 @@ def test_a_record_set_is_checked_alike(tmp_path):
     np.testing.assert_allclose(own.confidence, np.exp(z)[np.arange(300), frame["pred"]], atol=1e-6)
     with pytest.raises(ValueError, match=r"confidence_of: expected one of \['argmax', 'pred'\], got 'max'"):
         read_outputs(tmp_path / "set.parquet", confidence_of="max")
+
+
+
+def test_text_that_is_not_a_clean_utf8_table_is_named(tmp_path):
+    """Latin-1 bytes and a ragged row get one line naming the file; Excel's byte-order mark is accepted."""
+    text = BASE.to_csv(index=False)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(text.replace("s00003", "caf\u00e9", 1).encode("latin-1"))
+    offset = text.encode("utf-8").index(b"s00003") + 3
+    with pytest.raises(RecordsError, match=rf"latin\.csv: not UTF-8 text \(byte 0xe9 at byte {offset:,}\); save "
+                                           r"the file as UTF-8"):
+        read_outputs(latin)
+    lines = text.splitlines()
+    lines[3] += ",0.5"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecordsError, match=r"ragged\.csv: line 4 has 5 fields; the header has 4"):
+        read_outputs(ragged)
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    r = read_outputs(bom)
+    assert r.n == len(BASE) and r.id[0] == "s00000"
+
+
+def test_labels_unknown_with_verified_and_verified_without_labels(tmp_path):
+    """Labels -1 (allowed with verified) and class probabilities with verified but no label (as the
+    README allows): the report runs; temperature scaling fits on the rows whose label is known,
+    and with none known the calibrator is Platt on verified."""
+    some = PROBS.assign(verified=(PROBS["pred"] == PROBS["label"]).astype(float))
+    some.loc[:5, "label"] = -1
+    res = user_report([_csv(tmp_path, "some", some)], tmp_path / "a", n_boot=20, progress=False)
+    assert res["calibration"]["models"]["some"]["method"] == "temperature"
+    none = PROBS.drop(columns="label").assign(verified=(PROBS["pred"] == PROBS["label"]).astype(float))
+    res = user_report([_csv(tmp_path, "none", none)], tmp_path / "b", n_boot=20, progress=False)
+    assert res["calibration"]["models"]["none"]["method"] == "platt"
+
+
+@pytest.mark.parametrize("n_bins", [1, 40])
+def test_bin_counts_outside_the_slider_grid_are_accepted(tmp_path, n_bins):
+    """--n-bins 1 or 40 used to fail in the explorer after the computation; the slider offers them."""
+    path = _csv(tmp_path, "m", _as("prob", _outputs(n=400)))
+    res = user_report([path], tmp_path / "out", n_bins=n_bins, n_boot=20, progress=False)
+    assert res["calibration"]["parameters"]["n_bins"] == n_bins
+    spec = (tmp_path / "out" / "index.html").read_text()
+    assert f'"value":{n_bins}' in spec.replace(" ", "")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seed", "-1", "argument --seed: expected an integer >= 0, got -1"),
+    ("--n-boot", "0", "argument --n-boot: expected an integer >= 1, got 0"),
+    ("--n-bins", "x", "argument --n-bins: expected an integer >= 1, got 'x'"),
+])
+def test_command_line_options_are_named_in_their_messages(tmp_path, one_file, option, value, message):
+    run = subprocess.run([sys.executable, "-m", "calcas", "report", str(one_file[0]), "--out", str(tmp_path / "o"),
+                          option, value], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("call", [
+    lambda: calcas.ece_bootstrap(np.full(10, 0.5), np.ones(10, bool), seed=1.5),
+    lambda: calcas.ece_interval(np.full(10, 0.5), np.ones(10, bool), n_bins=2, seed=-1),
+    lambda: calcas.cal_test_split(["a", "b", "c", "d"], seed=True),
+])
+def test_a_seed_that_is_not_a_whole_number_is_named(call):
+    with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, got "):
+        call()
