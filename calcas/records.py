@@ -487,6 +487,9 @@ def read_records(path: str | os.PathLike) -> Records:
     only, and without a warning: the checksum is calcas's addition to the contract, and a
     warning on every such file would be noise that a user could silence only by rewriting it.
 
+    The file is opened once, for its footer and its data, so a read that overlaps a
+    :func:`write_records` replacing the file sees the old file or the new one, whole.
+
     Parameters
     ----------
     path : path-like
@@ -522,7 +525,10 @@ def read_records(path: str | os.PathLike) -> Records:
 
 
 def _read_records(path: str | os.PathLike) -> Records:
-    table = pq.read_table(path)
+    # One open file for the footer and the data: given a path, pyarrow opens it twice, and a
+    # write_records replacing the file in between mixes two files (a reader would see neither).
+    with open(path, "rb") as f:
+        table = pq.read_table(f)
     metadata = table.schema.metadata or {}
     columns = _columns_from_table(table)
     manifest_json = metadata.get(MANIFEST_KEY)
