@@ -193,39 +193,55 @@ def fit_platt(scores: Any, verified: Any, *, max_iter: int = 100) -> tuple[float
     if neg.max() <= pos.min() or pos.max() <= neg.min():  # (quasi-)separation: no finite MLE
         raise ValueError("scores: they separate verified outcomes perfectly, so the Platt slope "
                          "grows without bound (no finite optimum)")
-    # Standardise for conditioning; undo at the end.
-    mu, sd = s.mean(), s.std()
-    x = (s - mu) / sd
+    # Standardise for conditioning; undo at the end. Divided by the largest deviation first, so
+    # that the spread is computed on numbers near 1 at any scale (1e-200 or 1e155).
+    mu = s.mean()
+    x = s - mu
+    spread = float(np.abs(x).max())
+    x /= spread
+    sd = float(x.std())
+    x /= sd
+    n = len(x)
+    # Three working arrays, reused in every step: peak memory stays near 2x the inputs.
+    t, u, w = np.empty(n), np.empty(n), np.empty(n)
 
     def objective(a: float, b: float) -> float:
-        t = a * x + b  # NLL = mean(log(1 + e^t) - v t), stable form
-        return float(np.mean(np.logaddexp(0.0, t) - v * t))
+        np.multiply(x, a, out=t)
+        np.add(t, b, out=t)  # NLL = mean(log(1 + e^t) - v t), stable form
+        return float(np.logaddexp(0.0, t, out=u).mean() - np.dot(v, t) / n)
 
     a, b = 0.0, float(np.log(v.mean() / (1.0 - v.mean())))
     f = objective(a, b)
     for _ in range(max_iter):
-        p = expit(a * x + b)
-        r, w = p - v, p * (1.0 - p)
-        g = np.array([np.mean(r * x), np.mean(r)])
-        H = np.array([[np.mean(w * x * x), np.mean(w * x)], [np.mean(w * x), np.mean(w)]])
+        np.multiply(x, a, out=t)
+        t += b
+        p = expit(t, out=t)
+        np.subtract(p, v, out=u)  # the residual r = p - v
+        g = np.array([np.dot(u, x) / n, u.mean()])
+        np.subtract(1.0, p, out=w)
+        w *= p  # the weight p (1 - p)
+        np.multiply(w, x, out=u)  # w x
+        hxx, hx, h1 = np.dot(u, x) / n, u.mean(), w.mean()
+        H = np.array([[hxx, hx], [hx, h1]])
         step = np.linalg.solve(H, -g)
         decrement = float(-g @ step)
         if decrement / 2.0 <= 1e-15:
             break
-        t = 1.0
+        step_size = 1.0
         while True:
-            a_new, b_new = a + t * step[0], b + t * step[1]
+            a_new, b_new = a + step_size * step[0], b + step_size * step[1]
             f_new = objective(a_new, b_new)
-            if f_new <= f - 0.25 * t * decrement or t < 1e-12:
+            if f_new <= f - 0.25 * step_size * decrement or step_size < 1e-12:
                 break
-            t *= 0.5
+            step_size *= 0.5
         a, b, f = a_new, b_new, f_new
         if abs(a) > 1e4:
             raise ValueError("scores: they separate verified outcomes perfectly, so the Platt slope "
                              "grows without bound (no finite optimum)")
     else:
         raise RuntimeError(f"Platt fit did not converge in {max_iter} iterations")
-    return float(a / sd), float(b - a * mu / sd)
+    slope = a / sd / spread  # per unit of the original score
+    return float(slope), float(b - slope * mu)
 
 
 class TemperatureScaling:

@@ -244,6 +244,34 @@ def test_fit_platt_matches_sklearn_and_scipy(a, b, loc, scale, container):
     assert a_c == pytest.approx(a_sp, rel=1e-6) and b_c == pytest.approx(b_sp, rel=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e155, 1e-200, 1e300])
+def test_fit_platt_at_any_score_scale(scale):
+    """Scores at 1e155 made the old standardisation overflow (LinAlgError), at 1e-200 underflow
+    ("did not converge"); temperature handles both, and so does Platt: the slope scales by
+    1 / scale, the intercept stays, as scipy finds on the unscaled scores."""
+    s, v = make_scores(a=1.3, b=-0.4, loc=0.0, scale=1.0)
+    a_ref, b_ref = scipy_platt(s, v)
+    a_c, b_c = calcas.fit_platt(s * scale, v)
+    assert a_c * scale == pytest.approx(a_ref, rel=1e-6) and b_c == pytest.approx(b_ref, rel=1e-6, abs=1e-9)
+
+
+def test_platt_fit_peaks_under_three_times_its_inputs():
+    """Peak memory of the fit, as numpy allocates it, against the two input arrays (the target is
+    at most 3x; the old loop reached 4.0x)."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=400_000)
+    v = (rng.random(s.size) < expit(1.3 * s + 0.2)).astype(np.float64)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        calcas.PlattScaling().fit(s, v)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 3 * (s.nbytes + v.nbytes), peak / (s.nbytes + v.nbytes)
+
+
 def test_fit_platt_soft_verifier_scores_match_weighted_sklearn():
     # verified in [0, 1]: the NLL equals a logistic regression on duplicated rows with
     # label 1 weighted v and label 0 weighted 1 - v
