@@ -116,9 +116,14 @@ def check_positive_int(x: Any, name: str) -> int:
     return int(x)
 
 
-def check_n_bins(n_bins: Any, n: int) -> int:
-    """n_bins must be an integer in [1, n]."""
+def check_n_bins(n_bins: Any, n: int, binning: str = "equal_count") -> int:
+    """n_bins must be an integer in [1, n]; for "equal_width" bins (fixed intervals of [0, 1],
+    where an empty bin is defined and weighs 0) any integer >= 1, given at least one sample."""
     n_bins = check_positive_int(n_bins, "n_bins")
+    if binning == "equal_width":
+        if n < 1:
+            raise ValueError("n_bins: equal-width bins need at least one sample, got 0")
+        return n_bins
     if n_bins > n:
         raise ValueError(f"n_bins: {n_bins} bins need at least as many samples, got {n}")
     return n_bins

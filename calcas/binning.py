@@ -159,7 +159,7 @@ def bin_edges(confidence: Any, n_bins: int, binning: str = "equal_count") -> np.
         c = float_array(confidence, "confidence", ndim=1)
     else:
         c = confidence_array(confidence)
-    return _edges(c, check_n_bins(n_bins, len(c)), binning)
+    return _edges(c, check_n_bins(n_bins, len(c), binning), binning)
 
 
 def assign_bins(confidence: Any, edges: Any) -> np.ndarray:

@@ -44,7 +44,7 @@ def _checked_edges(c: np.ndarray, n_bins: int, binning: str, edges: Any | None) 
     if edges is not None:
         return check_edges(edges)
     check_binning(binning, BINNINGS)
-    return _edges(c, check_n_bins(n_bins, len(c)), binning)
+    return _edges(c, check_n_bins(n_bins, len(c), binning), binning)
 
 
 def _binned(c: np.ndarray, v: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -477,8 +477,19 @@ def test_metric_bad_n_bins(binning):
         calcas.ece(c, v, 0, binning)
     with pytest.raises(ValueError, match=r"^n_bins: expected an integer"):
         calcas.ece(c, v, 2.0, binning)
-    with pytest.raises(ValueError, match=r"^n_bins: 11 bins need at least as many samples, got 10"):
-        calcas.reliability_table(c, v, 11, binning)
+    if binning == "equal_count":
+        with pytest.raises(ValueError, match=r"^n_bins: 11 bins need at least as many samples, got 10"):
+            calcas.reliability_table(c, v, 11, binning)
+
+
+def test_equal_width_ece_with_more_bins_than_samples():
+    """Equal-width bins are fixed intervals of [0, 1]: on 4 rows, 10 bins leave 7 empty, which
+    weigh 0 (by hand: 0.1 * 1/4 + 0.45 * 1/4 + 0.075 * 2/4 = 0.175; torchmetrics agrees)."""
+    c, v = np.array([0.1, 0.55, 0.9, 0.95]), np.array([0, 1, 1, 1])
+    assert calcas.ece(c, v, 10, binning="equal_width") == pytest.approx(0.175, abs=1e-12)
+    ref = binary_calibration_error(torch.from_numpy(c), torch.from_numpy(v), n_bins=10, norm="l1").item()
+    assert calcas.ece(c, v, 10, binning="equal_width") == pytest.approx(ref, rel=1e-6)
+    assert (calcas.reliability_table(c, v, 10, binning="equal_width")["count"] > 0).sum() == 3
 
 
 def test_metric_all_equal_confidences_form_one_bin_and_unknown_binning():
