@@ -17,7 +17,7 @@ from .confidence import (class_confidence, max_prob_confidence, mean_token_logit
 from .metrics import (brier, classwise_ece, default_n_bins, ece, ece_bootstrap, ece_difference_interval, ece_interval,
                       mce, min_detectable_ece, monotonicity, nll, paired_difference_interval, proportion_interval,
                       reliability_table, smooth_ece, top_label_ece)
-from .records import (Records, RecordsError, align, cal_test_split, make_records, read_records, record_set_names,
+from .records import (Records, RecordsError, RecordsWarning, align, cal_test_split, make_records, read_records, record_set_names,
                       write_records)
 from .synthetic import make_synthetic
 

@@ -44,6 +44,10 @@ class RecordsError(ValueError):
     """A record set breaks the contract; the message names the column."""
 
 
+class RecordsWarning(UserWarning):
+    """A record set is read, but with something assumed (a manifest made of defaults)."""
+
+
 def _code_version() -> str:
     return f"calcas {_version.__version__}"
 
@@ -532,6 +536,16 @@ def _read_records(path: str | os.PathLike) -> Records:
     metadata = table.schema.metadata or {}
     columns = _columns_from_table(table)
     manifest_json = metadata.get(MANIFEST_KEY)
+    if manifest_json is None:
+        if CHECKSUM_KEY in metadata:
+            raise RecordsError("manifest: missing, though the file carries a calcas checksum: the file was "
+                               "damaged or changed after it was written")
+        # the record columns written by another tool: read them, with a manifest made of defaults
+        manifest = {"model": Path(path).stem, "dataset": None, "split": None, "created": "unknown",
+                    "producer": "unknown (no calcas manifest)"}
+        warnings.warn(f"{os.fspath(path)}: no calcas manifest; read with a default one (model "
+                      f"{manifest['model']!r}, dataset unknown)", RecordsWarning, stacklevel=3)
+        return make_records(**columns, manifest=manifest)
     manifest = _parse_manifest(manifest_json)
     kept = {k: v for k, v in manifest.items() if k not in ("n", "source", "schema_version")}
     records = make_records(**columns, manifest=kept)

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from calcas import (Records, RecordsError, align, cal_test_split, make_records, read_records, record_set_names,
-                    write_records)
+from calcas import (Records, RecordsError, RecordsWarning, align, cal_test_split, make_records, read_records,
+                    record_set_names, write_records)
 
 IDS = ["a", "b", "c", "d"]
 MANIFEST_KEYS = ("model", "dataset", "n", "source", "created", "producer")
@@ -327,8 +327,8 @@ def test_split_values(tmp_path):
 def test_manifest_missing_or_wrong(tmp_path):
     path = tmp_path / "nomani.parquet"
     write_raw(path, raw_columns(), None)
-    with pytest.raises(ValueError, match=r"^manifest: "):
-        read_records(path)
+    with pytest.warns(RecordsWarning, match=r"nomani\.parquet: no calcas manifest"):  # another tool's file
+        assert read_records(path).manifest["model"] == "nomani"
     path = tmp_path / "badn.parquet"
     write_raw(path, raw_columns(), raw_manifest(5))
     with pytest.raises(ValueError, match=r"^manifest: .*n=5.*3 rows"):
@@ -491,3 +491,26 @@ def test_same_records_ignores_only_the_creation_time(tmp_path):
     # the same values in another dtype are another record set
     assert not same_records(r, dataclasses.replace(r, logits=r.logits.astype(np.float16)))
     assert not same_records(r, r.take(np.arange(5)))
+
+
+def test_a_parquet_of_record_columns_without_a_manifest_is_read_with_defaults(tmp_path):
+    """What another tool writes (the SPEC §0 columns, no calcas metadata) is read, with a manifest
+    made of defaults and one warning naming the file; a file with a calcas checksum but no
+    manifest is damaged and refused."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "pred": [0, 1, 1, 0], "label": [0, 1, 0, 0],
+                          "confidence": [0.9, 0.8, 0.6, 0.7]})
+    path = tmp_path / "other_tool.parquet"
+    frame.to_parquet(path, index=False)
+    with pytest.warns(RecordsWarning, match=r"other_tool\.parquet: no calcas manifest; read with a default "
+                                                   r"one \(model 'other_tool', dataset unknown\)") as caught:
+        r = read_records(path)
+    assert len(caught) == 1
+    assert r.n == 4 and r.source == "confidence" and r.manifest["model"] == "other_tool"
+    np.testing.assert_array_equal(r.verified, [1, 1, 0, 1])
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata({"calcas.sha256": "0" * 64}), tmp_path / "damaged.parquet")
+    with pytest.raises(RecordsError, match=r"manifest: missing, though the file carries a calcas checksum"):
+        read_records(tmp_path / "damaged.parquet")
