@@ -35,7 +35,11 @@ adds no entry, so merging again gives the same cost.
 **Bad rows and bad shards.** Every batch is checked by the rules of :func:`calcas.make_records`
 (confidence and verified finite in [0, 1], score and logits finite, label and pred >= -1 and below
 the logits' width C) before any of it is kept; the error names the column and the first offending
-id. A shard that cannot be read (a truncated file, say) is set aside wherever it is found
+id. Every shard carries the checksum of its content (:data:`SHARD_CHECKSUM_KEY`, the record sets'
+:func:`calcas.records.content_sha256`), verified wherever it is read, so a changed byte is never
+merged as data (and then laundered into a record set with a fresh, valid checksum). A shard that
+cannot be read (a truncated file, ids that are not UTF-8) or whose content does not match its
+checksum is set aside wherever it is found
 (:func:`done_ids`, a writer opening, :func:`merge_shards`): renamed to ``<name>.corrupt``, kept, not
 deleted, and named in a warning or error. Its ids no longer count as done, so the next run extracts
 them again (a rank's shard numbers continue past its set-aside shards, so a name is never reused).
@@ -65,7 +69,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..records import SOURCES, Records, RecordsError, _logits_from_arrow, make_records, write_records
+from ..records import (SOURCES, Records, RecordsError, _logits_from_arrow, content_sha256, make_records,
+                       write_records)
 
 try:
     import fcntl
@@ -79,7 +84,17 @@ FORMAT_VERSION = 1
 SHARD_RE = re.compile(r"^shard-r(\d{3,})-(\d{6,})\.parquet$")
 INFORMATIONAL = ("cost",)  # manifest keys that differ run to run: not part of the identity check
 _COLUMNS = ("id", "pred", "label", "verified", *SOURCES)
-_UNREADABLE = (OSError, pa.ArrowException)  # what reading a truncated or garbled Parquet file raises
+#: The schema metadata key of a shard's content checksum (:func:`calcas.records.content_sha256`
+#: of its columns), written with the shard and verified wherever it is read.
+SHARD_CHECKSUM_KEY = b"calcas.shard_sha256"
+
+
+class ShardDamaged(ValueError):
+    """A shard that Parquet can read but whose content is not what was written."""
+
+
+# what reading a truncated, garbled or altered shard raises
+_UNREADABLE = (OSError, pa.ArrowException, ShardDamaged)
 
 __all__ = ["ShardWriter", "check_manifest", "done_ids", "extract", "list_shards", "merge_shards", "read_manifest"]
 
@@ -132,12 +147,47 @@ def _set_aside(out_dir: str, name: str) -> str:
     return aside
 
 
+def _shard_columns(table: pa.Table) -> dict[str, Any]:
+    """A shard's columns as :func:`calcas.records.content_sha256` takes them (ids decoded as UTF-8)."""
+    cols: dict[str, Any] = {"id": table.column("id").to_pylist()}
+    for name in ("pred", "label", "verified", "confidence", "score"):
+        if name in table.column_names:
+            cols[name] = table.column(name).to_numpy()
+    if "logits" in table.column_names:
+        cols["logits"] = _logits_from_arrow(table.column("logits"))
+    return cols
+
+
+def _shard_checksum(table: pa.Table) -> bytes:
+    return content_sha256(_shard_columns(table), b"").encode()
+
+
+def _read_shard(out_dir: str, name: str) -> pa.Table:
+    """A shard, read through one open file and checked against its checksum (shards written before
+    shards carried one are read as they are); raises :class:`ShardDamaged` when its content does
+    not match or cannot be decoded (ids that are not UTF-8, say)."""
+    with open(os.path.join(out_dir, name), "rb") as f:
+        table = pq.read_table(f)
+    expected = (table.schema.metadata or {}).get(SHARD_CHECKSUM_KEY)
+    try:
+        actual = _shard_checksum(table)
+    except (UnicodeDecodeError, RecordsError) as err:
+        raise ShardDamaged(f"its content cannot be decoded ({type(err).__name__}: {err})") from None
+    if expected is not None and expected != actual:
+        raise ShardDamaged("its content does not match the checksum written with it")
+    # rebuilt from its values: what a flipped byte in Parquet's own schema bytes (a field name, a
+    # nullable flag) changes is not content, and shards are compared on their content's types
+    cols = _shard_columns(table)
+    return _to_table({**cols, "id": np.asarray(cols["id"], dtype=object)})
+
+
 def _scan(out_dir: str) -> dict[str, list[str]]:
-    """The ids of every readable shard, by file name; unreadable shards are set aside, with a warning."""
+    """The ids of every readable shard, by file name; unreadable or altered shards are set aside,
+    with a warning."""
     ids: dict[str, list[str]] = {}
     for name, _, _ in list_shards(out_dir):
         try:
-            ids[name] = pq.read_table(os.path.join(out_dir, name), columns=["id"]).column("id").to_pylist()
+            ids[name] = _read_shard(out_dir, name).column("id").to_pylist()
         except _UNREADABLE as err:
             aside = _set_aside(out_dir, name)
             warnings.warn(f"{name}: cannot be read ({type(err).__name__}: {err}); set aside as {aside} in "
@@ -641,6 +691,7 @@ class ShardWriter:
         self._buffer = [rest] if len(rest["id"]) else []
         self._n_buffered -= n
         table = _to_table(head)
+        table = table.replace_schema_metadata({SHARD_CHECKSUM_KEY: _shard_checksum(table)})
         if self._existing_schema is not None and not table.schema.equals(self._existing_schema):
             raise ValueError(f"columns: this run's schema {table.schema} differs from the existing shards' "
                              f"{self._existing_schema} in {self.out_dir}")
@@ -839,7 +890,7 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
     tables, owner = [], []
     for name, _, _ in shards:
         try:
-            t = pq.read_table(os.path.join(out_dir, name)).replace_schema_metadata(None)
+            t = _read_shard(out_dir, name)
         except _UNREADABLE as err:
             aside = _set_aside(out_dir, name)
             raise ValueError(f"{name}: cannot be read ({type(err).__name__}: {err}); set aside as {aside} in "
