@@ -249,7 +249,38 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"manifest: {path} is not an extraction manifest (a JSON object with a 'manifest' "
                          "object and 'planned' null or {'n', 'sha256'}); restore it, or move the shards away "
                          "to start afresh")
+    version = doc.get("format", FORMAT_VERSION)
+    if type(version) is not int or version != FORMAT_VERSION:
+        newer = type(version) is int and version > FORMAT_VERSION
+        raise ValueError(f"manifest: {path} has format {version!r}, " + (
+            f"from a newer calcas (this one reads format {FORMAT_VERSION}); upgrade calcas" if newer else
+            f"which no calcas writes (this one reads format {FORMAT_VERSION}); restore it"))
+    _check_timing(doc.get("timing"), path)
     return doc
+
+
+def _check_timing(timing: Any, path: str) -> None:
+    """``timing`` of manifest.json: absent, or a list of the entries :func:`extract` appends."""
+    if timing is None:
+        return
+    if not isinstance(timing, list):
+        raise ValueError(f"manifest: {path}: 'timing' must be a list of timed runs, got {json.dumps(timing)[:60]}")
+    for k, entry in enumerate(timing):
+        where = f"manifest: {path}: timing[{k}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object, got {json.dumps(entry)[:60]}")
+        items, seconds = entry.get("items"), entry.get("seconds")
+        if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+            raise ValueError(f"{where}.items must be a whole number >= 1 (items timed), got {items!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+            raise ValueError(f"{where}.seconds must be a finite number >= 0, got {seconds!r}")
+        if not isinstance(entry.get("device"), str):
+            raise ValueError(f"{where}.device must be text, got {entry.get('device')!r}")
+        if entry.get("gflops_source") is not None and not isinstance(entry["gflops_source"], str):
+            raise ValueError(f"{where}.gflops_source must be text or null, got {entry['gflops_source']!r}")
+        gflops = entry.get("gflops_per_item")
+        if gflops is not None and (isinstance(gflops, bool) or not isinstance(gflops, (int, float))):
+            raise ValueError(f"{where}.gflops_per_item must be a number or null, got {gflops!r}")
 
 
 def _normalise(manifest: dict) -> dict:

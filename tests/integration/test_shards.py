@@ -420,3 +420,26 @@ def test_bad_planned_ids_are_refused_by_name(tmp_path):
         check_manifest(tmp_path, MANIFEST, planned_ids=["a", 2])
     with pytest.raises(ValueError, match="planned_ids: 'b' appears more than once"):
         merge_shards(tmp_path, planned_ids=["b", "b"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(format=99), r"has format 99, from a newer calcas \(this one reads format 1\); upgrade"),
+    (lambda d: d.update(format="1"), r"has format '1', which no calcas writes"),
+    (lambda d: d.update(timing="x"), r"'timing' must be a list of timed runs, got \"x\""),
+    (lambda d: d.update(timing=[{"rank": 0, "items": 0, "seconds": 1.0, "device": "cpu", "gflops_per_item": None,
+                                 "gflops_source": None}]), r"timing\[0\]\.items must be a whole number >= 1"),
+    (lambda d: d.update(timing=[{"rank": 0, "items": 5, "seconds": "x", "device": "cpu"}]),
+     r"timing\[0\]\.seconds must be a finite number >= 0, got 'x'"),
+    (lambda d: d.update(timing=[7]), r"timing\[0\] must be an object, got 7"),
+])
+def test_a_hand_edited_manifest_json_is_named_not_a_traceback(tmp_path, edit, message):
+    """manifest.json edited by hand: format 99 was accepted silently, timing with zero items raised
+    ZeroDivisionError at merge and timing "x" a TypeError; now one message names the file and key."""
+    cols = toy_columns(n=12)
+    extract(batches_of(cols), tmp_path, manifest=MANIFEST, shard_size=4, progress=False)
+    path = tmp_path / "manifest.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"^manifest: .*manifest\.json.*" + message):
+        merge_shards(tmp_path)
