@@ -62,7 +62,8 @@ def _run_cost(device: str, gflops: tuple[float | None, str | None] = (None, None
 
 def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dict]], out: str | os.PathLike, *,
          records: str | os.PathLike | None, manifest: dict, ctx: DistContext, progress: bool, shard_size: int,
-         cost: dict | None = None, finish: Callable[[Records], Records] | None = None) -> Path:
+         cost: dict | None = None, finish: Callable[[Records], Records] | None = None,
+         resize_world: bool = False) -> Path:
     """This rank's share of ``all_ids`` minus the finished ones → shards; rank 0 merges exactly
     ``all_ids``, passes the merged rows through ``finish`` (e.g. to attach ground truth) and writes
     the record set. The manifest is checked on every run, also when nothing is left to extract.
@@ -78,7 +79,8 @@ def _run(all_ids: Sequence[str], make_batches: Callable[[set[str]], Iterator[dic
     mine = [i for i in rank_slice(all_ids, ctx.rank, ctx.world_size) if i not in finished]
     if mine:
         extract(make_batches(set(mine)), shards, manifest=manifest, shard_size=shard_size, rank=ctx.rank,
-                world_size=ctx.world_size, planned_ids=all_ids, progress=progress, total=len(mine), cost=cost)
+                world_size=ctx.world_size, planned_ids=all_ids, progress=progress, total=len(mine), cost=cost,
+                resize_world=resize_world)
     ctx.barrier()
     path = Path(records) if records is not None else Path(out) / "records.parquet"
     if ctx.is_main:
@@ -119,7 +121,7 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
                    n: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int | None = None,
                    dtype: str | None = None, channels_last: bool = True, compile: bool = False,
                    imagenet_real: bool = False, shard_size: int = 4096, progress: bool = True,
-                   ctx: DistContext | None = None) -> Path:
+                   ctx: DistContext | None = None, resize_world: bool = False) -> Path:
     """Logits of a timm classifier over an image data set, as a record set.
 
     Parameters
@@ -148,6 +150,10 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
         The file names and the ReaL file are checked before any image is run.
     ctx : DistContext, optional
         Default: from the torchrun environment (one process when there is none).
+    resize_world : bool, default False
+        Continue a job folder started with another number of ranks: the done ids are kept and
+        the rest is split anew (stop every writer first; see :class:`calcas.extract.shards.ShardWriter`).
+        Without it, a world size other than the folder's is refused.
 
     Returns
     -------
@@ -185,7 +191,7 @@ def extract_vision(model: str, data: str, out: str | os.PathLike, *, pretrained:
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
                     shard_size=shard_size, cost=_run_cost(ctx.device, vision.forward_gflops(net, data_config)),
-                    finish=finish)
+                    finish=finish, resize_world=resize_world)
 
     return _with_context(job, ctx)
 
@@ -231,7 +237,7 @@ def extract_multiple_choice(model: str, task: str, data: str, out: str | os.Path
                             seed: int = 0, batch_size: int = 8, dtype: str | None = None,
                             revision: str | None = None, use_chat_template: bool = True,
                             tensor_parallel_size: int = 1, shard_size: int = 1024, progress: bool = True,
-                            ctx: DistContext | None = None) -> Path:
+                            ctx: DistContext | None = None, resize_world: bool = False) -> Path:
     """Option logits of a causal LM on a multiple-choice task (MMLU, ARC), as a record set.
 
     Parameters
@@ -281,7 +287,7 @@ def extract_multiple_choice(model: str, task: str, data: str, out: str | os.Path
                          use_chat_template=use_chat_template)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
-                    shard_size=shard_size, cost=_run_cost(ctx.device))
+                    shard_size=shard_size, cost=_run_cost(ctx.device), resize_world=resize_world)
 
     return _with_context(job, ctx)
 
@@ -292,7 +298,8 @@ def extract_generation(model: str, task: str, data: str, out: str | os.PathLike,
                        batch_size: int = 8, max_new_tokens: int | None = None, dtype: str | None = None,
                        revision: str | None = None,
                        use_chat_template: bool = True, tensor_parallel_size: int = 1, shard_size: int = 256,
-                       progress: bool = True, ctx: DistContext | None = None) -> Path:
+                       progress: bool = True, ctx: DistContext | None = None,
+                       resize_world: bool = False) -> Path:
     """Greedy completions of a causal LM on a generation task (GSM8K, MBPP, BigCodeBench), graded
     by the task's verifier (code runs only in the sandbox), as a record set.
 
@@ -346,7 +353,7 @@ def extract_generation(model: str, task: str, data: str, out: str | os.PathLike,
                                     batch_size=batch_size, use_chat_template=use_chat_template, source=source)
 
         return _run(all_ids, batches, out, records=records, manifest=manifest, ctx=ctx, progress=progress,
-                    shard_size=shard_size, cost=_run_cost(ctx.device))
+                    shard_size=shard_size, cost=_run_cost(ctx.device), resize_world=resize_world)
 
     return _with_context(job, ctx)
 
@@ -430,6 +437,8 @@ def _common(p: argparse.ArgumentParser, batch_size: int) -> None:
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: the model's / fp32 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resize-world", action="store_true",
+                   help="continue a job folder started with another number of ranks (stop every writer first)")
 
 
 def _language_options(p: argparse.ArgumentParser) -> None:
@@ -467,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--max-new-tokens", type=int, default=None, help="default: the task's")
     args = parser.parse_args(argv)
     shared = dict(records=args.records, n=args.n, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, resize_world=args.resize_world)
     if args.command == "vision":
         extract_vision(args.model, args.data, args.out, pretrained=args.pretrained, label_file=args.label_file,
                        split=args.split or "validation", num_workers=args.workers, compile=args.compile,

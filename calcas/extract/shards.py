@@ -398,7 +398,16 @@ def _lock_holder(path: str) -> str:
         return "pid not yet recorded"
 
 
-def _take_writer_lock(out_dir: str, rank: int) -> int | None:
+def _lock_world_size(path: str) -> int | None:
+    """The world size a writer lock's holder recorded (None when not yet written or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("world_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _take_writer_lock(out_dir: str, rank: int, world_size: int = 1) -> int | None:
     """Hold ``.writer-r{rank:03d}.lock`` of ``out_dir`` exclusively; returns the open descriptor.
 
     The file itself is never removed (removing a lock file races with the next taker); a dead
@@ -411,7 +420,8 @@ def _take_writer_lock(out_dir: str, rank: int) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}).encode())
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now(),
+                                 "world_size": world_size}).encode())
     except BlockingIOError:
         os.close(fd)
         raise RuntimeError(f"{out_dir}: rank {rank} already has a live writer ({_lock_holder(path)}); "
@@ -544,17 +554,24 @@ class ShardWriter:
     planned_ids : iterable of str, optional
         All ids of the job (every rank's). Recorded in ``manifest.json`` as their count and hash
         for :func:`merge_shards` to check; a row whose id is not planned is refused.
+    resize_world : bool, default False
+        ``manifest.json`` records the world size the folder was started with, and a writer of
+        another world size is refused: ranks of two layouts would extract the same ids twice.
+        To continue a job under a new world size, stop every writer, then open the writers with
+        ``resize_world=True`` (``python -m calcas.extract ... --resize-world``): the done ids are
+        kept and the rest is split anew. It is refused while a writer of another rank is live.
 
     Raises
     ------
     RuntimeError
         When another live writer of this rank holds ``out_dir`` (naming the directory, the rank
-        and its pid).
+        and its pid), or, with ``resize_world``, a writer of any other rank.
     FileNotFoundError
         When ``out_dir`` holds shards but no ``manifest.json`` (:func:`check_manifest`).
     ValueError
-        On a bad ``shard_size``, ``rank``, ``world_size`` or ``planned_ids``, or a manifest or
-        planned ids that differ from those already recorded in ``out_dir``.
+        On a bad ``shard_size``, ``rank``, ``world_size`` or ``planned_ids``, or a manifest,
+        planned ids or (without ``resize_world``) a world size that differ from those already
+        recorded in ``out_dir``.
 
     Notes
     -----
@@ -567,7 +584,8 @@ class ShardWriter:
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, manifest: dict, shard_size: int = 1024,
-                 rank: int = 0, world_size: int = 1, planned_ids: Iterable[str] | None = None) -> None:
+                 rank: int = 0, world_size: int = 1, planned_ids: Iterable[str] | None = None,
+                 resize_world: bool = False) -> None:
         if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
             raise ValueError(f"shard_size: must be a positive integer, got {shard_size!r}")
         if not isinstance(world_size, (int, np.integer)) or world_size < 1:
@@ -585,6 +603,7 @@ class ShardWriter:
         self.shard_size = int(shard_size)
         self.rank = int(rank)
         self.world_size = int(world_size)
+        self.resize_world = bool(resize_world)
         self.rows_written = 0
         self.rows_skipped = 0
         self._buffer: list[dict[str, np.ndarray]] = []
@@ -593,7 +612,7 @@ class ShardWriter:
         self._closed = False
         self._created = _now()
         os.makedirs(self.out_dir, exist_ok=True)
-        self._lock_fd = _take_writer_lock(self.out_dir, self.rank)
+        self._lock_fd = _take_writer_lock(self.out_dir, self.rank, self.world_size)
         try:
             self._open()
         except BaseException:
@@ -604,6 +623,7 @@ class ShardWriter:
         """Check the directory and tidy it up for this rank; the writer lock is held."""
         with _locked(self.out_dir):
             _check_recorded(self.out_dir, self.manifest, self._planned)
+            self._check_world_size()
             tmp_re = re.compile(rf"^\.(shard-r{self.rank:03d}-\d+\.parquet|{re.escape(MANIFEST_FILE)})\.tmp-")
             for name in os.listdir(self.out_dir):
                 if tmp_re.match(name):  # left by a killed run (no one writes manifest.json while we hold its lock)
@@ -618,6 +638,36 @@ class ShardWriter:
         first = next(iter(shard_ids), None)
         self._existing_schema = (None if first is None else
                                  pq.read_schema(os.path.join(self.out_dir, first)).remove_metadata())
+
+    def _check_world_size(self) -> None:
+        """Refuse a world size other than the recorded one, unless resizing with no other writer
+        live; call with the manifest lock held."""
+        if not os.path.exists(os.path.join(self.out_dir, MANIFEST_FILE)):
+            return
+        recorded = read_manifest(self.out_dir).get("world_size")
+        if recorded is None or recorded == self.world_size:
+            return
+        if not self.resize_world:
+            raise ValueError(
+                f"world_size: {self.out_dir} is extracted by {recorded} rank(s) (manifest.json); this writer is "
+                f"rank {self.rank} of {self.world_size}, and ranks of two world sizes would extract the same ids "
+                f"twice. Resume with {recorded} rank(s), or stop every writer and rerun with --resize-world "
+                f"(resize_world=True) to continue with {self.world_size}")
+        for name in os.listdir(self.out_dir):  # a live writer of the old layout would double ids
+            m = re.match(r"^\.writer-r(\d{3,})\.lock$", name)
+            if not m or int(m.group(1)) == self.rank or fcntl is None:
+                continue
+            path = os.path.join(self.out_dir, name)
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # live: a rank of the new layout may go on, one of another may not
+                if _lock_world_size(path) != self.world_size:
+                    raise RuntimeError(f"world_size: cannot resize {self.out_dir} from {recorded} to "
+                                       f"{self.world_size} rank(s) while a writer of rank {int(m.group(1))} of "
+                                       f"another world size is live ({_lock_holder(path)})") from None
+            finally:
+                os.close(fd)
 
     def _release(self) -> None:
         if self._lock_fd is not None:
@@ -754,7 +804,8 @@ class ShardWriter:
             if name not in self._row_counts:  # published by another rank since this writer opened
                 self._row_counts[name] = pq.ParquetFile(os.path.join(self.out_dir, name)).metadata.num_rows
             shards.append({"file": name, "rank": rank, "rows": self._row_counts[name]})
-        doc = {"format": FORMAT_VERSION, "manifest": self.manifest, "created": kept.get("created", self._created),
+        doc = {"format": FORMAT_VERSION, "manifest": self.manifest, "world_size": self.world_size,
+               "created": kept.get("created", self._created),
                "planned": kept.get("planned") or self._planned, "shards": shards,
                "n_rows": sum(s["rows"] for s in shards), **({"timing": kept["timing"]} if "timing" in kept else {})}
         _write_manifest(self.out_dir, doc)
@@ -794,7 +845,8 @@ def _progress_bar(total: int | None, enabled: bool, desc: str) -> Any:
 
 def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, manifest: dict,
             shard_size: int = 1024, rank: int = 0, world_size: int = 1, planned_ids: Iterable[str] | None = None,
-            progress: bool = True, total: int | None = None, cost: dict | None = None) -> int:
+            progress: bool = True, total: int | None = None, cost: dict | None = None,
+            resize_world: bool = False) -> int:
     """Write batches of model outputs to resumable shards in ``out_dir``.
 
     Parameters
@@ -822,6 +874,8 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
         run. When given, the seconds spent producing the batches (waiting on ``batches``, not
         writing them) and the number of items they held are appended, with ``rank`` and ``cost``,
         to ``"timing"`` in ``manifest.json`` once the writer closed (nothing when no item came).
+    resize_world : bool, default False
+        Continue a job started with another world size (see :class:`ShardWriter`).
 
     Returns
     -------
@@ -835,7 +889,7 @@ def extract(batches: Iterable[dict[str, Any]], out_dir: str | os.PathLike, *, ma
         ``shard_size``, manifest mismatch, bad batch).
     """
     with ShardWriter(out_dir, manifest=manifest, shard_size=shard_size, rank=rank, world_size=world_size,
-                     planned_ids=planned_ids) as writer:
+                     planned_ids=planned_ids, resize_world=resize_world) as writer:
         bar = _progress_bar(total, progress, f"extract r{rank}/{world_size}")
         batches, seconds, items = iter(batches), 0.0, 0
         try:

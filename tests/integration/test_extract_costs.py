@@ -82,7 +82,7 @@ def test_merge_weights_the_runs_by_items_and_cost_is_not_part_of_the_manifest_ch
 
     info = {"device": "cpu", "gflops_per_item": 1.5, "gflops_source": "by hand"}
     extract(batches(["a", "b", "c"]), tmp_path, manifest=manifest, progress=False, cost=info)
-    extract(batches(["d"]), tmp_path, manifest=manifest, rank=1, world_size=2, progress=False, cost=info)
+    extract(batches(["d"]), tmp_path, manifest=manifest, progress=False, cost=info)  # a second run
     doc = json.loads((tmp_path / MANIFEST_FILE).read_text())
     doc["timing"][0]["seconds"], doc["timing"][1]["seconds"] = 3.0, 5.0  # 1 s per item, then 5 s per item
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(doc))

@@ -7,7 +7,7 @@ Run as a script, this module is the child process that the tests start and kill:
     python tests/test_shard_faults.py extract OUT          # all rows
     python tests/test_shard_faults.py extract OUT pause    # all rows; pauses after the first batch until OUT.go
     python tests/test_shard_faults.py kill-at OUT STAGE    # all rows; SIGKILLs itself at STAGE of shard 3
-    python tests/test_shard_faults.py hold OUT             # opens a writer of rank 0 and sleeps
+    python tests/test_shard_faults.py hold OUT             # opens a writer of rank 0 of 2 and sleeps
 """
 from __future__ import annotations
 
@@ -83,8 +83,8 @@ def _kill_at(stage, shard=3):
 
 def child(command, out, *args):
     """The child processes of the tests (see the module docstring)."""
-    if command == "hold":
-        ShardWriter(out, manifest=MANIFEST)
+    if command == "hold":  # rank 0 of 2, so that rank 1 of the same layout can open beside it
+        ShardWriter(out, manifest=MANIFEST, world_size=2)
         Path(f"{out}.ready").touch()
         time.sleep(120)
     elif command == "extract":
@@ -182,7 +182,7 @@ def test_the_lock_of_a_writer_killed_by_sigkill_is_taken_over(tmp_path):
         _wait_for(Path(f"{out}.ready"), holder)
         with pytest.raises(RuntimeError, match=rf"^{re.escape(str(out))}: rank 0 already has a live writer "
                                                rf"\(pid {holder.pid} on "):
-            ShardWriter(out, manifest=MANIFEST)
+            ShardWriter(out, manifest=MANIFEST, world_size=2)
         ShardWriter(out, manifest=MANIFEST, rank=1, world_size=2).close()  # another rank is free
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=10)
@@ -191,10 +191,10 @@ def test_the_lock_of_a_writer_killed_by_sigkill_is_taken_over(tmp_path):
     assert holder.returncode == -signal.SIGKILL
     lock = out / ".writer-r000.lock"
     assert json.loads(lock.read_text())["pid"] == holder.pid  # the dead writer's record is still there
-    with ShardWriter(out, manifest=MANIFEST, shard_size=SHARD) as writer:
+    with ShardWriter(out, manifest=MANIFEST, shard_size=SHARD, world_size=2) as writer:
         assert json.loads(lock.read_text())["pid"] == os.getpid()
         with pytest.raises(RuntimeError, match=rf"rank 0 already has a live writer \(pid {os.getpid()} on "):
-            ShardWriter(out, manifest=MANIFEST)  # a second writer in the same process is refused too
+            ShardWriter(out, manifest=MANIFEST, world_size=2)  # a second writer in the same process is refused too
         writer.write(COLS)
     assert_same_records(merge_shards(out), direct_records(COLS))
 

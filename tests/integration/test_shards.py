@@ -443,3 +443,52 @@ def test_a_hand_edited_manifest_json_is_named_not_a_traceback(tmp_path, edit, me
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"^manifest: .*manifest\.json.*" + message):
         merge_shards(tmp_path)
+
+
+# --- world size -------------------------------------------------------------------------------
+
+def _slice(cols, ids):
+    keep = [k for k, i in enumerate(cols["id"]) if i in set(ids)]
+    return {name: [v[k] for k in keep] if name == "id" else v[keep] for name, v in cols.items()}
+
+
+def test_a_writer_of_another_world_size_is_refused_so_no_id_is_written_twice(tmp_path):
+    """Rank 0 of 1 and rank 1 of 2 on one folder used to double every id of rank 1's slice, and each
+    rerun then failed on duplicate ids; the folder records its world size and the second is refused."""
+    cols = toy_columns(n=40)
+    ids = list(cols["id"])
+    with ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, rank=0, world_size=1, planned_ids=ids) as first:
+        first.write(_slice(cols, ids[:10]))
+        with pytest.raises(ValueError, match=r"^world_size: .* is extracted by 1 rank\(s\) \(manifest\.json\); this "
+                                             r"writer is rank 1 of 2, and ranks of two world sizes would extract "
+                                             r"the same ids twice\. Resume with 1 rank\(s\), or stop every writer "
+                                             r"and rerun with --resize-world"):
+            ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, rank=1, world_size=2, planned_ids=ids)
+        first.write(_slice(cols, ids[10:]))
+    assert read_manifest(tmp_path)["world_size"] == 1
+    assert_same_records(merge_shards(tmp_path, planned_ids=ids), direct_records(cols))
+
+
+def test_a_job_continues_under_a_new_world_size_with_resize_world(tmp_path):
+    """Stop every writer, then open the new ranks with resize_world: the done ids are kept, the
+    rest is split anew (ranks of the new layout may open side by side); a live writer of the old
+    layout blocks the resize, and after it a writer of the old world size is refused."""
+    cols = toy_columns(n=40)
+    ids = list(cols["id"])
+    with ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, world_size=1, planned_ids=ids) as old:
+        old.write(_slice(cols, ids[:12]))
+        with pytest.raises(RuntimeError, match=r"^world_size: cannot resize .* from 1 to 2 rank\(s\) while a writer "
+                                               r"of rank 0 of another world size is live \(pid \d+"):
+            ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, rank=1, world_size=2, planned_ids=ids,
+                        resize_world=True)
+    left = [i for i in ids if i not in done_ids(tmp_path)]
+    writers = [ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, rank=r, world_size=2, planned_ids=ids,
+                           resize_world=True) for r in (0, 1)]
+    for r, w in enumerate(writers):
+        w.write(_slice(cols, left[r::2]))
+    for w in writers:
+        w.close()
+    assert read_manifest(tmp_path)["world_size"] == 2
+    assert_same_records(merge_shards(tmp_path, planned_ids=ids), direct_records(cols))
+    with pytest.raises(ValueError, match=r"^world_size: .* is extracted by 2 rank\(s\)"):
+        ShardWriter(tmp_path, manifest=MANIFEST, shard_size=4, world_size=1, planned_ids=ids)
