@@ -475,9 +475,11 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
                        *(e.to_html() for e in cleaning.explorers(cle).values())]
         else:
             results["cleaning"] = None
+            unknown = sets[0].label < 0
             blocks += ["<h2>Label cleaning</h2>",
-                       '<p class="note">Left out: some labels are unknown (-1), and cleaning judges the given label '
-                       "of every sample.</p>"]
+                       f'<p class="note">Left out: {int(unknown.sum()):,} label(s) are unknown (-1), e.g. id '
+                       f"{html.escape(repr(str(sets[0].id[unknown][0])))} in {html.escape(paths[0].name)}, and cleaning "
+                       "judges the given label of every sample.</p>"]
 
     return results, page.page_html(f"calcas report: {', '.join(names)}", blocks)
 

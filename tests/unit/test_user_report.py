@@ -509,3 +509,15 @@ def test_command_line_options_are_named_in_their_messages(tmp_path, one_file, op
 def test_a_seed_that_is_not_a_whole_number_is_named(call):
     with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, got "):
         call()
+
+
+def test_cleaning_left_out_names_an_unknown_label(tmp_path):
+    frames = [_as("prob", _outputs(n=300, seed=s, skill=k)) for s, k in ((1, 1.0), (2, 2.0), (3, 3.0))]
+    for f in frames:
+        f["verified"] = (f["pred"] == f["label"]).astype(float)
+        f.loc[7, "label"] = -1
+    paths = [_csv(tmp_path, f"m{i}", f) for i, f in enumerate(frames)]
+    res = user_report(paths, tmp_path / "out", n_boot=20, progress=False)
+    assert res["cleaning"] is None
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "Left out: 1 label(s) are unknown (-1), e.g. id &#x27;s00007&#x27; in m0.csv" in page
