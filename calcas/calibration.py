@@ -206,9 +206,13 @@ def fit_platt(scores: Any, verified: Any, *, max_iter: int = 100) -> tuple[float
     t, u, w = np.empty(n), np.empty(n), np.empty(n)
 
     def objective(a: float, b: float) -> float:
+        # NLL = mean(log(1 + e^t) - v t), the difference taken row by row: two large means
+        # subtracted would lose the digits the line search compares near the optimum
         np.multiply(x, a, out=t)
-        np.add(t, b, out=t)  # NLL = mean(log(1 + e^t) - v t), stable form
-        return float(np.logaddexp(0.0, t, out=u).mean() - np.dot(v, t) / n)
+        np.add(t, b, out=t)
+        np.logaddexp(0.0, t, out=u)
+        np.multiply(v, t, out=w)  # w is free here: the Newton step is already taken
+        return float(np.subtract(u, w, out=u).mean())
 
     a, b = 0.0, float(np.log(v.mean() / (1.0 - v.mean())))
     f = objective(a, b)
