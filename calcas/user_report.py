@@ -437,7 +437,7 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
                                            "cost": None if costs is None else float(costs[i])}
                                           for i, (p, n, r) in enumerate(zip(paths, names, sets))]}
     blocks = [f"<h1>calcas report: {html.escape(', '.join(names))}</h1>",
-              f'<p class="note">{sets[0].n} samples; everything is fitted on the cal half and measured on '
+              f'<p class="note">{sets[0].n:,} samples; everything is fitted on the cal half and measured on '
               f"the test half (<code>cal_test_split(ids, seed={seed})</code>). Every verdict below rests on a "
               "95% interval whose coverage calcas measures. Numbers: "
               '<a href="results.json">results.json</a>.</p>']
