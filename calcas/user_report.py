@@ -72,7 +72,6 @@ def _read_table(path: Path, progress: bool) -> pd.DataFrame:
             return pq.read_table(path).to_pandas()
         except Exception as err:  # pyarrow raises several types for damaged files
             raise _fail(path, f"not a readable Parquet file ({err})") from err
-    # utf-8-sig: UTF-8, and the byte-order mark Excel writes before the header is not part of "id"
     decoder, done = codecs.getincrementaldecoder("utf-8")(), 0
     with open(path, "rb") as f:  # in blocks: a large file is never held as one string
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -82,6 +81,7 @@ def _read_table(path: Path, progress: bool) -> pd.DataFrame:
                 raise _fail(path, f"not UTF-8 text (byte 0x{block[err.start]:02x} at byte {done + err.start:,}); "
                                   "save the file as UTF-8 (CSV UTF-8 in Excel)") from None
             done += len(block)
+    # utf-8-sig: UTF-8, and the byte-order mark Excel writes before the header is not part of "id"
     try:
         header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
