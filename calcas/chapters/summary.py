@@ -317,20 +317,17 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         for claim in cleaning_claims if not cleaned else []:
             not_tested(key, claim, _no_chapter("cleaning"))
         for r in cleaned:
-            if "precision_falls_with_detection_rate" in cleaning_claims:
-                if r.precision_falls is None:
-                    not_tested(key, "precision_falls_with_detection_rate", "no ground truth of label errors here")
+            for claim, verdict, absent in (
+                    ("precision_falls_with_detection_rate", r.precision_falls, "no ground truth of label errors here"),
+                    ("ours_above_cl", r.versus_cl, "Confident Learning is not run on this data set here")):
+                if claim not in cleaning_claims:
+                    continue
+                if verdict is None:
+                    not_tested(key, claim, absent)
                 else:
-                    o = r.precision_falls.outcome
-                    tallies.append(_tally(key, "precision_falls_with_detection_rate", [r.label] * (o == "above"),
-                                          [r.label] * (o == "below"), [r.label] * (o == "within")))
-            if "ours_above_cl" in cleaning_claims:
-                if r.versus_cl is None:
-                    not_tested(key, "ours_above_cl", "Confident Learning is not run on this data set here")
-                else:
-                    o = r.versus_cl.outcome
-                    tallies.append(_tally(key, "ours_above_cl", [r.label] * (o == "above"),
-                                          [r.label] * (o == "below"), [r.label] * (o == "within")))
+                    o = verdict.outcome
+                    tallies.append(_tally(key, claim, [r.label] * (o == "above"), [r.label] * (o == "below"),
+                                          [r.label] * (o == "within")))
     without = sorted({r.dataset or "an unnamed data set" for r in [*calibration, *cascades, *cleaning]
                       if r.reference is None})
     return tallies, without, untested
