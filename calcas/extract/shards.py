@@ -162,10 +162,11 @@ def _shard_checksum(table: pa.Table) -> bytes:
     return content_sha256(_shard_columns(table), b"").encode()
 
 
-def _read_shard(out_dir: str, name: str) -> pa.Table:
-    """A shard, read through one open file and checked against its checksum (shards written before
-    shards carried one are read as they are); raises :class:`ShardDamaged` when its content does
-    not match or cannot be decoded (ids that are not UTF-8, say)."""
+def _read_shard(out_dir: str, name: str) -> dict[str, Any]:
+    """A shard's columns (:func:`_shard_columns`), read through one open file and checked against
+    its checksum (shards written before shards carried one are read as they are); raises
+    :class:`ShardDamaged` when its content does not match or cannot be decoded (ids that are not
+    UTF-8, say)."""
     with open(os.path.join(out_dir, name), "rb") as f:
         table = pq.read_table(f)
     expected = (table.schema.metadata or {}).get(SHARD_CHECKSUM_KEY)
@@ -175,9 +176,7 @@ def _read_shard(out_dir: str, name: str) -> pa.Table:
         raise ShardDamaged(f"its content cannot be decoded ({type(err).__name__}: {err})") from None
     if expected is not None and expected != content_sha256(cols, b"").encode():
         raise ShardDamaged("its content does not match the checksum written with it")
-    # rebuilt from its values: what a flipped byte in Parquet's own schema bytes (a field name, a
-    # nullable flag) changes is not content, and shards are compared on their content's types
-    return _to_table({**cols, "id": np.asarray(cols["id"], dtype=object)})
+    return cols
 
 
 def _scan(out_dir: str) -> dict[str, list[str]]:
@@ -186,7 +185,7 @@ def _scan(out_dir: str) -> dict[str, list[str]]:
     ids: dict[str, list[str]] = {}
     for name, _, _ in list_shards(out_dir):
         try:
-            ids[name] = _read_shard(out_dir, name).column("id").to_pylist()
+            ids[name] = _read_shard(out_dir, name)["id"]
         except _UNREADABLE as err:
             aside = _set_aside(out_dir, name)
             warnings.warn(f"{name}: cannot be read ({type(err).__name__}: {err}); set aside as {aside} in "
@@ -974,11 +973,14 @@ def merge_shards(out_dir: str | os.PathLike, path: str | os.PathLike | None = No
     tables, owner = [], []
     for name, _, _ in shards:
         try:
-            t = _read_shard(out_dir, name)
+            cols = _read_shard(out_dir, name)
         except _UNREADABLE as err:
             aside = _set_aside(out_dir, name)
             raise ValueError(f"{name}: cannot be read ({type(err).__name__}: {err}); set aside as {aside} in "
                              f"{out_dir}: resume the extraction to extract its ids again, then merge") from err
+        # rebuilt from its values: what a flipped byte in Parquet's own schema bytes (a field name,
+        # a nullable flag) changes is not content, and shards are compared on their content's types
+        t = _to_table({**cols, "id": np.asarray(cols["id"], dtype=object)})
         if tables and not t.schema.equals(tables[0].schema):
             raise ValueError(f"{name}: its columns {t.schema.names} / types differ from {shards[0][0]}'s; "
                              "shards of one extraction must share one schema")
