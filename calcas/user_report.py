@@ -72,15 +72,29 @@ def _read_table(path: Path, progress: bool) -> pd.DataFrame:
             return pq.read_table(path).to_pandas()
         except Exception as err:  # pyarrow raises several types for damaged files
             raise _fail(path, f"not a readable Parquet file ({err})") from err
+    try:
+        return _read_csv(path, progress)
+    except UnicodeDecodeError:  # pandas names no line: find the first bad byte, on this rare path only
+        raise _fail(path, _not_utf8(path)) from None
+
+
+def _not_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: its first undecodable byte and that byte's offset."""
     decoder, done = codecs.getincrementaldecoder("utf-8")(), 0
     with open(path, "rb") as f:  # in blocks: a large file is never held as one string
         for block in iter(lambda: f.read(1 << 20), b""):
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as err:
-                raise _fail(path, f"not UTF-8 text (byte 0x{block[err.start]:02x} at byte {done + err.start:,}); "
-                                  "save the file as UTF-8 (CSV UTF-8 in Excel)") from None
+                return (f"not UTF-8 text (byte 0x{block[err.start]:02x} at byte {done + err.start:,}); save the file "
+                        "as UTF-8 (CSV UTF-8 in Excel)")
             done += len(block)
+    return "not UTF-8 text; save the file as UTF-8 (CSV UTF-8 in Excel)"
+
+
+def _read_csv(path: Path, progress: bool) -> pd.DataFrame:
+    """A CSV table, read in chunks (with a bar when large); raises UnicodeDecodeError on bytes
+    that are not UTF-8."""
     # utf-8-sig: UTF-8, and the byte-order mark Excel writes before the header is not part of "id"
     try:
         header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
