@@ -45,6 +45,7 @@ import pandas as pd
 
 from .chapters import calibration as calibration_chapter
 from .chapters import cascading, cleaning
+from .confidence import softmax
 from .params import SECTIONS, write_results
 from .records import MANIFEST_KEY, Records, RecordsError, file_sha256, make_records, read_records
 from .render import page
@@ -208,8 +209,7 @@ def _confidence_of_pred(table: pd.DataFrame, path: Path, pred: np.ndarray, score
                               "so the two must agree; if pred is a thresholded decision (e.g. prob_1 > 0.3), pass "
                               "--confidence-of pred to score the probability of pred instead")
         return None
-    z = scores - scores.max(axis=1, keepdims=True)  # logits, or log-probabilities: the same softmax
-    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    prob = softmax(scores)  # logits, or log-probabilities: the same softmax
     return np.where(known, np.take_along_axis(prob, np.where(known, pred, 0)[:, None], axis=1)[:, 0],
                     prob.max(axis=1))
 
