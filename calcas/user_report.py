@@ -394,7 +394,8 @@ def _checked_out_dir(out_dir: str | os.PathLike, inputs: Sequence[Path], *, forc
     one message, before any computation, when it is a file, lies under a file, holds an input
     file, or holds files this command did not write (unless ``force``)."""
     out = Path(out_dir)
-    inside = [p for p in inputs if out.resolve() in p.resolve().parents]
+    where_out = out.resolve()
+    inside = [p for p in inputs if where_out in p.resolve().parents]
     if inside:
         raise ValueError(f"--out: {out} holds the input file {inside[0]}, which the report would replace; "
                          "choose another folder")
@@ -424,7 +425,8 @@ def _staging_dir(out: Path) -> Path:
 
 def _move_into_place(staged: Path, out: Path) -> None:
     """Replace ``out`` by ``staged``: the old folder is renamed aside first and removed last, so
-    ``out`` is at every moment either the old report or the new one, whole."""
+    ``out`` is the old report or the new one, whole (absent only between the two renames), never
+    a mix of the two."""
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=staged.parent))
