@@ -250,6 +250,17 @@ def reference_dataset(dataset: str | None) -> str | None:
     return next((k for k in keys if k in d), None)
 
 
+def dataset_label(dataset: str | None) -> str:
+    """A data set as a reader knows it: the paper's name ("ImageNet-1k val", "MMLU"), "MNIST-1D"
+    for the data set trained here, else the record sets' own name ("—" when none)."""
+    key = reference_dataset(dataset)
+    if key is not None:
+        return paper_reference()["datasets"][key]["name"]
+    if dataset and dataset.lower().replace("-", "").replace("_", "") == "mnist1d":
+        return "MNIST-1D"
+    return dataset or "—"
+
+
 # ---------------------------------------------------------------------------- inputs
 
 def load_record_sets(record_sets: Sequence[Any]) -> tuple[list[Records], list[str]]:
@@ -316,6 +327,20 @@ def signed_interval_text(e: Estimate | Sequence[float | None], digits: int = 4) 
     """"+0.0123 [+0.0010, +0.0240]"."""
     v = e.as_list() if isinstance(e, Estimate) else list(e)
     return " ".join([signed(v[0], digits), f"[{signed(v[1], digits)}, {signed(v[2], digits)}]"])
+
+
+def table_interval(e: Estimate | Sequence[float | None] | None, digits: int | None = None, *,
+                   signed: bool = False) -> str:
+    """An estimate as one table cell, with the digits the prose gives it (3, or 4 with a sign):
+    "0.123 [0.110,\u00a00.135]". The space inside the brackets does not break, so a narrow
+    column wraps the cell only between the value and its interval. "—" for None."""
+    if e is None or (e.value if isinstance(e, Estimate) else list(e)[0]) is None:
+        return "—"
+    if signed:
+        text = signed_interval_text(e, 4 if digits is None else digits)
+    else:
+        text = interval_text(e, 3 if digits is None else digits)
+    return text.replace(", ", ",\u00a0")
 
 
 def signed(x: float | None, digits: int = 4) -> str:

@@ -4,7 +4,8 @@ The book's interactive charts (:mod:`calcas.render.interactive`) need Vega, Vega
 vega-embed, and its math needs MathJax 3. None of them is committed and none comes from a
 CDN: ``package.json`` (with ``package-lock.json``) pins them, ``npm ci`` installs them into
 ``node_modules/``, and :func:`vendor_js` copies the files the browser needs into
-``_build/vendor/_static/vendored/``. ``_config.yml`` names ``_build/vendor`` in Sphinx's
+``_build/vendor/_static/vendored/``, with the tables' stylesheet
+(:data:`calcas.render.tables.TABLE_CSS`). ``_config.yml`` names ``_build/vendor`` in Sphinx's
 ``html_extra_path``, so the HTML build serves them as ``_static/vendored/...`` (deliberately
 not a ``_static/`` *source* folder: Jupyter Book 1 would add every ``*.js`` found there to
 every page). A build without this step fails (``html_extra_path entry ... does not exist``).
@@ -31,6 +32,7 @@ VENDOR_FILES = {
 MATHJAX_PARTS = ["tex-mml-chtml.js", "input", "output/chtml.js", "output/chtml", "ui", "a11y", "sre", "adaptors"]
 EXTRA_PATH = Path("_build") / "vendor"       # html_extra_path in _config.yml
 VENDOR_URL = "_static/vendored"                # where the built book serves the files
+TABLE_CSS_NAME = "calcas-tables.css"           # _config.yml's html_css_files names it
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
@@ -95,6 +97,9 @@ def vendor_js(root: str | Path = ".") -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, out)
     shutil.copy2(mathjax / "LICENSE", dest / "mathjax" / "LICENSE.txt")
+    # the tables' layout (calcas.render.tables.TABLE_CSS), one source for the book and the report page
+    from .tables import TABLE_CSS
+    (dest / TABLE_CSS_NAME).write_text(TABLE_CSS.lstrip())
     versions = {p: json.loads((modules / p / "package.json").read_text())["version"]
                 for p in (*VENDOR_FILES, "mathjax")}
     (dest / "VERSIONS.json").write_text(json.dumps(versions, indent=1) + "\n")

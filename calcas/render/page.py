@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .book import VENDOR_URL, copy_vega, ensure_node_packages
-from .tables import styled
+from .tables import TABLE_CSS, styled
 
 __all__ = ["figure_html", "markdown_html", "table_html", "page_html", "copy_scripts"]
 
@@ -21,8 +21,7 @@ body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; pad
        color: #1a1a1a; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 .table-wrap { overflow-x: auto; margin: 0.8rem 0; }
-table { border-collapse: collapse; font-size: 0.9rem; } th, td { padding: 0.2rem 0.6rem; text-align: right; }
-th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
+thead th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
 img.figure { max-width: 100%; height: auto; }
 .note { color: #444; font-size: 0.95rem; }
 """
@@ -55,7 +54,7 @@ def page_html(title: str, blocks: Sequence[str]) -> str:
     # data-content_root tells calcas.render.interactive's loader where _static/vendored/ is: beside this page
     return (f'<!DOCTYPE html>\n<html lang="en" data-content_root="./">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
+            f"<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}{TABLE_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(blocks) + "\n</body>\n</html>\n")
 
 

@@ -1,16 +1,67 @@
 """Tables and prose as the book shows them: :func:`styled` formats a DataFrame for a page,
-:func:`show_prose` displays a chapter's generated Markdown, marked so tests can find it."""
+:func:`show_prose` displays a chapter's generated Markdown, marked so tests can find it.
+
+A table fits its column: at a desktop width (the book's text column is about 690 px at
+1280 px) it is compact, and on a phone (:data:`TABLE_CSS`, under 640 px) each row becomes a
+block of "header: value" lines, so a reader sees values, never only row labels. For that every
+value cell carries its column's header as ``data-label``.
+"""
 from __future__ import annotations
 
+import html
 import math
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
-__all__ = ["styled", "show_prose", "MISSING"]
+__all__ = ["styled", "show_prose", "MISSING", "TABLE_CSS"]
 
 MISSING = "—"
+
+#: The layout of ``table.calcas-table`` (the book serves it as ``_static/vendored/calcas-tables.css``,
+#: the own-data report page inlines it). Wide screens: compact cells whose text may wrap, so a
+#: table is as wide as its column at most. Narrow screens: one block per row, each value under
+#: its row label with its header (``data-label``) on the left.
+TABLE_CSS = """
+table.calcas-table { border-collapse: collapse; font-size: 0.88rem; line-height: 1.3; max-width: 100%; }
+table.calcas-table th, table.calcas-table td { padding: 0.2em 0.5em; vertical-align: top; }
+table.calcas-table thead th { vertical-align: bottom; }
+table.calcas-table td { font-variant-numeric: tabular-nums; text-align: right; }
+table.calcas-table tbody th { text-align: left; }
+@media (max-width: 640px) {
+  table.calcas-table, table.calcas-table tbody, table.calcas-table tr,
+  table.calcas-table th, table.calcas-table td { display: block; width: 100%; box-sizing: border-box; }
+  table.calcas-table thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
+  table.calcas-table tbody tr { border-top: 1px solid #bbb; padding: 0.25em 0; }
+  table.calcas-table tbody th { font-weight: 600; padding: 0.15em 0.3em; }
+  table.calcas-table td { display: flex; justify-content: space-between; gap: 1em; padding: 0.1em 0.3em; }
+  table.calcas-table td::before { content: attr(data-label); text-align: left; color: #555; }
+}
+"""
+
+_DATA_CELL = re.compile(r'(<td id="[^"]*" class="data row\d+ col(\d+)")')
+
+
+class _LabelledStyler(Styler):
+    """A Styler whose value cells carry their column's header as ``data-label`` (what
+    :data:`TABLE_CSS` shows beside each value on a narrow screen)."""
+
+    def to_html(self, buf: Any = None, **kwargs: Any) -> str | None:
+        text = super().to_html(**kwargs)
+        labels = [" ".join(str(level) for level in c if str(level) != "") if isinstance(c, tuple) else str(c)
+                  for c in self.data.columns]
+        text = _DATA_CELL.sub(lambda m: f'{m.group(1)} data-label="{html.escape(labels[int(m.group(2))])}"', text)
+        if buf is None:
+            return text
+        if hasattr(buf, "write"):
+            buf.write(text)
+        else:
+            with open(buf, "w", encoding="utf-8") as f:
+                f.write(text)
+        return None
 
 
 def _integral(values: pd.Series) -> bool:
@@ -71,12 +122,15 @@ def styled(df: pd.DataFrame, *, digits: int = 4) -> pd.io.formats.style.Styler:
     - text in cells, row labels and column headers is HTML-escaped: a model named
       ``<img src=x onerror=...>`` shows as those characters, never as markup.
 
+    - every value cell carries its column's header as ``data-label`` (levels of a MultiIndex
+      header joined by spaces), for the narrow-screen layout of :data:`TABLE_CSS`.
+
     Works on MultiIndex rows and columns. Returns a :class:`pandas.io.formats.style.Styler`
     (its ``to_html()`` is what a notebook displays), with the CSS class ``calcas-table``.
     """
     if not isinstance(df, pd.DataFrame):
         df = pd.DataFrame(df)
-    styler = df.style
+    styler = _LabelledStyler(df)
     for j, col in enumerate(df.columns):
         values = df.iloc[:, j]
         if pd.api.types.is_float_dtype(values) and not _integral(values):

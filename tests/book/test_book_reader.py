@@ -13,7 +13,13 @@ browser download, no request outside the book) and checked for what the reader w
 - no table cell reads exactly ``nan``, ``NaN`` or ``None`` (a missing value is shown as "—");
 - every explorer's chart (``.calcas-explorer svg``) fits its container, at both widths;
 - no content runs off-screen at either width unless it is inside a box that scrolls sideways
-  (a clipping ancestor would hide it without making the page scroll).
+  (a clipping ancestor would hide it without making the page scroll);
+- every table (the notebooks' and the Markdown pages', those inside closed solutions too) fits
+  the column at 1280 px: no table needs its box scrolled sideways to show a column, and none
+  spreads an estimate over "95% low" / "95% high" columns;
+- at 390 px every table shows at least one value cell without scrolling (calcas's tables turn
+  into one block per row there; a table that showed only its row labels would hide the numbers
+  it exists for).
 
 One test per page collects all of that page's failures into one message. Without a built book
 the tests skip, or fail when ``CALCAS_REQUIRE_BOOK=1``. ``CALCAS_SCREENSHOTS=<folder>`` saves a
@@ -88,6 +94,38 @@ MEASURE = """() => {
           images, cells, charts, off: off.map(o => o.what)};
 }""" % (list(BAD_CELLS),)
 IMAGES_LOADED = """() => Array.from(document.images).every(img => img.complete)"""
+# Every table, with hidden solutions opened first: does it make a box (or the page) scroll
+# sideways, and how many of its value cells (non-empty <td>) can be read without scrolling?
+TABLES = """() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+  const out = [];
+  for (const t of document.querySelectorAll('table')) {
+    if (t.parentElement.closest('table')) continue;
+    const r = t.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    let box = null;
+    for (let el = t.parentElement; el && el !== document.documentElement; el = el.parentElement) {
+      const o = getComputedStyle(el).overflowX;
+      if (['auto', 'scroll', 'hidden', 'clip'].includes(o) && el.scrollWidth > el.clientWidth + 1) {
+        box = el; break;
+      }
+    }
+    const edge = box ? box.getBoundingClientRect() : {left: 0, right: document.documentElement.clientWidth};
+    const values = Array.from(t.querySelectorAll('td'))
+      .filter(td => td.textContent.trim() !== '' && td.getBoundingClientRect().width > 0);
+    const readable = values.filter(td => {
+      const q = td.getBoundingClientRect();
+      return q.left >= edge.left - 1 && q.right <= edge.right + 1;
+    });
+    const head = Array.from(t.querySelectorAll('thead th')).map(th => th.textContent.trim())
+      .filter(Boolean).join(' | ');
+    out.push({head: head.slice(0, 100), width: Math.round(r.width),
+              scrolls: box !== null || r.right > document.documentElement.clientWidth + 1,
+              boxWidth: box ? box.clientWidth : null, values: values.length, readable: readable.length});
+  }
+  return out;
+}"""
 
 
 def _redirect(path: Path) -> bool:
@@ -151,6 +189,7 @@ def reader():
                     page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise"
                                   " ? MathJax.startup.promise.then(() => true) : true")
                     out[width] = page.evaluate(MEASURE)
+                    out[width]["tables"] = page.evaluate(TABLES)  # last: it opens the solutions
                     if shots is not None:
                         name = re.sub(r"[^A-Za-z0-9]+", "_", rel.removesuffix(".html")).strip("_")
                         page.screenshot(path=str(shots / f"{name}_{width}.png"), full_page=True)
@@ -184,6 +223,7 @@ def _problems(seen: dict[int, dict]) -> list[str]:
                 problems.append(f"{width} px: explorer {c['index']}'s chart is {c['svg']:.0f} px wide "
                                 f"(right edge {c['right']:.0f}), its container {c['container']:.0f} px "
                                 f"(right edge {c['containerRight']:.0f})")
+        problems += table_problems(width, m["tables"])
         if width == max(seen):
             for img in m["images"]:
                 if not img["complete"] or img["natural"] == 0:
@@ -192,6 +232,23 @@ def _problems(seen: dict[int, dict]) -> list[str]:
                     problems.append(f"{width} px: image {img['src']} shown at {img['shown']:.0f} px, "
                                     f"{img['shown'] / img['natural']:.0%} of its {img['natural']} px "
                                     f"(at least {MIN_SHOWN:.0%}): draw it for the column")
+    return problems
+
+
+def table_problems(width: int, tables: list[dict]) -> list[str]:
+    """At 1280 px (or wider) a table that scrolls sideways, or one that spreads an estimate over
+    columns ("95% low", "95% high": one cell per estimate, "0.262 [0.250, 0.274]"); at a phone's
+    width one whose value cells cannot be read without scrolling."""
+    problems = []
+    for t in tables:
+        if width >= 1280 and re.search(r"95% (low|high)", t["head"]):
+            problems.append(f"{width} px: a table spreads an estimate over columns: {t['head']!r}")
+        if width >= 1280 and t["scrolls"]:
+            problems.append(f"{width} px: a table scrolls sideways ({t['width']} px wide in a "
+                            f"{t['boxWidth'] or 'page'} px box): {t['head']!r}")
+        elif width < 1280 and t["values"] and not t["readable"]:
+            problems.append(f"{width} px: a table shows none of its {t['values']} values without "
+                            f"scrolling: {t['head']!r}")
     return problems
 
 

@@ -7,18 +7,20 @@ from pathlib import Path
 import pytest
 
 from calcas.user_report import user_report
+from test_book_reader import TABLES, table_problems  # noqa: E402
 from test_user_report import CHROMIUM, HOSTILE, _as, _csv, _outputs, hostile_report  # noqa: E402
 
 
 def test_the_page_draws_from_disk_with_no_network(tmp_path):
-    """The page opened as a file: every chart draws, every slider redraws, no request leaves the folder."""
+    """The page opened as a file: every chart draws, every slider redraws, no request leaves the
+    folder; no table scrolls sideways at 1280 px, and every table shows values at 390 px."""
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api")
     paths = [_csv(tmp_path, f"m{i}", _as("prob", _outputs(seed=i, skill=1 + i))) for i in range(3)]
     user_report(paths, tmp_path / "out", n_boot=20, progress=False)
     folder = (tmp_path / "out").as_uri() + "/"
-    outside, errors = [], []
+    outside, errors, tables = [], [], []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
         try:
@@ -30,6 +32,7 @@ def test_the_page_draws_from_disk_with_no_network(tmp_path):
                 page.goto(folder + "index.html", wait_until="networkidle")
                 page.wait_for_function("() => Array.from(document.querySelectorAll('.calcas-explorer'))"
                                        ".every(d => d.querySelector('svg') !== null)", timeout=20_000)
+                tables += table_problems(width, page.evaluate(TABLES))
                 sliders = page.query_selector_all(".vega-bind input[type=range]")
                 assert len(sliders) == 6
                 for slider in sliders:
@@ -48,6 +51,7 @@ def test_the_page_draws_from_disk_with_no_network(tmp_path):
             browser.close()
     assert not outside, f"requests left the folder: {outside}"
     assert not errors, f"script errors: {errors}"
+    assert not tables, "\n".join(tables)
 
 
 def test_names_that_look_like_markup_run_nothing_in_the_browser(tmp_path):
