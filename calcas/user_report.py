@@ -462,7 +462,7 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
     results["calibration"] = cal.to_dict()
     text = calibration_chapter.prose(cal)
     table = calibration_chapter.tables(cal)
-    blocks += ["<h2>Calibration</h2>", page.table_html(table["table1"]),
+    blocks += ["<h2>Calibration</h2>", page.table_html(table["table1"]), page.table_html(table["true_ece"]),
                f'<p class="note">{html.escape(_why_calibrator(calibration))}</p>',
                page.table_html(table["calibrators"]), page.markdown_html(text["models"]),
                page.figure_html(calibration_chapter.reliability_figure(cal),
@@ -477,7 +477,7 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
         results["cascade"] = cas.to_dict()
         text, table = cascading.prose(cas), cascading.tables(cas)
         blocks += ["<h2>Cascades</h2>", page.figure_html(cascading.figures(cas), "cascade curves"),
-                   *(page.table_html(t) for t in (table["accuracy"], table["routing"]) if len(t)),
+                   *(page.table_html(table[k]) for k in ("accuracy", "gains", "vs_uc", "vs_random") if len(table[k])),
                    page.markdown_html(text["pairs"]), *(e.to_html() for e in cascading.explorers(cas).values())]
 
     if len(sets) >= 3:

@@ -36,7 +36,7 @@ from ..records import Records
 from ..render import interactive, plots
 from .common import (Estimate, Facts, Verdict, decide, detectable_ece, difference_of_intervals, exercises_shown,
                      fmt, interval_text, largest_tie_share, load_record_sets, names_list, paper_reference, pct,
-                     reference_dataset, signed_interval_text, table_columns)
+                     reference_dataset, signed_interval_text, table_columns, table_interval)
 
 #: The columns of a reliability table the facts keep (figures draw from them).
 RELIABILITY_COLUMNS = ("bin", "count", "mean_confidence", "accuracy", "lower", "upper")
@@ -555,18 +555,22 @@ def _ordered(facts: CalibrationFacts) -> list[ModelFacts]:
 
 
 def tables(facts: CalibrationFacts) -> dict[str, pd.DataFrame]:
-    """``table1`` (per model and half: accuracy, ECE before and after, the true ECE's interval,
-    the change and its verdict), ``calibrators`` and ``true_labels`` (empty without true labels)."""
-    rows = []
+    """``table1`` (per model and half: accuracy, the plug-in ECE before and after, the bins and
+    the detectable ECE), ``true_ece`` (per model and half: the true ECE's intervals before and
+    after, and the change), ``calibrators`` and ``true_labels`` (empty without true labels)."""
+    plug_in, true_ece = [], []
     for m in _ordered(facts):
         for split, s in (("cal", m.cal), ("test", m.test)):
-            rows.append({"model": m.name, "split": split, "accuracy": s.accuracy,
-                         "ECE before": s.ece_before, "ECE after": s.ece_after,
-                         "true ECE before [95%]": "—" if s.true_ece_before is None else interval_text(s.true_ece_before),
-                         "true ECE after [95%]": interval_text(s.true_ece_after),
-                         "change [95%]": "—" if s.change is None else signed_interval_text(s.change.estimate, 3),
-                         "detectable ECE ≥": s.min_detectable_ece, "bins": s.n_bins_effective})
-    out = {"table1": pd.DataFrame(rows).set_index(["model", "split"])}
+            plug_in.append({"model": m.name, "split": split, "accuracy": s.accuracy,
+                            "ECE before": s.ece_before, "ECE after": s.ece_after, "bins": s.n_bins_effective,
+                            "detectable ECE ≥": s.min_detectable_ece})
+            true_ece.append({"model": m.name, "split": split,
+                             "true ECE before [95%]": table_interval(s.true_ece_before),
+                             "true ECE after [95%]": table_interval(s.true_ece_after),
+                             "change [95%]": None if s.change is None else table_interval(s.change.estimate, 3,
+                                                                                          signed=True)})
+    out = {"table1": pd.DataFrame(plug_in).set_index(["model", "split"]),
+           "true_ece": pd.DataFrame(true_ece).set_index(["model", "split"])}
     out["calibrators"] = pd.DataFrame({m.name: {"method": m.method, "temperature T": m.temperature,
                                                 "Platt a": m.platt_a, "Platt b": m.platt_b}
                                        for m in _ordered(facts)}).T.dropna(axis=1, how="all")

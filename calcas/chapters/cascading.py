@@ -32,9 +32,10 @@ from ..cascade import AdvantageRouter, cascade_curves
 from ..metrics import paired_difference_interval, proportion_interval
 from ..records import Records, align
 from ..render import interactive, plots
+from ..render.tables import MISSING
 from .common import (Estimate, Facts, Verdict, decide, exercises_shown, fmt, interval_text, largest_tie_share,
                      load_record_sets, names_list, paper_reference, pct, reference_dataset, signed,
-                     signed_interval_text, table_columns)
+                     signed_interval_text, table_columns, table_interval)
 
 __all__ = ["CascadingFacts", "CascadingParameters", "PairFacts", "OperatingPoint", "Comparison", "Curve",
            "CurvePoint", "ClaimCheck", "PaperComparison", "CHOICES", "LARGE_LARGE_CLAIM", "compute", "prose",
@@ -704,69 +705,86 @@ def _verdict_text(comparison: Comparison | None) -> str | None:
     return "identical rows" if comparison.identical else _OUTCOME_TEXT[comparison.verdict.outcome]
 
 
+def _pair_label(name: str, r: PairFacts) -> str:
+    """The row label of a pair: its name, with its two models when the name does not say them."""
+    return name if "→" in name else f"{name} ({r.first} → {r.second})"
+
+
 def _accuracy_table(facts: CascadingFacts) -> pd.DataFrame:
     rows = []
     for name, r in facts.pairs.items():
-        k, kc = r.K_used, r.K_cal
-        entries = [(f"first: {r.first}", r.accuracy_first, None), (f"second: {r.second}", r.accuracy_second, None),
-                   (f"CC at K = {k} (fixed)", r.at_fixed_K.accuracy, _choice_text(r, r.at_fixed_K)),
-                   (f"CC at K = {kc} (chosen on cal)", r.at_cal_K.accuracy, _choice_text(r, r.at_cal_K)),
-                   (f"gain of CC at K = {k} over {r.better} (paired)", r.at_fixed_K.gain.verdict.estimate,
-                    _verdict_text(r.at_fixed_K.gain)),
-                   (f"gain of CC at K = {kc} over {r.better} (paired)", r.at_cal_K.gain.verdict.estimate,
-                    _verdict_text(r.at_cal_K.gain))]
-        for what, e, verdict in entries:
-            rows.append({"pair": name, "": what, "accuracy": e.value, "95% low": e.low, "95% high": e.high,
-                         "reads": verdict})
-        rows.append({"pair": name, "": f"best CC over K, picked on test (optimistic; K = {r.best_cc_K})",
-                     "accuracy": r.best_cc_accuracy, "95% low": None, "95% high": None, "reads": None})
-    return pd.DataFrame(rows).set_index(["pair", ""])
-
-
-def _routing_table(facts: CascadingFacts) -> pd.DataFrame:
-    rows = []
-    for name, r in facts.pairs.items():
-        for label, at in ((f"K = {r.K_used} (fixed)", r.at_fixed_K), (f"K = {r.K_cal} (chosen on cal)", r.at_cal_K)):
-            row: dict[tuple[str, str], Any] = {("", "pair"): name, ("", "CC at"): label, ("CC", "p"): at.p_first,
-                                               ("UC at p", "K below"): at.uc_K_below,
-                                               ("UC at p", "K above"): at.uc_K_above}
-            for group, comparison in (("CC − UC", at.cc_vs_uc), ("CC − random", at.cc_vs_random)):
-                e = comparison.verdict.estimate if comparison is not None else Estimate(None, None, None, "")
-                row.update({(group, "difference"): e.value, (group, "95% low"): e.low, (group, "95% high"): e.high,
-                            (group, "reads"): _verdict_text(comparison) or _choice_text(r, at)})
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table.set_index([("", "pair"), ("", "CC at")]).rename_axis(["pair", "CC at"])
-
-
-def _curve_shares_table(facts: CascadingFacts) -> pd.DataFrame:
-    rows = [{"pair": name, "CC ≥ UC at (share of K)": r.share_cc_at_least_uc, "mean CC − UC": r.mean_cc_minus_uc,
-             "CC > random at (share of K)": r.share_cc_above_rc} for name, r in facts.pairs.items()]
+        rows.append({"pair": _pair_label(name, r), "first alone": table_interval(r.accuracy_first),
+                     "second alone": table_interval(r.accuracy_second),
+                     f"CC at K = {r.K_used} (fixed)": table_interval(r.at_fixed_K.accuracy),
+                     "CC at the K chosen on cal": f"{table_interval(r.at_cal_K.accuracy)} (K\u00a0=\u00a0{r.K_cal})",
+                     "best CC on test (optimistic)": f"{fmt(r.best_cc_accuracy)} (K\u00a0=\u00a0{r.best_cc_K})"})
     return pd.DataFrame(rows).set_index("pair")
 
 
+def _gain_table(facts: CascadingFacts) -> pd.DataFrame:
+    rows = []
+    for name, r in facts.pairs.items():
+        for label, at in ((f"K = {r.K_used} (fixed)", r.at_fixed_K), (f"K = {r.K_cal} (chosen on cal)", r.at_cal_K)):
+            rows.append({"pair": _pair_label(name, r), "CC at": label, "better alone (on cal)": r.better,
+                         "gain over it [95%]": table_interval(at.gain.verdict.estimate, signed=True),
+                         "reads": _verdict_text(at.gain), "what the K makes": _choice_text(r, at)})
+    return pd.DataFrame(rows).set_index(["pair", "CC at"])
+
+
+def _against_table(facts: CascadingFacts, against: str) -> pd.DataFrame:
+    """CC against UC (``against="uc"``) or random routing (``"random"``) at CC's share p."""
+    rows = []
+    for name, r in facts.pairs.items():
+        for label, at in ((f"K = {r.K_used} (fixed)", r.at_fixed_K), (f"K = {r.K_cal} (chosen on cal)", r.at_cal_K)):
+            comparison = at.cc_vs_uc if against == "uc" else at.cc_vs_random
+            row = {"pair": _pair_label(name, r), "CC at": label, "share p asked first": at.p_first}
+            if against == "uc":
+                row["UC's K around p"] = ("—" if at.uc_K_below is None
+                                          else f"{at.uc_K_below}" if at.uc_K_below == at.uc_K_above
+                                          else f"{at.uc_K_below} and {at.uc_K_above}")
+            difference = "CC − UC [95%]" if against == "uc" else "CC − random [95%]"
+            row[difference] = (table_interval(comparison.verdict.estimate, signed=True)
+                               if comparison is not None else MISSING)
+            row["reads"] = _verdict_text(comparison) or _choice_text(r, at)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["pair", "CC at"])
+
+
+def _curve_shares_table(facts: CascadingFacts) -> pd.DataFrame:
+    rows = [{"pair": _pair_label(name, r), "share of K where CC ≥ UC": r.share_cc_at_least_uc,
+             "mean CC − UC over K": r.mean_cc_minus_uc, "share of K where CC > random": r.share_cc_above_rc}
+            for name, r in facts.pairs.items()]
+    return pd.DataFrame(rows).set_index("pair")
+
+
+#: The operating points' columns as the table heads them.
+_POINT_COLUMNS = {"K": "K", "p_small": "share asked first", "accuracy": "accuracy",
+                  "large_calls_saved": "second-model calls saved", "compute_saved": "compute saved"}
+
+
 def _operating_points_table(facts: CascadingFacts) -> pd.DataFrame:
-    rows = [{"pair": name, "method": method, **point.to_dict()}
+    rows = [{"pair": _pair_label(name, r), "method": method, **point.to_dict()}
             for name, r in facts.pairs.items() for method, point in r.at_K.items()]
     table = pd.DataFrame(rows).set_index(["pair", "method"])
-    return table.dropna(axis=1, how="all")
+    return table.dropna(axis=1, how="all").rename(columns=_POINT_COLUMNS)
 
 
 def tables(facts: CascadingFacts) -> dict[str, pd.DataFrame]:
-    """The chapter's tables, from its facts.
+    """The chapter's tables, from its facts, one question each and one cell per estimate
+    ("value [low, high]").
 
     Returns
     -------
     dict of DataFrames
-        ``"accuracy"``: per pair, each model alone, CC at the fixed and the cal-chosen K, the
-        paired gains over the better model with what their intervals read, and the
-        (optimistic) best K on test. ``"routing"``: per pair and operating point, CC against UC
-        and against random routing, both at CC's share (paired differences and their 95%
-        intervals). ``"curve_shares"``: the descriptive shares of CC's curve
-        against UC's and RC's. ``"operating_points"``: RC, UC, CC and the oracle at the fixed K.
+        ``"accuracy"``: per pair, each model alone and CC at the fixed and the cal-chosen K (95%
+        Wilson intervals), and the (optimistic) best K on test. ``"gains"``: per pair and
+        operating point, the paired gain over the better model and what its interval reads.
+        ``"vs_uc"`` and ``"vs_random"``: CC against UC and against random routing at CC's share
+        p (paired differences, 95% intervals). ``"curve_shares"``: the descriptive shares of CC's
+        curve against UC's and RC's. ``"operating_points"``: RC, UC, CC and the oracle at the fixed K.
     """
-    return {"accuracy": _accuracy_table(facts), "routing": _routing_table(facts),
+    return {"accuracy": _accuracy_table(facts), "gains": _gain_table(facts),
+            "vs_uc": _against_table(facts, "uc"), "vs_random": _against_table(facts, "random"),
             "curve_shares": _curve_shares_table(facts), "operating_points": _operating_points_table(facts)}
 
 

@@ -34,7 +34,7 @@ from ..records import Records, align
 from ..render import interactive, plots
 from .common import (Estimate, Facts, Verdict, claim_agreement, decide, estimate_difference, exercises_shown, fmt,
                      interval_text, load_record_sets, names_list, paper_reference, pct, reference_dataset,
-                     signed, signed_interval_text, table_columns)
+                     signed, signed_interval_text, table_columns, table_interval)
 
 __all__ = ["CleaningFacts", "CleaningParameters", "FlagCount", "Sweep", "OverlapGroup", "Overlap", "ExpertAccuracy",
            "CleanedAccuracy", "PrecisionFalls", "VersusCL", "TRUTH_SOURCES", "FLAG_ORDER", "compute", "prose", "tables",
@@ -633,19 +633,16 @@ _OUTCOME_TEXT = {"above": "above 0", "below": "below 0", "within": "contains 0"}
 
 def _flags_table(facts: CleaningFacts) -> pd.DataFrame:
     rows = {f.label: {"flagged": f.flagged, "detection rate": f.detection_rate, "rated": f.n_rated,
-                      "precision": f.precision.value, "95% low": f.precision.low, "95% high": f.precision.high}
+                      "precision [95%]": table_interval(f.precision)}
             for f in _in_order(facts.flags, FLAG_ORDER)}
-    table = pd.DataFrame.from_dict(rows, orient="index").astype(
-        {"detection rate": float, "precision": float, "95% low": float, "95% high": float})
+    table = pd.DataFrame.from_dict(rows, orient="index").astype({"detection rate": float})
     return table if facts.truth is not None else table[["flagged", "detection rate"]]
 
 
 def _overlap_table(t3: Overlap) -> pd.DataFrame:
     groups = (t3.ours, t3.cl, t3.ours_only, t3.cl_only, t3.both)
-    rows = {g.label: {"flagged": g.n_flagged, "precision": g.precision.value, "95% low": g.precision.low,
-                      "95% high": g.precision.high} for g in groups}
-    return pd.DataFrame.from_dict(rows, orient="index").astype(
-        {"precision": float, "95% low": float, "95% high": float})
+    rows = {g.label: {"flagged": g.n_flagged, "precision [95%]": table_interval(g.precision)} for g in groups}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _in_order(entries: dict[str, Any], order: Sequence[str]) -> list[Any]:
@@ -657,9 +654,10 @@ def _in_order(entries: dict[str, Any], order: Sequence[str]) -> list[Any]:
 def _cleaned_table(t2: CleanedAccuracy, experts: Sequence[str]) -> pd.DataFrame:
     rows = {}
     for name, m in zip(experts, _in_order(t2.models, experts)):
-        row = {"given labels": m.given, f"cleaned ({t2.mode} flagged)": m.cleaned, "change": m.gain.value}
+        row = {"given labels": m.given, f"cleaned ({t2.mode} flagged)": m.cleaned,
+               "change [95%]": table_interval(m.gain, signed=True) if m.rises is not None else signed(m.gain.value)}
         if m.rises is not None:
-            row.update({"95% low": m.gain.low, "95% high": m.gain.high, "interval": _OUTCOME_TEXT[m.rises.outcome]})
+            row["interval"] = _OUTCOME_TEXT[m.rises.outcome]
         if m.all_cleaned is not None:
             row["every label cleaned"] = m.all_cleaned
         rows[name] = row
@@ -670,15 +668,15 @@ def _comparisons_table(facts: CleaningFacts) -> pd.DataFrame:
     rows = {}
     if facts.precision_falls is not None:
         f = facts.precision_falls
-        rows[f"precision: method 2 at K = {f.K} minus method 1"] = f.verdict
+        rows[f"precision: method 2 at K = {f.K} minus method 1"] = (f.verdict, 3)
     if facts.versus_cl is not None:
-        rows[f"precision: method 2 at K = {facts.versus_cl.K} minus Confident Learning"] = facts.versus_cl.verdict
+        rows[f"precision: method 2 at K = {facts.versus_cl.K} minus Confident Learning"] = (facts.versus_cl.verdict, 3)
     for name, m in zip(facts.experts, _in_order(facts.table2.models, facts.experts)):
         if m.rises is not None:
-            rows[f"accuracy of {name}: cleaned minus given labels"] = m.rises
-    return pd.DataFrame.from_dict({what: {"difference": v.estimate.value, "95% low": v.estimate.low,
-                                          "95% high": v.estimate.high, "interval": _OUTCOME_TEXT[v.outcome]}
-                                   for what, v in rows.items()}, orient="index")
+            rows[f"accuracy of {name}: cleaned minus given labels"] = (m.rises, 4)
+    return pd.DataFrame.from_dict({what: {"difference [95%]": table_interval(v.estimate, digits, signed=True),
+                                          "interval": _OUTCOME_TEXT[v.outcome]}
+                                   for what, (v, digits) in rows.items()}, orient="index")
 
 
 def tables(facts: CleaningFacts) -> dict[str, pd.DataFrame]:

@@ -256,11 +256,12 @@ def tables(facts: EstimatorsFacts) -> dict[str, pd.DataFrame]:
     ``detectable``."""
     estimators = list(study.ESTIMATOR_NAMES.values())
     intervals = list(study.INTERVAL_NAMES.values())
-    deciding = pd.DataFrame([{"interval": s.interval, "what it covers": DECIDING_INTERVALS[s.interval],
-                              "cases": s.rows, "worst coverage": s.worst, "best coverage": s.best,
-                              "worst at": f"{s.worst_case}, n = {s.worst_n:,}"} for s in facts.deciding_summary])
-    detectable = pd.DataFrame(facts.detectable).rename(columns={"default_n_bins": "default N",
-                                                                "at default_n_bins": "at default N"})
+    deciding = pd.DataFrame([{"interval": s.interval, "cases": s.rows, "worst coverage": s.worst, "best coverage": s.best,
+                              "worst at": f"{s.worst_case}, n = {s.worst_n:,}"} for s in facts.deciding_summary]).set_index("interval")
+    detectable = pd.DataFrame(facts.detectable)  # results.json keeps its columns in sorted order
+    bins = sorted((c for c in detectable if c.startswith("N = ")), key=lambda c: int(c.removeprefix("N = ")))
+    detectable = (detectable.set_index("n")[bins + ["default_n_bins", "at default_n_bins"]]
+                  .rename(columns={"default_n_bins": "default N", "at default_n_bins": "at default N"}))
     return {"bias": _wide(facts.estimates, "estimator", "bias", estimators),
             "rmse": _wide(facts.estimates, "estimator", "rmse", estimators),
             "coverage": _wide(facts.intervals, "interval", "coverage", intervals),

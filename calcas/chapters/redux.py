@@ -30,7 +30,7 @@ from ..cleaning import disagreement_sweep
 from ..metrics import proportion_interval
 from ..render import plots
 from .common import (Estimate, Facts, Verdict, claim_agreement, decide, estimate_difference, fmt, interval_text,
-                     paper_reference, reference_dataset, signed_interval_text)
+                     paper_reference, reference_dataset, signed_interval_text, table_interval)
 
 __all__ = ["ReduxFacts", "ReduxParameters", "DisagreementSweep", "ErrorTypeFound", "Flagged", "TRUTHS", "DATASET",
            "compute", "prose", "tables", "figures"]
@@ -363,11 +363,11 @@ def prose(facts: ReduxFacts) -> dict[str, str]:
 
 def _sweep_table(sweep: DisagreementSweep) -> pd.DataFrame:
     frame = sweep.frame().set_index("k")
-    columns = {("", "flagged"): frame["n_flagged"]}
+    columns = {"flagged": frame["n_flagged"]}
     for what in ("precision", "recall"):
-        columns.update({(what, "value"): frame[what], (what, "95% low"): frame[f"{what}_low"],
-                        (what, "95% high"): frame[f"{what}_high"]})
-    return pd.DataFrame(columns)
+        columns[f"{what} [95%]"] = [table_interval(e) for e in
+                                     zip(frame[what], frame[f"{what}_low"], frame[f"{what}_high"])]
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def tables(facts: ReduxFacts) -> dict[str, pd.DataFrame]:
@@ -375,8 +375,8 @@ def tables(facts: ReduxFacts) -> dict[str, pd.DataFrame]:
     recall against that truth with their Wilson intervals; ``"found_at_k"``: per annotated
     error type, most questions first, the share flagged at the highlighted k."""
     found = pd.DataFrame.from_dict(
-        {t: {"questions": e.questions, "flagged": e.flagged, "share flagged": e.share_flagged.value,
-             "95% low": e.share_flagged.low, "95% high": e.share_flagged.high} for t, e in facts.found_at_k.items()},
+        {t: {"questions": e.questions, "flagged": e.flagged, "share flagged [95%]": table_interval(e.share_flagged)}
+         for t, e in facts.found_at_k.items()},
         orient="index").sort_values("questions", ascending=False, kind="stable")
     return {**{f"sweep_{t}": _sweep_table(s) for t, s in facts.sweeps.items()}, "found_at_k": found}
 

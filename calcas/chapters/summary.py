@@ -21,7 +21,8 @@ import pandas as pd
 from .calibration import CalibrationFacts
 from .cascading import LARGE_LARGE_CLAIM, CascadingFacts
 from .cleaning import CleaningFacts
-from .common import Facts, Verdict, interval_text, names_list, paper_reference, signed_interval_text
+from .common import (Facts, Verdict, dataset_label, interval_text, names_list, paper_reference,
+                     signed_interval_text, table_interval)
 
 #: The paper's Table 1 claim, as named in ``paper_reference.json``'s ``claims``.
 CALIBRATION_CLAIM = "calibration_lowers_ece"
@@ -383,35 +384,46 @@ _OUTCOME = {"above": "above 0", "below": "below 0", "within": "contains 0"}
 
 
 def tables(facts: SummaryFacts) -> dict[str, pd.DataFrame]:
-    """``table1`` (paper rows, then each model: ECE before and after, the change and its interval),
-    ``cascades`` (each pair at the cal-chosen K), ``cleaning`` (each method's flags and precision)
+    """``table1`` (each data set's paper row, then its models: ECE before and after, the change in
+    true ECE and its verdict), ``cascades`` (each pair at the cal-chosen K: what it makes and the
+    gain over the better model), ``routing`` (the same: CC against UC and random routing),
+    ``cleaning`` (each method's flags and precision)
     and ``claims`` (each claim of the paper, per data set)."""
-    table1 = [{"source": "paper", "model": f"{p.model} ({p.name})", "ECE before": p.ece_before, "ECE after": p.ece_after,
-               "change in true ECE [95%]": "—", "verdict": "—", "detectable ECE ≥": None} for p in facts.paper_table1]
-    table1 += [{"source": r.chapter, "model": r.model, "ECE before": r.ece_before, "ECE after": r.ece_after,
-                "change in true ECE [95%]": signed_interval_text(r.change.estimate, 3),
-                "verdict": {"above": "lowered", "below": "raised", "within": "cannot tell"}[r.change.outcome],
-                "detectable ECE ≥": r.min_detectable_ece}
+    table1 = [{"data set": p.name, "model": f"{p.model} (paper)", "ECE before": p.ece_before,
+               "ECE after": p.ece_after, "change in true ECE [95%]": None, "verdict": None}
+              for p in facts.paper_table1]
+    table1 += [{"data set": dataset_label(r.dataset), "model": r.model, "ECE before": r.ece_before,
+                "ECE after": r.ece_after, "change in true ECE [95%]": table_interval(r.change.estimate, 3, signed=True),
+                "verdict": {"above": "lowered", "below": "raised", "within": "cannot tell"}[r.change.outcome]}
                for r in facts.calibration]
-    cascades = [{"chapter": r.chapter, "pair": r.label, "K (cal)": r.K_cal, "what the K makes": _CHOICE_TEXT[r.choice_cal],
-                 "gain over the better [95%]": signed_interval_text(r.gain_cal.estimate, 4),
-                 "CC − UC [95%]": "—" if r.cc_vs_uc_cal is None else signed_interval_text(r.cc_vs_uc_cal.estimate, 4),
-                 "CC − random [95%]": "—" if r.cc_vs_random_cal is None else
-                 signed_interval_text(r.cc_vs_random_cal.estimate, 4)} for r in facts.cascades]
-    cleaning = [{"chapter": r.chapter, "method": f["label"], "flagged": f["flagged"],
-                 "precision [95%]": interval_text([f["precision"]["value"], f["precision"]["low"],
-                                                   f["precision"]["high"]])}
+    cascades = [{"data set": dataset_label(r.dataset), "pair": r.label, "K (cal)": r.K_cal,
+                 "what the K makes": _CHOICE_TEXT[r.choice_cal],
+                 "gain over the better [95%]": table_interval(r.gain_cal.estimate, 4, signed=True)}
+                for r in facts.cascades]
+    routing = [{"data set": dataset_label(r.dataset), "pair": r.label, "K (cal)": r.K_cal,
+                "CC − UC [95%]": None if r.cc_vs_uc_cal is None else table_interval(r.cc_vs_uc_cal.estimate, 4,
+                                                                                     signed=True),
+                "CC − random [95%]": None if r.cc_vs_random_cal is None else
+                table_interval(r.cc_vs_random_cal.estimate, 4, signed=True)} for r in facts.cascades]
+    cleaning = [{"data set": dataset_label(r.dataset), "method": f["label"], "flagged": f["flagged"],
+                 "precision [95%]": table_interval([f["precision"]["value"], f["precision"]["low"],
+                                                    f["precision"]["high"]])}
                 for r in facts.cleaning for f in r.flags.values()]
     claims = [{"data set": t.name, "claim": t.text, "agree": len(t.agree), "disagree": len(t.disagree),
                "cannot tell": len(t.cannot_tell), "not measured": len(t.not_measured), "here": t.agreement}
               for t in facts.claims]
     claims += [{"data set": u.name, "claim": u.text, "agree": 0, "disagree": 0, "cannot tell": 0, "not measured": 0,
                 "here": "not tested"} for u in facts.untested]
-    order = {name: i for i, name in enumerate(dict.fromkeys(c["data set"] for c in claims))}
-    claims.sort(key=lambda c: order[c["data set"]])  # stable: each data set's tested claims, then its untested
-    index = {"table1": ["source", "model"], "cascades": ["chapter", "pair"], "cleaning": ["chapter", "method"],
+    # each data set's rows together, data sets in the order they first appear (for claims: each data
+    # set's tested claims, then its untested; for Table 1: the paper's row above the models here)
+    for rows in (table1, cascades, routing, cleaning, claims):
+        order = {name: i for i, name in enumerate(dict.fromkeys(r["data set"] for r in rows))}
+        rows.sort(key=lambda r: order[r["data set"]])
+    index = {"table1": ["data set", "model"], "cascades": ["data set", "pair"], "routing": ["data set", "pair"],
+             "cleaning": ["data set", "method"],
              "claims": ["data set", "claim"]}
-    frames = {"table1": pd.DataFrame(table1), "cascades": pd.DataFrame(cascades), "cleaning": pd.DataFrame(cleaning),
+    frames = {"table1": pd.DataFrame(table1), "cascades": pd.DataFrame(cascades), "routing": pd.DataFrame(routing),
+              "cleaning": pd.DataFrame(cleaning),
               "claims": pd.DataFrame(claims)}
     return {k: f.set_index(index[k]) if len(f) else f for k, f in frames.items()}
 

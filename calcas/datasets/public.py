@@ -47,11 +47,11 @@ import time
 import unicodedata
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..records import Records, file_sha256, make_records, write_records
+from ..records import Records, file_sha256, make_records, read_records, write_records
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 """The repository root (the folder that holds the ``calcas`` package)."""
@@ -1032,6 +1032,39 @@ def mmlu_redux_table(*, root: str | os.PathLike | None = None):
 
 
 # ----------------------------------------------------------------------------- all at once
+
+def data_root_description(root: pathlib.Path | None = None) -> str:
+    """Where :func:`data_root` reads the public data from, in words a page can print: which of its
+    three places it is, never the folder's path on the machine that built the page."""
+    root = data_root() if root is None else root
+    if root is None:
+        return missing_data_message("public")
+    if os.environ.get(DATA_ENV):
+        return f"data: the folder named by {DATA_ENV}"
+    if root == REPO_ROOT.parent / "shared" / "data":
+        return "data: the offline copy beside the repository (shared/data)"
+    return "data: the download cache (python -m calcas.datasets.public fetch)"
+
+
+def record_set_summary(paths: Mapping[str, str | os.PathLike]) -> "pd.DataFrame":
+    """One row per file :func:`write_public_records` wrote: its rows, accuracy against the given
+    labels (none for the MMLU-Redux table, which holds answers only) and what was left out."""
+    import pandas as pd
+
+    rows = []
+    for name, path in paths.items():
+        if name == "mmlu_redux":
+            rows.append({"record set": name, "rows": len(pd.read_parquet(path)), "accuracy (given labels)": None,
+                         "note": "answers only"})
+            continue
+        r = read_records(path)
+        m = r.manifest
+        rows.append({"record set": name, "rows": r.n, "accuracy (given labels)": float(r.verified.mean()),
+                     "note": ", ".join(f"{k}: {m[k]:,}" if isinstance(m[k], int) else f"{k}: {m[k]}" for k in ("n_unrated", "n_unparseable", "n_dropped")
+                                       if k in m)})
+    columns = ["record set", "rows", "accuracy (given labels)", "note"]
+    return pd.DataFrame(rows, columns=columns).set_index("record set")
+
 
 def write_public_records(out_dir: str | os.PathLike, *, root: str | os.PathLike | None = None) -> dict[str, pathlib.Path]:
     """Write every public record set, and the MMLU-Redux table, as Parquet files.

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from calcas.chapters.common import signed_interval_text
+
 import calcas
 from calcas.chapters import calibration as chapter
 from calcas.chapters.common import Estimate, paper_reference
@@ -179,7 +181,12 @@ def test_paper_is_quoted_only_for_its_own_data_set(tmp_path):
 def test_tables_figures_and_explorer(clean_facts):
     t = chapter.tables(clean_facts)
     assert list(t["table1"].index.get_level_values(0).unique()) == clean_facts.order
-    assert "change [95%]" in t["table1"].columns and t["true_labels"].empty
+    assert "change [95%]" in t["true_ece"].columns and t["true_labels"].empty
+    # one cell per estimate, the digits the prose gives it: the test half's change reads as the verdict does
+    m = clean_facts.models[clean_facts.order[0]]
+    cell = t["true_ece"].loc[(m.name, "test"), "change [95%]"].replace("\u00a0", " ")
+    assert cell == signed_interval_text(m.test.change.estimate, 3)
+    assert t["true_ece"].loc[(m.name, "cal"), "true ECE before [95%]"] == "—"  # not computed on cal
     assert chapter.lesson_figure(clean_facts) is None
     assert len(chapter.reliability_figure(clean_facts).axes) == 2 * len(clean_facts.order)
     spec = chapter.explorer(clean_facts).to_dict()

@@ -15,7 +15,7 @@ from scipy.stats import norm
 
 import calcas
 from calcas.chapters import cascading
-from calcas.chapters.common import paper_reference
+from calcas.chapters.common import paper_reference, table_interval
 from calcas.params import write_results
 from prose_checks import assert_names_from, assert_prose_numbers_from
 
@@ -340,11 +340,18 @@ def test_figures_tables_and_explorers_draw_from_facts_read_back(synthetic_facts,
         assert explorer.name.endswith(f"K = 0..{last}")
     t = cascading.tables(facts)
     r = facts.pairs["small → large"]
-    assert t["routing"].loc[("small → large", f"K = {r.K_used} (fixed)"), ("CC − UC", "difference")] == \
-        r.at_fixed_K.cc_vs_uc.verdict.estimate.value
-    assert t["accuracy"].loc[("small → large", f"CC at K = {r.K_cal} (chosen on cal)"), "accuracy"] == \
-        r.at_cal_K.accuracy.value
-    assert t["curve_shares"].loc["large-large", "mean CC − UC"] == facts.pairs["large-large"].mean_cc_minus_uc
+    fixed = ("small → large", f"K = {r.K_used} (fixed)")
+    assert t["vs_uc"].loc[fixed, "CC − UC [95%]"] == table_interval(r.at_fixed_K.cc_vs_uc.verdict.estimate, signed=True)
+    assert t["vs_random"].loc[fixed, "CC − random [95%]"] == table_interval(
+        r.at_fixed_K.cc_vs_random.verdict.estimate, signed=True)
+    assert t["gains"].loc[fixed, "gain over it [95%]"] == table_interval(r.at_fixed_K.gain.verdict.estimate,
+                                                                         signed=True)
+    assert t["accuracy"].loc["small → large", "CC at the K chosen on cal"] == \
+        f"{table_interval(r.at_cal_K.accuracy)} (K\u00a0=\u00a0{r.K_cal})"
+    # a pair whose name does not say its models gets them beside it
+    ll = facts.pairs["large-large"]
+    label = f"large-large ({ll.first} → {ll.second})"
+    assert t["curve_shares"].loc[label, "mean CC − UC over K"] == ll.mean_cc_minus_uc
     assert t["operating_points"].loc[("small → large", "RC"), "accuracy"] == r.at_K["RC"].accuracy
 
 

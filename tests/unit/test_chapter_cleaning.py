@@ -14,7 +14,7 @@ from scipy.stats import binomtest
 
 import calcas
 from calcas.chapters import cleaning
-from calcas.chapters.common import paper_reference
+from calcas.chapters.common import paper_reference, table_interval
 from calcas.params import write_results
 
 # ---------------------------------------------------------------------------- helpers
@@ -326,11 +326,14 @@ def test_tables_show_the_facts(falls):
     flags = shown["flags"]
     m2 = falls.flags["method_2"]
     assert flags.loc[m2.label, "flagged"] == m2.flagged
-    assert flags.loc[m2.label, "95% low"] == pytest.approx(m2.precision.low)
+    assert flags.loc[m2.label, "precision [95%]"] == table_interval(m2.precision)
     table2 = shown["table2"]
-    assert table2.loc["alpha", "change"] == pytest.approx(falls.table2.models["alpha"].gain.value)
+    alpha = falls.table2.models["alpha"]
+    assert table2.loc["alpha", "change [95%]"] == table_interval(alpha.gain, signed=True)
     comparisons = shown["comparisons"]
-    assert comparisons.loc["precision: method 2 at K = 5 minus method 1", "interval"] == "above 0"
+    row = comparisons.loc["precision: method 2 at K = 5 minus method 1"]
+    assert row["interval"] == "above 0"
+    assert row["difference [95%]"] == table_interval(falls.precision_falls.verdict.estimate, 3, signed=True)
     assert len(comparisons) == 1 + 1 + 2  # precision falls, versus CL, one row per expert
 
 

@@ -61,7 +61,12 @@ def test_prose_states_the_facts(facts):
 
 def test_tables_and_figure(facts):
     tables = estimators.tables(facts)
-    assert list(tables["deciding"]["interval"]) == list(DECIDING_INTERVALS)
+    assert list(tables["deciding"].index) == list(DECIDING_INTERVALS)
+    # the detectable-ECE table in the order a reader reads bin counts, n as its rows
+    detectable = tables["detectable"]
+    bins = [c for c in detectable.columns if c.startswith("N = ")]
+    assert bins == sorted(bins, key=lambda c: int(c[4:])) and detectable.index.name == "n"
+    assert list(detectable.columns[-2:]) == ["default N", "at default N"]
     assert list(tables["bias"].columns[:3]) == ["a", "n", "N"]
     fig = estimators.figures(facts)
     assert len(fig.axes) == len(facts.truth)

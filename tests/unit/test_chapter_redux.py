@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from calcas.chapters import redux
-from calcas.chapters.common import paper_reference
+from calcas.chapters.common import interval_text, paper_reference, table_interval
 from calcas.params import write_results
 from test_chapter_cleaning import FOREIGN, assert_numbers_from, wilson
 
@@ -178,7 +178,9 @@ def test_tables_and_figure_draw_from_facts(mixed):
     import matplotlib.pyplot as plt
     shown = redux.tables(mixed)
     sweep = shown["sweep_wrong_truth"]
-    assert sweep.loc[3, ("precision", "95% low")] == pytest.approx(mixed.at_k.precision["wrong_truth"].low)
+    p = mixed.at_k.precision["wrong_truth"]
+    assert sweep.loc[3, "precision [95%]"] == table_interval(p)  # one cell per estimate
+    assert sweep.loc[3, "precision [95%]"].replace("\u00a0", " ") == interval_text(p)  # as the prose reads it
     assert list(shown["found_at_k"]["questions"]) == sorted(shown["found_at_k"]["questions"], reverse=True)
     fig = redux.figures(mixed)["sweep"]
     left, right = fig.axes
