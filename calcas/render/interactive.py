@@ -605,7 +605,8 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     Returns
     -------
     Explorer
-        One line per frontier, each model alone as a labelled black diamond, a dashed rule at
+        One step line per frontier (step-after: a configuration's accuracy holds until the next,
+        costlier one), each model alone as a labelled black diamond, a dashed rule at
         the last model's test accuracy less max_drop, and the certified cascade at the chosen
         (max_drop, δ) as a large point, with the read-out "max_drop = 0.030, δ = 0.10: calls
         a → c, cost 0.34 of c's, test accuracy 0.871 (lost 0.008)", or "calls c alone: nothing
@@ -683,7 +684,9 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     tooltip = [alt.Tooltip("series:N", title="calls"), alt.Tooltip("cost_share:Q", format=".3f"),
                alt.Tooltip("accuracy:Q", format=".3f")]
-    curves = alt.Chart(frontier).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=28, filled=True)).encode(
+    # steps (step-after): between two configurations no configuration reaches the segment joining them
+    curves = alt.Chart(frontier).mark_line(strokeWidth=2, interpolate="step-after",
+                                           point=alt.OverlayMarkDef(size=28, filled=True)).encode(
         x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
     alone = alt.Chart(singles).encode(x=x, y=y, tooltip=["model:N", alt.Tooltip("cost_share:Q", format=".3f"),
                                                           alt.Tooltip("accuracy:Q", format=".3f")])

@@ -25,7 +25,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import offset_copy
 
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "SERIES_ALIASES", "INLINE_DPI", "COLUMN_INCHES", "series_style",
@@ -456,9 +456,13 @@ def _draw_chain(ax: plt.Axes, chain: Mapping[str, Any], title: str, wrap: int) -
     full = "+".join(str(j) for j in range(len(models)))
     ordered = [full] + sorted(k for k in chain["frontiers"] if k != full)
     for i, stages in enumerate(ordered):
-        f = chain["frontiers"][stages]
+        f = pd.DataFrame({"cost_share": chain["frontiers"][stages]["cost_share"],
+                          "accuracy": chain["frontiers"][stages]["accuracy"]}).sort_values("cost_share", kind="stable")
         style = series_style("", i)  # the palette in order, as calcas.render.interactive.chain_explorer draws them
-        ax.plot(f["cost_share"], f["accuracy"], ms=3.5, label=chain_label(models, stages), **style)
+        # steps, not segments: between two configurations no configuration reaches the line joining them;
+        # at a cost between two points the accuracy to be had is that of the cheaper one
+        ax.plot(f["cost_share"], f["accuracy"], ms=3.5, label=chain_label(models, stages), drawstyle="steps-post",
+                **style)
     for s in chain["singles"]:
         ax.scatter([s["cost_share"]], [s["accuracy"]], marker="D", s=34, color="k", zorder=5,
                    label="each model alone")
@@ -485,8 +489,10 @@ def chain_frontier_grid(chains: Mapping[str, Mapping[str, Any]], *, width: float
     Returns
     -------
     matplotlib Figure
-        One panel per chain (two per row), each model alone as a labelled diamond; one legend per
-        panel, since the chains' models differ.
+        One panel per chain (two per row), each frontier as steps (``steps-post``: a configuration's
+        accuracy holds until the next, costlier one; no line suggests operating points between
+        them), each model alone as a labelled diamond; one legend per panel, since the chains'
+        models differ.
     """
     chains = dict(chains)
     if not chains:
@@ -507,7 +513,7 @@ def chain_frontier_grid(chains: Mapping[str, Mapping[str, Any]], *, width: float
 # label cleaning (Fig. 4)
 
 def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float, float]] | None = None,
-                  *, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+                  *, ax: plt.Axes | None = None, title: str = "", log_x: bool | None = None) -> plt.Axes:
     """Precision against detection rate (Fig. 4): method-2 sweeps as lines, single operating
     points (method 1, method 3, Confident Learning) as markers.
 
@@ -515,18 +521,35 @@ def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float
     ----------
     sweeps : dict name -> DataFrame from :func:`calcas.cleaning_sweep`
     points : dict name -> (detection_rate, precision)
+    ax : matplotlib Axes, optional
+    title : str
+    log_x : bool, optional
+        A log-scaled detection rate, so that the few flags of small K (each a measured point)
+        are spread out instead of stacked at 0. None: log where the positive detection rates
+        span more than two decades. A sweep's points that flag nothing (rate 0, precision
+        unknown) are not drawn on a log axis.
 
     The legend sits under the axes, outside the data.
     """
     ax = _axes(ax)
+    rates = pd.concat([s["detection_rate"] for s in sweeps.values()]
+                      + [pd.Series([r for r, _ in (points or {}).values()], dtype=float)])
+    positive = rates[rates > 0]
+    if log_x is None:
+        log_x = len(positive) > 1 and positive.max() / positive.min() > 100
     for i, (name, sweep) in enumerate(sweeps.items()):
         ax.plot(sweep["detection_rate"], sweep["precision"], ms=3.5, label=name, **series_style(name, i))
     for j, (name, (rate, prec)) in enumerate((points or {}).items()):
-        colour = SERIES_COLOURS[(len(sweeps) + j) % len(SERIES_COLOURS)]
-        ax.scatter([rate], [prec], marker="sD^v"[j % 4], s=55, zorder=5, color=colour, edgecolors="k",
-                   linewidths=0.6, label=name)
+        style = series_style(name, len(sweeps) + j)
+        ax.scatter([rate], [prec], marker=style["marker"] or "sD^v"[j % 4], s=55, zorder=5, color=style["color"],
+                   edgecolors="k", linewidths=0.6, label=name)
     ax.set(xlabel="detection rate (flagged / all)", ylabel="precision (truly mislabeled / flagged)",
            ylim=(0, 1.02))
+    if log_x:
+        ax.set_xscale("log")
+        ax.set_xlim(positive.min() / 1.6, positive.max() * 1.6)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("detection rate (flagged / all, log scale)")
     if title:
         ax.set_title(_wrap(title, 60), fontsize=10)
     ax.grid(alpha=0.3)
@@ -610,8 +633,9 @@ def annotated_reliability_diagram(over: pd.DataFrame, under: pd.DataFrame, *,
     over, under = over[over["count"] > 0], under[under["count"] > 0]
     if ax is None:
         _, ax = plt.subplots(figsize=(6.8, 6.4), dpi=INLINE_DPI)
-    ax.fill_between([0, 1], [0, 0], [0, 1], color=OKABE_ITO["vermillion"], alpha=0.07, lw=0)
-    ax.fill_between([0, 1], [0, 1], [1, 1], color=OKABE_ITO["sky blue"], alpha=0.12, lw=0)
+    lo, hi = UNIT_LIMITS  # the regions fill the frame, margins included
+    ax.fill_between([lo, hi], [lo, lo], [lo, hi], color=OKABE_ITO["vermillion"], alpha=0.07, lw=0)
+    ax.fill_between([lo, hi], [lo, hi], [hi, hi], color=OKABE_ITO["sky blue"], alpha=0.12, lw=0)
     ax.plot([0, 1], [0, 1], color="#777777", ls=(0, (5, 4)), lw=1)
     ax.text(0.05, 0.075, "perfect calibration:\naccuracy = confidence", rotation=45, rotation_mode="anchor",
             fontsize=8.5, color="#555555", ha="left", va="bottom")
@@ -632,10 +656,9 @@ def annotated_reliability_diagram(over: pd.DataFrame, under: pd.DataFrame, *,
                 xy=(c, (a + c) / 2), xytext=(0.70, 0.27), fontsize=9, ha="center", va="center",
                 bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#cccccc", lw=0.6),
                 arrowprops=dict(arrowstyle="-", color="black", lw=0.8, connectionstyle="arc3,rad=0.25"))
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    _unit_axes(ax, step=0.1)
     ax.set_aspect("equal")
-    ax.xaxis.set_major_locator(plt.MultipleLocator(0.1))
-    ax.yaxis.set_major_locator(plt.MultipleLocator(0.1))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False, fontsize=9.5)
     return ax
@@ -667,7 +690,8 @@ def reliability_gaps(table: pd.DataFrame, *, ax: plt.Axes | None = None, sized: 
     ax.plot(table["mean_confidence"], table["accuracy"], color=colour, lw=1.6)
     size = 260 * table["count"] / table["count"].max() if sized else 30
     ax.scatter(table["mean_confidence"], table["accuracy"], s=size, color=colour, zorder=3)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    _unit_axes(ax)
     ax.grid(alpha=0.3)
     return ax
 
