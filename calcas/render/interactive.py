@@ -41,7 +41,7 @@ import pandas as pd
 
 from .plots import SERIES_COLOURS, series_style
 
-__all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
+__all__ = ["Explorer", "vega_style", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
            "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME", "UNIT_AXIS", "slider", "readout", "text_panel",
            "finish", "grid_key", "key_matches", "reliability_layers"]
 
@@ -71,13 +71,28 @@ READOUT_CHARS = 44
 UNIT_AXIS = alt.Axis(values=[i / 10 for i in range(11)], format=".1f")
 
 
-def _style(name: str, index: int) -> dict[str, Any]:
+def vega_style(name: str, index: int = 0) -> dict[str, Any]:
+    """Series ``name``'s style in Vega-Lite's terms, read from the one mapping of series to styles,
+    :data:`calcas.render.plots.SERIES_STYLE` (:func:`calcas.render.plots.series_style`).
+
+    Parameters
+    ----------
+    name : str
+        The series' name, as its legend shows it.
+    index : int
+        Its position among the chart's series (for a series without a style of its own).
+
+    Returns
+    -------
+    dict
+        ``colour`` (a hex string), ``dash`` (a strokeDash list) and ``shape`` (a point shape).
+    """
     st = series_style(name, index)
     return {"colour": st["color"], "dash": _DASH.get(st["ls"], [1, 0]), "shape": _SHAPE.get(st["marker"], "circle")}
 
 
 def _styles(names: list[str]) -> dict[str, dict[str, Any]]:
-    return {name: _style(name, i) for i, name in enumerate(names)}
+    return {name: vega_style(name, i) for i, name in enumerate(names)}
 
 
 # The loader shared by every explorer on a page: the scripts are loaded once (one promise on
