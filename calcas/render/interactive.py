@@ -505,7 +505,7 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
         pair_param = alt.param(name="pair", value=names[0], bind=alt.binding_select(options=names, name="pair "))
         params.append(pair_param)
         base = base.transform_filter(alt.datum.pair == pair_param)
-        shown = alt.datum.key == alt.expr(f"{pair_param.name} + '|' + {k_param.name}")
+        shown = f"datum.key === {pair_param.name} + '|' + {k_param.name}"  # a Vega expression string
     colour, dash, shape = _encodings(methods, title="method")
     x = alt.X("p_small:Q", title="share answered by the small model (p)", scale=alt.Scale(domain=[0, 1]),
               axis=UNIT_AXIS)
