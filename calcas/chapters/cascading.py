@@ -805,11 +805,23 @@ def figures(facts: CascadingFacts) -> Figure:
     (:func:`calcas.render.plots.cascade_grid`); returns the matplotlib Figure."""
     return plots.cascade_grid({name: curve_table(r) for name, r in facts.pairs.items()},
                               highlight_K={name: r.K_used for name, r in facts.pairs.items()},
-                              titles={name: f"{name}\n{r.first} → {r.second}" for name, r in facts.pairs.items()})
+                              titles={name: panel_title(name, r) for name, r in facts.pairs.items()})
+
+
+def panel_title(name: str, pair: PairFacts) -> str:
+    """A pair's panel title: its name, and under it the two record sets in routing order only
+    where the name does not already say the order ("DINO → ViT" is its own title;
+    "large-large: ViT + DINO" gains "ViT → DINO")."""
+    return name if "→" in name else f"{name}\n{pair.first} → {pair.second}"
 
 
 def explorers(facts: CascadingFacts) -> dict[str, interactive.Explorer]:
-    """One kernel-free explorer per pair (:func:`calcas.render.interactive.cascade_explorer`),
-    its slider starting at the fixed K."""
-    return {name: interactive.cascade_explorer(curve_table(r), title=name, default=r.K_used)
-            for name, r in facts.pairs.items()}
+    """The kernel-free explorer (:func:`calcas.render.interactive.cascade_explorer`), its slider
+    starting at the fixed K: one pair's under the pair's name, or, with several pairs, one
+    explorer (``"pairs"``) whose drop-down chooses the pair, so a page of many pairs stays short."""
+    if len(facts.pairs) == 1:
+        (name, r), = facts.pairs.items()
+        return {name: interactive.cascade_explorer(curve_table(r), title=name, default=r.K_used)}
+    return {"pairs": interactive.cascade_explorer({name: curve_table(r) for name, r in facts.pairs.items()},
+                                                  title="every pair: choose one",
+                                                  default={name: r.K_used for name, r in facts.pairs.items()})}

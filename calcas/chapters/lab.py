@@ -28,9 +28,9 @@ from ..lab import (TemperatureSweep, binning_sweep, log_sizes, min_detectable_cu
                    temperature_sweep)
 from ..metrics import reliability_table
 from ..records import Records
-from ..render.interactive import (HEIGHT, WIDTH, Explorer, finish, grid_key, key_matches, readout,
+from ..render.interactive import (HEIGHT, WIDTH, Explorer, finish, grid_key, key_matches, readout, vega_style,
                                   reliability_layers, slider, text_panel)
-from ..render.plots import INLINE_DPI, OKABE_ITO, annotated_reliability_diagram, reliability_gaps
+from ..render.plots import INLINE_DPI, OKABE_ITO, annotated_reliability_diagram, reliability_gaps, series_style
 from .common import Facts, fmt, pct
 
 __all__ = ["MODEL_NAMES", "ESTIMATOR_LABELS", "BINNING_LABELS", "LabGrids", "AtTemperature", "TemperatureFacts",
@@ -42,8 +42,8 @@ __all__ = ["MODEL_NAMES", "ESTIMATOR_LABELS", "BINNING_LABELS", "LabGrids", "AtT
 MODEL_NAMES = ("over-confident", "under-confident", "calibrated")
 ESTIMATOR_LABELS = {"plugin": "plug-in ECE", "debiased": "debiased ECE"}
 BINNING_LABELS = {"equal_count": "equal-count", "equal_width": "equal-width"}
-_ESTIMATOR_STYLE = {"plugin": {"colour": OKABE_ITO["vermillion"], "dash": [6, 3]},
-                    "debiased": {"colour": OKABE_ITO["blue"], "dash": [1, 0]}}
+#: The estimators' colours and dashes: those of :data:`calcas.render.plots.SERIES_STYLE`, as in every figure.
+_ESTIMATOR_STYLE = {e: vega_style(label) for e, label in ESTIMATOR_LABELS.items()}
 _SIZES = (100, 20_000)  # the sample-size experiment's range of n
 
 
@@ -365,7 +365,7 @@ def temperature_explorer(sweep: TemperatureSweep, *, title: str = "") -> Explore
                    axis=alt.Axis(values=ticks, format="~g"))
         ys = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=metric == "ECE", nice=True))
         curve_line = data.mark_line(color="#555555", strokeWidth=1.8).encode(x=xs, y=ys)
-        fit_rule = alt.Chart(marks).mark_rule(color=OKABE_ITO["bluish green"], strokeDash=[4, 3],
+        fit_rule = alt.Chart(marks).mark_rule(color=series_style("fitted T")["color"], strokeDash=[4, 3],
                                               strokeWidth=1.6).encode(x=xs)
         current = data.transform_filter(now)
         now_rule = current.mark_rule(color=colour, strokeWidth=1.2, opacity=0.6).encode(x=xs)
@@ -376,7 +376,7 @@ def temperature_explorer(sweep: TemperatureSweep, *, title: str = "") -> Explore
                   now_point.properties(name=f"current_T_{metric.lower()}")]
         if metric == "ECE":  # the fitted T's label, once, at the top of the first panel
             layers.append(alt.Chart(marks).mark_text(align="right", dx=-4, baseline="top", fontSize=11.5,
-                                                     color=OKABE_ITO["bluish green"])
+                                                     color=series_style("fitted T")["color"])
                           .encode(x=xs, y=alt.value(2), text="label:N"))
         return alt.layer(*layers).properties(width=WIDTH, height=110)
 

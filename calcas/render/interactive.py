@@ -41,7 +41,7 @@ import pandas as pd
 
 from .plots import SERIES_COLOURS, series_style
 
-__all__ = ["Explorer", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
+__all__ = ["Explorer", "vega_style", "reliability_explorer", "cascade_explorer", "cleaning_explorer", "chain_explorer",
            "VENDOR_PATH", "VENDOR_SCRIPTS", "VEGALITE_MIME", "UNIT_AXIS", "slider", "readout", "text_panel",
            "finish", "grid_key", "key_matches", "reliability_layers"]
 
@@ -71,13 +71,28 @@ READOUT_CHARS = 44
 UNIT_AXIS = alt.Axis(values=[i / 10 for i in range(11)], format=".1f")
 
 
-def _style(name: str, index: int) -> dict[str, Any]:
+def vega_style(name: str, index: int = 0) -> dict[str, Any]:
+    """Series ``name``'s style in Vega-Lite's terms, read from the one mapping of series to styles,
+    :data:`calcas.render.plots.SERIES_STYLE` (:func:`calcas.render.plots.series_style`).
+
+    Parameters
+    ----------
+    name : str
+        The series' name, as its legend shows it.
+    index : int
+        Its position among the chart's series (for a series without a style of its own).
+
+    Returns
+    -------
+    dict
+        ``colour`` (a hex string), ``dash`` (a strokeDash list) and ``shape`` (a point shape).
+    """
     st = series_style(name, index)
     return {"colour": st["color"], "dash": _DASH.get(st["ls"], [1, 0]), "shape": _SHAPE.get(st["marker"], "circle")}
 
 
 def _styles(names: list[str]) -> dict[str, dict[str, Any]]:
-    return {name: _style(name, i) for i, name in enumerate(names)}
+    return {name: vega_style(name, i) for i, name in enumerate(names)}
 
 
 # The loader shared by every explorer on a page: the scripts are loaded once (one promise on
@@ -428,31 +443,40 @@ def _need_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> Non
         raise ValueError(f"{name}: missing columns {missing}")
 
 
-def cascade_explorer(curves: pd.DataFrame, *, title: str = "", default: int | None = None) -> Explorer:
-    """Cascade curves (accuracy against the share answered by the small model) with a slider for K.
+def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title: str = "",
+                     default: int | Mapping[str, int] | None = None) -> Explorer:
+    """Cascade curves (accuracy against the share answered by the small model) with a slider for K,
+    and a drop-down choosing the pair where several are given.
 
     Parameters
     ----------
-    curves : DataFrame
+    curves : DataFrame, or dict pair name -> DataFrame
         The long table of :func:`calcas.cascade_curves`: ``method`` (RC / UC / CC / oracle),
         ``K, p_small, accuracy, large_calls_saved``. The slider offers exactly the K values
-        of the table (with tied confidences a curve may have fewer than n_bins + 1).
+        of the tables (with tied confidences a curve may have fewer than n_bins + 1). A dict
+        draws one pair at a time, chosen by a drop-down (one chart instead of one per pair).
     title : str
-    default : int, optional
-        The slider's starting K: the K the page's tables report. None starts in the middle
-        of the offered K values; a K the table lacks starts at the nearest one it has.
+    default : int, or dict pair name -> int, optional
+        The slider's starting K: the K the page's tables report (of the first pair, with a
+        dict). None starts in the middle of the offered K values; a K the table lacks starts at
+        the nearest one it has.
 
     Returns
     -------
     Explorer
         One line per method; the CC and UC operating points at the chosen K (K bins kept by
         the small model) are highlighted, with the read-out "K = k: p_small = ..., accuracy =
-        ..., large calls saved = ...".
+        ..., large calls saved = ...". A pair lacking the chosen K says so.
     """
+    pairs = dict(curves) if isinstance(curves, Mapping) else {"": curves}
+    if not pairs:
+        raise ValueError("curves: no cascades to draw")
     need = ["method", "K", "p_small", "accuracy", "large_calls_saved"]
-    if not set(need) <= set(curves.columns):
-        raise ValueError(f"curves: missing columns {sorted(set(need) - set(curves.columns))}")
-    data = curves[need].copy()
+    for name, table in pairs.items():
+        if not set(need) <= set(table.columns):
+            where = f"curves[{name!r}]" if name else "curves"
+            raise ValueError(f"{where}: missing columns {sorted(set(need) - set(table.columns))}")
+    data = pd.concat([t[need].assign(pair=str(name)) for name, t in pairs.items()], ignore_index=True)
     order = ("RC", "UC", "CC", "oracle")
     methods = [m for m in order if m in set(data["method"])] + sorted(set(data["method"]) - set(order))
     ks = sorted(int(k) for k in data["K"].unique())
@@ -461,31 +485,46 @@ def cascade_explorer(curves: pd.DataFrame, *, title: str = "", default: int | No
     text = []
     for method in marked:
         for r in data[data["method"] == method].itertuples():
-            text.append({"series": method, "K": int(r.K), "colour": styles[method]["colour"],
+            text.append({"series": method, "K": int(r.K), "pair": r.pair, "key": f"{r.pair}|{int(r.K)}",
+                         "colour": styles[method]["colour"],
                          "text": f"{method} at K = {int(r.K)}: p_small = {r.p_small:.3f}, accuracy = "
                                  f"{r.accuracy:.4f}, large calls saved = {int(r.large_calls_saved):,}"})
-    text, lines = readout(text, "K", marked)
+    for name, table in pairs.items():  # with several pairs the slider offers the K of all: say which one lacks
+        for k in sorted(set(ks) - {int(k) for k in table["K"]}):
+            text.append({"series": marked[0], "K": k, "pair": str(name), "key": f"{name}|{k}", "colour": "#555555",
+                         "text": f"K = {k}: not a K of this pair (tied confidences merged its bins)"})
+    text, lines = readout(text, "key", marked)
     data = data.rename(columns={"method": "series"}).assign(marker=lambda d: d["series"])
 
-    k_param = slider("K", "bins kept by the small model K ", ks, _start(ks, default))
+    names = [str(n) for n in pairs]
+    first = default.get(names[0]) if isinstance(default, Mapping) else default
+    k_param = slider("K", "bins kept by the small model K ", ks, _start(ks, first))
+    params = [k_param]
+    base, shown = alt.Chart(data), (alt.datum.K == k_param)
+    if len(names) > 1:
+        pair_param = alt.param(name="pair", value=names[0], bind=alt.binding_select(options=names, name="pair "))
+        params.append(pair_param)
+        base = base.transform_filter(alt.datum.pair == pair_param)
+        shown = f"datum.key === {pair_param.name} + '|' + {k_param.name}"  # a Vega expression string
     colour, dash, shape = _encodings(methods, title="method")
     x = alt.X("p_small:Q", title="share answered by the small model (p)", scale=alt.Scale(domain=[0, 1]),
               axis=UNIT_AXIS)
     y = alt.Y("accuracy:Q", title="cascade accuracy", scale=alt.Scale(zero=False))
     tooltip = [alt.Tooltip("series:N", title="method"), "K:Q", alt.Tooltip("p_small:Q", format=".3f"),
                alt.Tooltip("accuracy:Q", format=".4f"), alt.Tooltip("large_calls_saved:Q", format=",")]
-    lines_ = alt.Chart(data).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=22)).encode(
+    lines_ = base.mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=22)).encode(
         x=x, y=y, color=colour, strokeDash=dash, shape=shape, tooltip=tooltip)
-    current = alt.Chart(data).transform_filter(alt.datum.K == k_param).transform_filter(
+    current = base.transform_filter(alt.datum.K == k_param).transform_filter(
         alt.FieldOneOfPredicate(field="series", oneOf=marked))
     rule = current.transform_filter(alt.datum.series == marked[0]).mark_rule(
         color="#bbbbbb", strokeDash=[2, 2]).encode(x=x)
     points = current.mark_point(size=160, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(
         x=x, y=y, color=colour, shape=shape, tooltip=tooltip)
     plot = alt.layer(lines_, rule, points).properties(width=WIDTH, height=HEIGHT)
-    chart = alt.vconcat(plot, text_panel(text, lines, k_param, "K"), spacing=8)
-    return Explorer(finish(chart.add_params(k_param), title),
-                    f"calcas cascade explorer: {', '.join(methods)}; K = {ks[0]}..{ks[-1]}")
+    chart = alt.vconcat(plot, text_panel(text, lines, shown, None), spacing=8)
+    return Explorer(finish(chart.add_params(*params), title),
+                    f"calcas cascade explorer: {', '.join(methods)}; K = {ks[0]}..{ks[-1]}"
+                    + (f"; pairs {', '.join(names)}" if len(names) > 1 else ""))
 
 
 def cleaning_explorer(sweep: pd.DataFrame | Mapping[str, pd.DataFrame], *, title: str = "",
@@ -605,7 +644,8 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     Returns
     -------
     Explorer
-        One line per frontier, each model alone as a labelled black diamond, a dashed rule at
+        One step line per frontier (step-after: a configuration's accuracy holds until the next,
+        costlier one), each model alone as a labelled black diamond, a dashed rule at
         the last model's test accuracy less max_drop, and the certified cascade at the chosen
         (max_drop, δ) as a large point, with the read-out "max_drop = 0.030, δ = 0.10: calls
         a → c, cost 0.34 of c's, test accuracy 0.871 (lost 0.008)", or "calls c alone: nothing
@@ -683,7 +723,9 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     tooltip = [alt.Tooltip("series:N", title="calls"), alt.Tooltip("cost_share:Q", format=".3f"),
                alt.Tooltip("accuracy:Q", format=".3f")]
-    curves = alt.Chart(frontier).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=28, filled=True)).encode(
+    # steps (step-after): between two configurations no configuration reaches the segment joining them
+    curves = alt.Chart(frontier).mark_line(strokeWidth=2, interpolate="step-after",
+                                           point=alt.OverlayMarkDef(size=28, filled=True)).encode(
         x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
     alone = alt.Chart(singles).encode(x=x, y=y, tooltip=["model:N", alt.Tooltip("cost_share:Q", format=".3f"),
                                                           alt.Tooltip("accuracy:Q", format=".3f")])

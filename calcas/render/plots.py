@@ -22,12 +22,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import offset_copy
 
-__all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "INLINE_DPI", "COLUMN_INCHES", "series_style",
+__all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "SERIES_ALIASES", "INLINE_DPI", "COLUMN_INCHES", "series_style",
            "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
            "threshold_sweep_figure", "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps",
            "line_panels"]
@@ -40,16 +41,38 @@ SERIES_COLOURS = tuple(OKABE_ITO[c] for c in ("blue", "vermillion", "bluish gree
                                               "orange", "sky blue", "black", "yellow"))
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _DASHES = ("-", "--", "-.", ":")
-#: Named series: colour, matplotlib line style, marker, line width. RC (random routing) is a
-#: grey baseline; the oracle a dotted green bound.
+#: Named series: colour, matplotlib line style, marker, line width. The one mapping of series to
+#: styles for every static figure and every explorer (:mod:`calcas.render.interactive` reads it):
+#: a name drawn in two places is drawn alike, and each named series differs from the others it is
+#: drawn with by its dash and marker too, not by hue alone. RC (random routing) is a grey baseline;
+#: the oracle a dotted green bound.
 SERIES_STYLE = {
+    # calibration (chapter 2, the calibration pages, the lab's temperature experiment)
     "uncalibrated": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.6),
     "calibrated": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.0),
+    "T fitted on true labels": dict(color=OKABE_ITO["bluish green"], ls="-.", marker="^", lw=1.8),
+    "temperature scaling": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.0),
+    "Platt scaling": dict(color=OKABE_ITO["reddish purple"], ls="-.", marker="D", lw=1.8),
+    "fitted T": dict(color=OKABE_ITO["bluish green"], ls=":", marker=None, lw=1.6),
+    # cascades (chapter 3 and its pages)
     "UC": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.6),
     "CC": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.2),
     "RC": dict(color="#7a7a7a", ls="-.", marker=None, lw=1.3),
     "oracle": dict(color=OKABE_ITO["bluish green"], ls=":", marker=None, lw=1.8),
+    # ECE estimators (the lab, "How wrong can an ECE be?"): plug-in as uncalibrated, debiased as calibrated
+    "plug-in": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.8),
+    "debiased": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=1.8),
+    "smooth": dict(color=OKABE_ITO["bluish green"], ls="-.", marker="^", lw=1.8),
+    # label cleaning: the single operating points beside method 2's sweeps, and Redux's two truths
+    "method 1": dict(color=OKABE_ITO["orange"], ls="none", marker="s", lw=0),
+    "method 3": dict(color=OKABE_ITO["sky blue"], ls="none", marker="D", lw=0),
+    "Confident Learning": dict(color=OKABE_ITO["reddish purple"], ls="none", marker="^", lw=0),
+    "any annotated problem": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=1.8),
+    "a wrong ground truth": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.8),
 }
+#: Other spellings of named series (the lab's read-outs say "plug-in ECE"): styled as the name.
+SERIES_ALIASES = {"plug-in ECE": "plug-in", "debiased ECE": "debiased", "smooth ECE": "smooth",
+                  "plugin": "plug-in", "temperature": "temperature scaling", "Platt": "Platt scaling"}
 #: The PNG resolution of matplotlib-inline (matplotlib's ``figure.dpi``, 100), which myst-nb
 #: shows at one image pixel per CSS pixel.
 INLINE_DPI = 100
@@ -59,8 +82,23 @@ COLUMN_INCHES = 6.8
 
 
 def series_style(name: str, index: int = 0) -> dict[str, Any]:
-    """The style of series ``name``: its own (:data:`SERIES_STYLE`) or the ``index``-th of the
-    palette, with a marker and a dash pattern of that position."""
+    """The style of series ``name``: its own (:data:`SERIES_STYLE`, also under a spelling of
+    :data:`SERIES_ALIASES`) or the ``index``-th of the palette, with a marker and a dash pattern
+    of that position.
+
+    Parameters
+    ----------
+    name : str
+        The series' name, as its legend shows it.
+    index : int
+        Its position among the series of its figure (for unnamed series).
+
+    Returns
+    -------
+    dict
+        ``color``, ``ls``, ``marker`` and ``lw``, matplotlib's keywords.
+    """
+    name = SERIES_ALIASES.get(name, name)
     if name in SERIES_STYLE:
         return dict(SERIES_STYLE[name])
     return dict(color=SERIES_COLOURS[index % len(SERIES_COLOURS)], ls=_DASHES[index % len(_DASHES)],
@@ -101,7 +139,39 @@ def _title_chars(panel_inches: float) -> int:
 
 
 def _wrap(title: str, width: int = 42) -> str:
-    return "\n".join(textwrap.wrap(title, width)) if title else ""
+    """``title`` wrapped at ``width`` characters, its own line breaks kept."""
+    return "\n".join(line for part in title.split("\n") for line in textwrap.wrap(part, width)) if title else ""
+
+
+#: The limits of an axis over [0, 1], with a margin so that a point at 0 or 1 (a top bin at
+#: confidence 1) is drawn inside the frame, not on it; ticks stay at 0, 0.2, ..., 1.
+UNIT_LIMITS = (-0.03, 1.03)
+
+
+def _unit_axes(ax: plt.Axes, step: float = 0.2) -> None:
+    ax.set(xlim=UNIT_LIMITS, ylim=UNIT_LIMITS)
+    ticks = np.round(np.arange(0, 1 + step / 2, step), 2)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+
+
+def _facet_grid(data: pd.DataFrame, *, width: float, ncols: int, panel_height: float,
+                **facets: Any) -> sns.FacetGrid:
+    """A seaborn FacetGrid ``width`` inches wide (``ncols`` panels a row), each panel
+    ``panel_height`` inches tall, not despined (the book's figures keep their frames). Once
+    drawn, :func:`_grid_figure` finishes it."""
+    grid = sns.FacetGrid(data, height=panel_height, aspect=width / ncols / panel_height, despine=False,
+                         **facets)
+    grid.figure.set_dpi(INLINE_DPI)
+    return grid
+
+
+def _grid_figure(grid: sns.FacetGrid, handles: Mapping[str, Any]) -> Figure:
+    """The drawn grid's figure, its layout constrained (seaborn's tight layout leaves no room
+    for a legend under the panels), with one legend of ``handles`` under it."""
+    grid.figure.set_layout_engine("constrained")
+    _figure_legend(grid.figure, handles)
+    return grid.figure
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,7 +184,8 @@ def _draw_reliability(ax: plt.Axes, tables: Mapping[str, pd.DataFrame], title: s
         style = series_style(name, i)
         ax.plot(full["mean_confidence"], full["accuracy"], ms=4, label=name,
                 markerfacecolor="white" if style["ls"] != "-" else style["color"], **style)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    _unit_axes(ax)
     if title:
         ax.set_title(_wrap(title, wrap), fontsize=10)
     ax.set_aspect("equal")
@@ -156,33 +227,46 @@ def reliability_grid(rows: Sequence[tuple[str, Mapping[str, Mapping[str, pd.Data
     Returns
     -------
     matplotlib Figure
-        Square panels titled "<name> — <split>", one legend under the grid. The figure is
-        made with pyplot, so a notebook shows it once at the end of the cell (assign it,
+        Square panels (a seaborn FacetGrid: one row per model, named on the right margin;
+        one column per split, named over the top row), one legend under the grid. The figure
+        is made with pyplot, so a notebook shows it once at the end of the cell (assign it,
         ``fig = reliability_grid(...)``, or end the line with ``;``).
     """
     rows = list(rows)
     if not rows:
         raise ValueError("rows: no models to draw")
-    ncols = max(len(splits) for _, splits in rows)
-    panel = width / ncols
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(width, panel * 0.98 * len(rows) + 0.5),
-                             dpi=INLINE_DPI, squeeze=False, layout="constrained")
-    seen: dict[str, Line2D] = {}
-    for ax_row, (name, splits) in zip(axes, rows):
-        for ax, (split, tables) in zip(ax_row, splits.items()):
-            _draw_reliability(ax, tables, f"{name} — {split}", _title_chars(panel))
-            for h, lab in zip(*ax.get_legend_handles_labels()):
-                seen.setdefault(lab, h)
-        for ax in ax_row[len(splits):]:
+    names = [name for name, _ in rows]
+    if len(set(names)) < len(names):
+        raise ValueError(f"rows: each model once, got {names}")
+    splits = list(dict.fromkeys(split for _, by_split in rows for split in by_split))
+    ncols = max(len(by_split) for _, by_split in rows)
+    series = list(dict.fromkeys(s for _, by_split in rows for tables in by_split.values() for s in tables))
+    long = pd.concat([pd.DataFrame(table).assign(model=name, split=split, series=s)
+                      for name, by_split in rows for split, tables in by_split.items() for s, table in tables.items()],
+                     ignore_index=True)
+    grid = _facet_grid(long, width=width, ncols=ncols, panel_height=width / ncols * 0.98, row="model", col="split",
+                       row_order=names, col_order=splits, margin_titles=True, sharex=False, sharey=False)
+
+    def panel(data: pd.DataFrame, **_: Any) -> None:
+        tables = {s: data[data["series"] == s] for s in series if (data["series"] == s).any()}
+        _draw_reliability(plt.gca(), tables, "")
+
+    grid.map_dataframe(panel)
+    # the model names on the right margin and the splits over the top row: no title sits under
+    # another panel's tick labels, where it would read as that panel's x-axis label
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}", size=10, fontweight="bold")
+    for (r, c), ax in np.ndenumerate(grid.axes):
+        if splits[c] not in rows[r][1]:
             ax.axis("off")
-    for r, ax_row in enumerate(axes):  # axis titles once: on the bottom row and the left column
-        for c, ax in enumerate(ax_row):
-            if r < len(rows) - 1:
-                ax.set_xlabel("")
-            if c:
-                ax.set_ylabel("")
-    _figure_legend(fig, seen)
-    return fig
+        else:  # axis titles once: on the bottom row and the left column
+            ax.set_xlabel("mean confidence in bin" if r == len(rows) - 1 else "")
+            ax.set_ylabel("accuracy in bin" if c == 0 else "")
+            ax.tick_params(labelbottom=True, labelleft=True)
+    seen: dict[str, Line2D] = {}
+    for ax in grid.axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    return _grid_figure(grid, {s: seen[s] for s in series if s in seen})
 
 
 def showcase_figure(tables: Mapping[str, pd.DataFrame], intervals: Mapping[str, Sequence[float]], *,
@@ -326,30 +410,37 @@ def cascade_grid(curves: Mapping[str, pd.DataFrame], *, highlight_K: int | Mappi
     Returns
     -------
     matplotlib Figure
-        One legend under the grid. Made with pyplot: a notebook shows it once at the end of
-        the cell (assign it, or end the line with ``;``).
+        A seaborn FacetGrid, one legend under it. Made with pyplot: a notebook shows it once at
+        the end of the cell (assign it, or end the line with ``;``).
     """
     curves = dict(curves)
     if not curves:
         raise ValueError("curves: no cascades to draw")
-    fig, axes, fig_w, ncols = _panels(len(curves), width, below=0.35, bottom=0.45, sharex=True)
-    seen: dict[str, Any] = {}
-    for ax, (name, c) in zip(axes.flat, curves.items()):
+    names = [str(n) for n in curves]
+    ncols = 1 if len(curves) == 1 else 2
+    fig_w = width if ncols == 2 else min(width, 5.0)
+    long = pd.concat([pd.DataFrame(c).assign(panel=str(name)) for name, c in curves.items()], ignore_index=True)
+    shape = 0.82 if len(curves) <= 4 else 0.68  # many pairs: flatter panels, a page a reader can scan
+    grid = _facet_grid(long, width=fig_w, ncols=ncols, panel_height=fig_w / ncols * shape + 0.35, col="panel",
+                       col_order=names, col_wrap=ncols, sharex=True, sharey=False)
+    keys = dict(zip(names, curves))
+
+    def panel(data: pd.DataFrame, **_: Any) -> None:
+        name = keys[str(data["panel"].iloc[0])]
         k = highlight_K.get(name) if isinstance(highlight_K, Mapping) else highlight_K
-        _draw_cascade(ax, c, (titles or {}).get(name, str(name)), k, _title_chars(fig_w / ncols))
+        _draw_cascade(plt.gca(), data.drop(columns="panel"), (titles or {}).get(name, str(name)), k,
+                      _title_chars(fig_w / ncols))
+
+    grid.map_dataframe(panel)
+    seen: dict[str, Any] = {}
+    for i, ax in enumerate(grid.axes.flat):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
-        ax.tick_params(labelbottom=True)
-    for i, ax in enumerate(axes.flat):
-        if i >= len(curves):
-            ax.axis("off")
-        else:  # axis titles once per row and column: on the left column, and above no other panel
-            if i + ncols < len(curves):
-                ax.set_xlabel("")
-            if i % ncols:
-                ax.set_ylabel("")
-    _figure_legend(fig, seen)
-    return fig
+        ax.tick_params(labelbottom=True, labelleft=True)
+        # axis titles once per row and column: on the left column, and above no other panel
+        ax.set_xlabel("p: share answered by the first model" if i + ncols >= len(curves) else "")
+        ax.set_ylabel("accuracy" if i % ncols == 0 else "")
+    return _grid_figure(grid, seen)
 
 
 # ---------------------------------------------------------------------------------------
@@ -365,9 +456,13 @@ def _draw_chain(ax: plt.Axes, chain: Mapping[str, Any], title: str, wrap: int) -
     full = "+".join(str(j) for j in range(len(models)))
     ordered = [full] + sorted(k for k in chain["frontiers"] if k != full)
     for i, stages in enumerate(ordered):
-        f = chain["frontiers"][stages]
+        f = pd.DataFrame({"cost_share": chain["frontiers"][stages]["cost_share"],
+                          "accuracy": chain["frontiers"][stages]["accuracy"]}).sort_values("cost_share", kind="stable")
         style = series_style("", i)  # the palette in order, as calcas.render.interactive.chain_explorer draws them
-        ax.plot(f["cost_share"], f["accuracy"], ms=3.5, label=chain_label(models, stages), **style)
+        # steps, not segments: between two configurations no configuration reaches the line joining them;
+        # at a cost between two points the accuracy to be had is that of the cheaper one
+        ax.plot(f["cost_share"], f["accuracy"], ms=3.5, label=chain_label(models, stages), drawstyle="steps-post",
+                **style)
     for s in chain["singles"]:
         ax.scatter([s["cost_share"]], [s["accuracy"]], marker="D", s=34, color="k", zorder=5,
                    label="each model alone")
@@ -394,8 +489,10 @@ def chain_frontier_grid(chains: Mapping[str, Mapping[str, Any]], *, width: float
     Returns
     -------
     matplotlib Figure
-        One panel per chain (two per row), each model alone as a labelled diamond; one legend per
-        panel, since the chains' models differ.
+        One panel per chain (two per row), each frontier as steps (``steps-post``: a configuration's
+        accuracy holds until the next, costlier one; no line suggests operating points between
+        them), each model alone as a labelled diamond; one legend per panel, since the chains'
+        models differ.
     """
     chains = dict(chains)
     if not chains:
@@ -416,7 +513,7 @@ def chain_frontier_grid(chains: Mapping[str, Mapping[str, Any]], *, width: float
 # label cleaning (Fig. 4)
 
 def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float, float]] | None = None,
-                  *, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+                  *, ax: plt.Axes | None = None, title: str = "", log_x: bool | None = None) -> plt.Axes:
     """Precision against detection rate (Fig. 4): method-2 sweeps as lines, single operating
     points (method 1, method 3, Confident Learning) as markers.
 
@@ -424,18 +521,35 @@ def cleaning_plot(sweeps: dict[str, pd.DataFrame], points: dict[str, tuple[float
     ----------
     sweeps : dict name -> DataFrame from :func:`calcas.cleaning_sweep`
     points : dict name -> (detection_rate, precision)
+    ax : matplotlib Axes, optional
+    title : str
+    log_x : bool, optional
+        A log-scaled detection rate, so that the few flags of small K (each a measured point)
+        are spread out instead of stacked at 0. None: log where the positive detection rates
+        span more than two decades. A sweep's points that flag nothing (rate 0, precision
+        unknown) are not drawn on a log axis.
 
     The legend sits under the axes, outside the data.
     """
     ax = _axes(ax)
+    rates = pd.concat([s["detection_rate"] for s in sweeps.values()]
+                      + [pd.Series([r for r, _ in (points or {}).values()], dtype=float)])
+    positive = rates[rates > 0]
+    if log_x is None:
+        log_x = len(positive) > 1 and positive.max() / positive.min() > 100
     for i, (name, sweep) in enumerate(sweeps.items()):
         ax.plot(sweep["detection_rate"], sweep["precision"], ms=3.5, label=name, **series_style(name, i))
     for j, (name, (rate, prec)) in enumerate((points or {}).items()):
-        colour = SERIES_COLOURS[(len(sweeps) + j) % len(SERIES_COLOURS)]
-        ax.scatter([rate], [prec], marker="sD^v"[j % 4], s=55, zorder=5, color=colour, edgecolors="k",
-                   linewidths=0.6, label=name)
+        style = series_style(name, len(sweeps) + j)
+        ax.scatter([rate], [prec], marker=style["marker"] or "sD^v"[j % 4], s=55, zorder=5, color=style["color"],
+                   edgecolors="k", linewidths=0.6, label=name)
     ax.set(xlabel="detection rate (flagged / all)", ylabel="precision (truly mislabeled / flagged)",
            ylim=(0, 1.02))
+    if log_x:
+        ax.set_xscale("log")
+        ax.set_xlim(positive.min() / 1.6, positive.max() * 1.6)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("detection rate (flagged / all, log scale)")
     if title:
         ax.set_title(_wrap(title, 60), fontsize=10)
     ax.grid(alpha=0.3)
@@ -519,8 +633,9 @@ def annotated_reliability_diagram(over: pd.DataFrame, under: pd.DataFrame, *,
     over, under = over[over["count"] > 0], under[under["count"] > 0]
     if ax is None:
         _, ax = plt.subplots(figsize=(6.8, 6.4), dpi=INLINE_DPI)
-    ax.fill_between([0, 1], [0, 0], [0, 1], color=OKABE_ITO["vermillion"], alpha=0.07, lw=0)
-    ax.fill_between([0, 1], [0, 1], [1, 1], color=OKABE_ITO["sky blue"], alpha=0.12, lw=0)
+    lo, hi = UNIT_LIMITS  # the regions fill the frame, margins included
+    ax.fill_between([lo, hi], [lo, lo], [lo, hi], color=OKABE_ITO["vermillion"], alpha=0.07, lw=0)
+    ax.fill_between([lo, hi], [lo, hi], [hi, hi], color=OKABE_ITO["sky blue"], alpha=0.12, lw=0)
     ax.plot([0, 1], [0, 1], color="#777777", ls=(0, (5, 4)), lw=1)
     ax.text(0.05, 0.075, "perfect calibration:\naccuracy = confidence", rotation=45, rotation_mode="anchor",
             fontsize=8.5, color="#555555", ha="left", va="bottom")
@@ -541,10 +656,9 @@ def annotated_reliability_diagram(over: pd.DataFrame, under: pd.DataFrame, *,
                 xy=(c, (a + c) / 2), xytext=(0.70, 0.27), fontsize=9, ha="center", va="center",
                 bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#cccccc", lw=0.6),
                 arrowprops=dict(arrowstyle="-", color="black", lw=0.8, connectionstyle="arc3,rad=0.25"))
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    _unit_axes(ax, step=0.1)
     ax.set_aspect("equal")
-    ax.xaxis.set_major_locator(plt.MultipleLocator(0.1))
-    ax.yaxis.set_major_locator(plt.MultipleLocator(0.1))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False, fontsize=9.5)
     return ax
@@ -576,7 +690,8 @@ def reliability_gaps(table: pd.DataFrame, *, ax: plt.Axes | None = None, sized: 
     ax.plot(table["mean_confidence"], table["accuracy"], color=colour, lw=1.6)
     size = 260 * table["count"] / table["count"].max() if sized else 30
     ax.scatter(table["mean_confidence"], table["accuracy"], s=size, color=colour, zorder=3)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    _unit_axes(ax)
     ax.grid(alpha=0.3)
     return ax
 

@@ -334,10 +334,11 @@ def test_figures_tables_and_explorers_draw_from_facts_read_back(synthetic_facts,
     assert len([ax for ax in fig.axes if ax.has_data()]) == 2
     plt.close(fig)
     explorers = cascading.explorers(facts)
-    assert list(explorers) == list(facts.pairs)
-    for name, explorer in explorers.items():
-        last = max(k for curve in facts.pairs[name].curves.values() for k in curve.K)
-        assert explorer.name.endswith(f"K = 0..{last}")
+    assert list(explorers) == ["pairs"]  # one explorer, its drop-down choosing the pair
+    last = max(k for r in facts.pairs.values() for curve in r.curves.values() for k in curve.K)
+    assert explorers["pairs"].name.endswith(f"K = 0..{last}; pairs {', '.join(facts.pairs)}")
+    params = {p["name"]: p for p in explorers["pairs"].to_dict()["params"]}
+    assert params["pair"]["bind"]["options"] == list(facts.pairs)
     t = cascading.tables(facts)
     r = facts.pairs["small → large"]
     fixed = ("small → large", f"K = {r.K_used} (fixed)")

@@ -368,7 +368,10 @@ def test_grids_fit_the_column(demo):
                  "test": {"uncalibrated": table, "calibrated": table}}) for m in ("a", "b", "c")]
     fig = plots.reliability_grid(rows)
     assert fig.get_size_inches()[0] <= plots.COLUMN_INCHES + 1e-9
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["a — cal", "a — test"]
+    # the splits over the top row only, the models on the right margin: no title sits under another
+    # panel's tick labels, where it would read as that panel's x-axis label
+    assert [ax.get_title() for ax in fig.axes] == ["cal", "test"] + [""] * 4
+    assert [t.get_text() for ax in fig.axes[1::2] for t in ax.texts] == ["a", "b", "c"]
     assert len(fig.legends) == 1 and [t.get_text() for t in fig.legends[0].get_texts()] == [
         "uncalibrated", "calibrated"]
     plt.close(fig)
