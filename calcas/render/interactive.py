@@ -482,17 +482,22 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
     ks = sorted(int(k) for k in data["K"].unique())
     marked = [m for m in ("CC", "UC") if m in methods] or methods[:1]
     styles = _styles(methods)
-    text = []
-    for method in marked:
-        for r in data[data["method"] == method].itertuples():
-            text.append({"series": method, "K": int(r.K), "pair": r.pair, "key": f"{r.pair}|{int(r.K)}",
-                         "colour": styles[method]["colour"],
-                         "text": f"{method} at K = {int(r.K)}: p_small = {r.p_small:.3f}, accuracy = "
-                                 f"{r.accuracy:.4f}, large calls saved = {int(r.large_calls_saved):,}"})
-    for name, table in pairs.items():  # with several pairs the slider offers the K of all: say which one lacks
-        for k in sorted(set(ks) - {int(k) for k in table["K"]}):
-            text.append({"series": marked[0], "K": k, "pair": str(name), "key": f"{name}|{k}", "colour": "#555555",
-                         "text": f"K = {k}: not a K of this pair (tied confidences merged its bins)"})
+    # With several pairs the slider offers the K of all of them; a pair whose tied confidences
+    # merged bins lacks some: at such a K it marks its nearest K and the read-out says so.
+    available = {str(n): sorted(int(k) for k in t["K"].unique()) for n, t in pairs.items()}
+    text, shown_at = [], []
+    for r in data[data["method"].isin(marked)].itertuples():
+        for k in ks:
+            near = min(available[r.pair], key=lambda a: (abs(a - k), a))
+            if near != int(r.K):
+                continue
+            where = f"{r.method} at K = {k}" + ("" if near == k else f" (not a K of this pair, whose tied "
+                                                                        f"confidences merged bins; at K = {near})")
+            text.append({"series": r.method, "K": k, "pair": r.pair, "key": f"{r.pair}|{k}",
+                         "colour": styles[r.method]["colour"],
+                         "text": f"{where}: p_small = {r.p_small:.3f}, accuracy = {r.accuracy:.4f}, "
+                                 f"large calls saved = {int(r.large_calls_saved):,}"})
+            shown_at.append({"index": r.Index, "at": k})
     text, lines = readout(text, "key", marked)
     data = data.rename(columns={"method": "series"}).assign(marker=lambda d: d["series"])
 
@@ -514,8 +519,12 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
                alt.Tooltip("accuracy:Q", format=".4f"), alt.Tooltip("large_calls_saved:Q", format=",")]
     lines_ = base.mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=22)).encode(
         x=x, y=y, color=colour, strokeDash=dash, shape=shape, tooltip=tooltip)
-    current = base.transform_filter(alt.datum.K == k_param).transform_filter(
-        alt.FieldOneOfPredicate(field="series", oneOf=marked))
+    # the marked points: each pair's operating points at the slider's K (or its nearest, above)
+    at = pd.DataFrame(shown_at)
+    marks = data.loc[at["index"]].reset_index(drop=True).assign(at=at["at"].to_numpy())
+    current = alt.Chart(marks).transform_filter(alt.datum.at == k_param)
+    if len(names) > 1:
+        current = current.transform_filter(alt.datum.pair == pair_param)
     rule = current.transform_filter(alt.datum.series == marked[0]).mark_rule(
         color="#bbbbbb", strokeDash=[2, 2]).encode(x=x)
     points = current.mark_point(size=160, filled=True, opacity=1, stroke="white", strokeWidth=1.5).encode(

@@ -149,10 +149,30 @@ def test_cascade_slider_and_readout(demo):
     line = lines[(lines["series"] == "CC") & (lines["K"] == 4)]["text"].item()
     assert line == (f"CC at K = 4: p_small = {cc.p_small:.3f}, accuracy = {cc.accuracy:.4f}, "
                     f"large calls saved = {int(cc.large_calls_saved):,}")
-    drawn = _table(spec, "p_small")
-    assert set(drawn["series"]) == {"RC", "UC", "CC", "oracle"}
+    drawn = [pd.DataFrame(rows) for rows in spec["datasets"].values() if rows and "p_small" in rows[0]]
+    lines_, marks = sorted(drawn, key=lambda d: "at" in d)  # the curves, and the points the slider marks
+    assert set(lines_["series"]) == {"RC", "UC", "CC", "oracle"} and set(marks["series"]) == {"CC", "UC"}
+    assert (marks["at"] == marks["K"]).all()  # one pair: every slider K is one of its K
     with pytest.raises(ValueError, match="curves"):
         cascade_explorer(curves.drop(columns="accuracy"))
+
+
+def test_a_pair_lacking_the_sliders_K_marks_its_nearest_and_says_so(demo):
+    """Two pairs in one explorer: the slider offers the K of both; at a K the second lacks (its tied
+    confidences merged bins) it still marks a point, its nearest K, and the read-out names both."""
+    curves = demo["curves"]
+    short = curves[curves["K"] <= 6]
+    spec = cascade_explorer({"long": curves, "short": short}).to_dict()
+    assert _params(spec)["K"]["bind"]["max"] == 10 and _params(spec)["pair"]["bind"]["options"] == ["long", "short"]
+    marks = [pd.DataFrame(rows) for rows in spec["datasets"].values() if rows and "at" in rows[0]][0]
+    at9 = marks[(marks["pair"] == "short") & (marks["at"] == 9)]
+    assert sorted(at9["series"]) == ["CC", "UC"] and (at9["K"] == 6).all()
+    lines = _readouts(spec, "key")  # one read-out per pair and K
+    line = lines[(lines["key"] == "short|9") & (lines["series"] == "CC")]["text"].item()
+    cc = short[(short["method"] == "CC") & (short["K"] == 6)].iloc[0]
+    assert line == (f"CC at K = 9 (not a K of this pair, whose tied confidences merged bins; at K = 6): "
+                    f"p_small = {cc.p_small:.3f}, accuracy = {cc.accuracy:.4f}, "
+                    f"large calls saved = {int(cc.large_calls_saved):,}")
 
 
 def test_cleaning_slider_and_readout(demo):
