@@ -1060,8 +1060,9 @@ def record_set_summary(paths: Mapping[str, str | os.PathLike]) -> "pd.DataFrame"
         r = read_records(path)
         m = r.manifest
         rows.append({"record set": name, "rows": r.n, "accuracy (given labels)": float(r.verified.mean()),
-                     "note": ", ".join(f"{k}: {m[k]:,}" if isinstance(m[k], int) else f"{k}: {m[k]}" for k in ("n_unrated", "n_unparseable", "n_dropped")
-                                       if k in m)})
+                     "note": ", ".join(f"{k.removeprefix('n_')}: {m[k]:,}" for k in ("n_unrated", "n_unparseable",
+                                                                                      "n_dropped")
+                                       if isinstance(m.get(k), int) and m[k] > 0)})
     columns = ["record set", "rows", "accuracy (given labels)", "note"]
     return pd.DataFrame(rows, columns=columns).set_index("record set")
 

@@ -26,7 +26,7 @@ MISSING = "—"
 #: table is as wide as its column at most. Narrow screens: one block per row, each value under
 #: its row label with its header (``data-label``) on the left.
 TABLE_CSS = """
-table.calcas-table { border-collapse: collapse; font-size: 0.88rem; line-height: 1.3; max-width: 100%; }
+table.calcas-table { border-collapse: collapse; font-size: 0.88rem; line-height: 1.3; max-width: 100%; margin: 0.6em 0; }
 table.calcas-table th, table.calcas-table td { padding: 0.2em 0.5em; vertical-align: top; }
 table.calcas-table thead th { vertical-align: bottom; }
 table.calcas-table td { font-variant-numeric: tabular-nums; text-align: right; }
