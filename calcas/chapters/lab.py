@@ -375,7 +375,8 @@ def prose(facts: LabFacts) -> dict[str, str]:
     binning = f"At N = {b.n_bins}, " + "; ".join(parts) + "."
 
     sc = facts.scoring
-    best = "; ".join(f"the {RULE_LABELS[r]} at q = {fmt(q, 3)}" for r, q in sc.best_report.items())
+    best = "; ".join(f"the {RULE_LABELS[r]} at q = {fmt(sc.best_report[r], 3)}"  # in a fixed order, not the
+                     for r in RULE_LABELS if r in sc.best_report)                # order results.json kept
     scoring = f"With the truth p = {fmt(sc.truth, 2)}, the expected loss is lowest for {best}."
     m, c = sc.model, sc.constant
     scoring += (f" On the test half, a constant predictor that gives every answer the accuracy "

@@ -655,10 +655,12 @@ def calibration_map_figure(maps: Any, *, width: float = COLUMN_INCHES) -> Figure
     points = maps.reliability
     ax.scatter(points["mean_score"], points["accuracy"], s=34, color="#000000", zorder=3,
                label="accuracy in a bin of the cal half")
-    ax.set(xlabel="raw top-1 log-odds s = log(c / (1 − c))", ylabel="confidence, or accuracy in bin", ylim=(0, 1.02),
-           xlim=(grid.min(), float(points["mean_score"].max()) + 1.0))  # past the last point the maps are flat at 1
+    ax.set(ylim=(0, 1.02), xlim=(grid.min(), float(points["mean_score"].max()) + 1.0))  # flat at 1 past the points
+    ax.set_xlabel("raw top-1 log-odds s = log(c / (1 − c))", fontsize=11)
+    ax.set_ylabel("confidence, or accuracy in bin", fontsize=11)
+    ax.tick_params(labelsize=10.5)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", frameon=True, framealpha=0.9, fontsize=9)
+    ax.legend(loc="lower right", frameon=True, framealpha=0.9, fontsize=10.5)
     return fig
 
 
@@ -695,9 +697,12 @@ def scoring_rule_figure(curves: pd.DataFrame, p: float, *, labels: Mapping[str, 
     ax.axhline(0.0, color="#7a7a7a", lw=1)
     ax.axvline(p, color="#000000", lw=1, ls=":")
     ax.annotate(f"truth p = {p:g}", (p, 0.97), xycoords=("data", "axes fraction"), ha="right", va="top",
-                xytext=(-4, 0), textcoords="offset points", fontsize=9.5)
-    ax.set(xlabel="reported probability q", ylabel="expected loss of q − that of p", xlim=(0, 1))
+                xytext=(-4, 0), textcoords="offset points", fontsize=10.5)
+    ax.set_xlim(0, 1)
     ax.set_ylim(top=min(ax.get_ylim()[1], 0.6))
+    ax.set_xlabel("reported probability q", fontsize=11)
+    ax.set_ylabel("expected loss of q − that of p", fontsize=11)
+    ax.tick_params(labelsize=10.5)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", frameon=False, fontsize=9.5)
+    ax.legend(loc="upper left", frameon=False, fontsize=10.5)
     return fig

@@ -95,3 +95,18 @@ def test_built_pages_link_the_terms_they_use():
                     unlinked.append(f"{rel}: uses {term!r} without a link to the glossary")
     assert checked, "no built page uses any of the terms"
     assert not unlinked, "\n".join(unlinked)
+
+
+def test_the_glossarys_numbers_are_calcas_defaults():
+    """The numbers a definition states: the detectable ECE's level and power are
+    min_detectable_ece's defaults, and the debiased ECE's share of the plug-in's bias at
+    perfect calibration is 2 - sqrt(2) (the lab measures it)."""
+    import inspect
+    import math
+
+    from calcas.metrics import min_detectable_ece
+    text = " ".join(GLOSSARY.read_text().split())
+    defaults = inspect.signature(min_detectable_ece).parameters
+    level, power = defaults["level"].default, defaults["power"].default
+    assert f"{level:.0%} quantile under perfect calibration with probability {power:g}" in text
+    assert f"about {2 - math.sqrt(2):.0%} of the plug-in's bias" in text

@@ -99,6 +99,10 @@ def test_facts_and_prose_of_the_scoring_and_platt_sections(over):
     text = chapter.prose(facts)
     assert "the NLL (log loss) at q = 0.700; the Brier score at q = 0.700; the absolute error |q − y| at q = 0.999" \
         in text["scoring"]
+    # the order is the rules', whatever order results.json keeps the keys in
+    data = facts.to_dict()
+    data["scoring"]["best_report"] = dict(reversed(list(data["scoring"]["best_report"].items())))
+    assert chapter.prose(chapter.LabFacts.from_dict(data))["scoring"] == text["scoring"]
     assert "The ECE ranks the constant" in text["scoring"]
     flipped = chapter.LabFacts.from_dict({**facts.to_dict(), "scoring": {**facts.to_dict()["scoring"],
                                                                           "ece_prefers_constant": False}})
