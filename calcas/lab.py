@@ -8,7 +8,12 @@ precomputed with calcas. Pure functions over arrays, inputs validated here, no d
   samples (:func:`log_sizes`; its true ECE is 0, so every estimate above 0 is bias and noise),
   per estimator, with :func:`min_detectable_curve` beside it;
 - :func:`binning_sweep`: the reliability table and ECE for every bin count N, with
-  equal-width and equal-count bins.
+  equal-width and equal-count bins;
+- :func:`expected_score` and :func:`scoring_rule_curves`: the expected score of reporting a
+  probability q when the truth is p, under NLL, Brier and absolute error (a rule that is not
+  proper);
+- :func:`calibration_maps`: what temperature scaling and Platt scaling, fitted on the cal half,
+  do to each confidence, over the cal half's reliability points.
 
 Every number comes from :func:`calcas.reliability_table`, :func:`calcas.ece`,
 :func:`calcas.temperature_nll`, :func:`calcas.max_prob_confidence` and
@@ -25,13 +30,17 @@ import pandas as pd
 
 from ._validate import (check_binning, check_positive_int, confidence_array, float_array, label_array,
                         same_length, to_numpy)
-from .binning import BINNINGS
-from .calibration import fit_temperature, temperature_nll
-from .confidence import max_prob_confidence
+from .binning import BINNINGS, assign_bins, equal_count_edges
+from .calibration import PlattScaling, TemperatureScaling, fit_temperature, temperature_nll
+from .confidence import max_prob_confidence, top1_logit
 from .metrics import ESTIMATORS, ece, min_detectable_ece, reliability_table
 
 __all__ = ["TemperatureSweep", "log_grid", "log_sizes", "temperature_sweep", "sample_size_sweep",
-           "min_detectable_curve", "binning_sweep"]
+           "min_detectable_curve", "binning_sweep", "SCORING_RULES", "expected_score", "scoring_rule_curves",
+           "CalibrationMaps", "calibration_maps"]
+
+#: The scoring rules of :func:`expected_score`: two strictly proper ones and one that is not.
+SCORING_RULES = ("nll", "brier", "absolute")
 
 
 def log_grid(low: float, high: float, *, steps_per_doubling: int = 8) -> np.ndarray:
@@ -301,6 +310,151 @@ def binning_sweep(confidence: Any, correct: Any, *, n_bins: Iterable[int] = rang
                             "empty": int((table["count"] == 0).sum()), "bins": len(table)})
     bins = pd.concat(bins, ignore_index=True)[["N", "binning", "bin", "count", "mean_confidence", "accuracy"]]
     return bins, pd.DataFrame(summary)
+
+
+def expected_score(p: Any, q: Any, rule: str) -> np.ndarray:
+    """Expected loss of reporting probability ``q`` for a yes/no event that happens with
+    probability ``p``: ``p * loss(q, 1) + (1 - p) * loss(q, 0)``.
+
+    Parameters
+    ----------
+    p : float or array
+        The true probability, in [0, 1].
+    q : float or array
+        The reported probability, in (0, 1) for ``"nll"`` (its loss is infinite at 0 and 1),
+        in [0, 1] otherwise; broadcast against ``p``.
+    rule : {"nll", "brier", "absolute"}
+        ``"nll"``: the log loss ``-log q`` if the event happens, ``-log(1 - q)`` if not;
+        ``"brier"``: ``(q - y) ** 2``; ``"absolute"``: ``|q - y|``. NLL and Brier are strictly
+        proper (the expectation is smallest at ``q = p`` alone); the absolute error is not (it
+        is smallest at 0 or 1, whichever is the likelier outcome).
+
+    Returns
+    -------
+    ndarray
+        The expected loss, lower is better, in the broadcast shape of ``p`` and ``q``.
+    """
+    if rule not in SCORING_RULES:
+        raise ValueError(f"rule: expected one of {list(SCORING_RULES)}, got {rule!r}")
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    for name, x in (("p", p), ("q", q)):
+        if not np.all((x >= 0) & (x <= 1)):
+            raise ValueError(f"{name}: expected probabilities in [0, 1]")
+    if rule == "nll":
+        if np.any((q <= 0) | (q >= 1)):
+            raise ValueError("q: the NLL of a report of exactly 0 or 1 is infinite; report q in (0, 1)")
+        return -(p * np.log(q) + (1.0 - p) * np.log1p(-q))
+    if rule == "brier":
+        return p * (1.0 - q) ** 2 + (1.0 - p) * q ** 2
+    return p * (1.0 - q) + (1.0 - p) * q
+
+
+def scoring_rule_curves(p: float, *, steps: int = 999) -> pd.DataFrame:
+    """:func:`expected_score` of every report q on a grid, for each rule of :data:`SCORING_RULES`.
+
+    Parameters
+    ----------
+    p : float
+        The true probability, in [0, 1].
+    steps : int
+        Grid points ``q = k / (steps + 1)``, k = 1..steps (0 and 1 excluded: the NLL is
+        infinite there).
+
+    Returns
+    -------
+    DataFrame
+        ``rule, q, expected``, one row per rule and grid point.
+    """
+    steps = check_positive_int(steps, "steps")
+    q = np.arange(1, steps + 1) / (steps + 1)
+    return pd.concat([pd.DataFrame({"rule": rule, "q": q, "expected": expected_score(p, q, rule)})
+                      for rule in SCORING_RULES], ignore_index=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationMaps:
+    """What :func:`calibration_maps` returns: two calibrators, fitted on the cal half, as maps
+    of the raw top-1 log-odds ``s = log(c / (1 - c))``.
+
+    Attributes
+    ----------
+    reliability : DataFrame
+        The cal half's equal-count bins of ``s``: ``count, mean_score, mean_confidence``
+        (the raw confidence) and ``accuracy``; a calibrator should pass near these points.
+    platt : DataFrame
+        ``score, confidence``: ``sigmoid(a * s + b)`` on a grid of ``s``; an exact function of s.
+    temperature : DataFrame
+        ``score, confidence``: the mean temperature-scaled confidence in each of ``fine_bins``
+        equal-count bins of ``s`` (with more than two classes it depends on every logit, not
+        on ``s`` alone, so it is drawn as that mean).
+    T, a, b : float
+        The fitted temperature and Platt's slope and intercept.
+    """
+
+    reliability: pd.DataFrame
+    platt: pd.DataFrame
+    temperature: pd.DataFrame
+    T: float
+    a: float
+    b: float
+
+
+def calibration_maps(logits: Any, labels: Any, *, cal: Any, n_bins: int = 15, fine_bins: int = 50,
+                     points: int = 200) -> CalibrationMaps:
+    """Temperature scaling and Platt scaling fitted on the cal half, drawn as maps from the raw
+    top-1 log-odds to the calibrated confidence, over the cal half's reliability points.
+
+    Platt is fitted on ``s = log(c / (1 - c))`` of the raw top-1 confidence against whether the
+    argmax is right (as :func:`calcas.calibrate_records` does without a score column);
+    temperature scaling on the logits against the labels.
+
+    Parameters
+    ----------
+    logits : array, shape (n, C)
+    labels : int array, shape (n,)
+    cal : bool array, shape (n,)
+        True on the cal half, where both are fitted and the points are binned.
+    n_bins : int
+        Equal-count bins of the reliability points.
+    fine_bins : int
+        Equal-count bins of the temperature map's means.
+    points : int
+        Grid points of the Platt curve, over the cal half's range of ``s``.
+
+    Returns
+    -------
+    CalibrationMaps
+    """
+    z = float_array(logits, "logits", ndim=2, keep_float32=True)
+    y = label_array(labels, "labels", z.shape[1])
+    mask = _mask(cal, "cal")
+    same_length(logits=z, labels=y, cal=mask)
+    if not mask.any():
+        raise ValueError("cal: no cal rows")
+    n_bins, fine_bins = check_positive_int(n_bins, "n_bins"), check_positive_int(fine_bins, "fine_bins")
+    points = check_positive_int(points, "points")
+    conf, pred = max_prob_confidence(z[mask], 1.0)
+    right = (pred == y[mask]).astype(float)
+    s = top1_logit(conf)
+    platt = PlattScaling().fit(s, right)
+    scaling = TemperatureScaling().fit(z[mask], y[mask])
+    scaled = scaling.transform(z[mask])
+
+    def binned(k: int) -> pd.DataFrame:
+        # equal-count bins of the confidence are equal-count bins of s, which increases with it
+        which = assign_bins(conf, equal_count_edges(conf, k))
+        frame = pd.DataFrame({"bin": which, "s": s, "c": conf, "t": scaled, "v": right}).groupby("bin")
+        return pd.DataFrame({"count": frame.size(), "mean_score": frame["s"].mean(), "mean_confidence": frame["c"].mean(),
+                             "temperature": frame["t"].mean(), "accuracy": frame["v"].mean()}).reset_index(drop=True)
+
+    points_table = binned(n_bins)
+    fine = binned(fine_bins)
+    grid = np.linspace(s.min(), s.max(), points)
+    return CalibrationMaps(
+        reliability=points_table[["count", "mean_score", "mean_confidence", "accuracy"]],
+        platt=pd.DataFrame({"score": grid, "confidence": platt.transform(grid)}),
+        temperature=pd.DataFrame({"score": fine["mean_score"], "confidence": fine["temperature"]}),
+        T=float(scaling.temperature_), a=float(platt.a_), b=float(platt.b_))
 
 
 def _mask(x: Any, name: str) -> np.ndarray:

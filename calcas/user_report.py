@@ -460,7 +460,7 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
 
     cal = calibration_chapter.compute(sets, calibration=calibration, n_bins=n_bins, n_boot=n_boot, seed=seed)
     results["calibration"] = cal.to_dict()
-    text = calibration_chapter.prose(cal)
+    text = calibration_chapter.prose(cal, terms=False)  # markdown-it, not Sphinx: no {term} roles
     table = calibration_chapter.tables(cal)
     blocks += ["<h2>Calibration</h2>", page.table_html(table["table1"]), page.table_html(table["true_ece"]),
                f'<p class="note">{html.escape(_why_calibrator(calibration))}</p>',

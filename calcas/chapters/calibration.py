@@ -36,7 +36,7 @@ from ..records import Records
 from ..render import interactive, plots
 from .common import (Estimate, Facts, Verdict, decide, detectable_ece, difference_of_intervals, exercises_shown,
                      fmt, interval_text, largest_tie_share, load_record_sets, names_list, paper_reference, pct,
-                     reference_dataset, signed_interval_text, table_columns, table_interval)
+                     reference_dataset, signed_interval_text, table_columns, table_interval, term)
 
 #: The columns of a reliability table the facts keep (figures draw from them).
 RELIABILITY_COLUMNS = ("bin", "count", "mean_confidence", "accuracy", "lower", "upper")
@@ -666,8 +666,9 @@ def _calibrated_sentence(name: str, verdict: Verdict, when: str) -> str:
     return f"{when} the interval reaches 0: the data cannot tell {name} from a perfectly calibrated model."
 
 
-def _model_paragraph(m: ModelFacts, n_bins: int, *, on_slider: bool) -> str:
-    """One model's verdicts; ``on_slider``: the page's bin slider shows this model."""
+def _model_paragraph(m: ModelFacts, n_bins: int, *, on_slider: bool, terms: bool = False) -> str:
+    """One model's verdicts; ``on_slider``: the page's bin slider shows this model; ``terms``:
+    link the glossary's terms (:func:`calcas.chapters.common.term`)."""
     t, c = m.test, m.cal
     out = [f"**{m.name}** ({m.method} scaling, {_fitted(m.method, m.temperature, m.platt_a, m.platt_b)}; "
            f"{t.n:,} test rows): ECE {fmt(t.ece_before)} before and {fmt(t.ece_after)} after calibration; "
@@ -695,7 +696,8 @@ def _model_paragraph(m: ModelFacts, n_bins: int, *, on_slider: bool) -> str:
                "below": "better on test than on cal (`ece_halves_interval` lies below zero)"}[m.carried_over.outcome]
     out.append(f"After calibration, cal and test ECE are {fmt(c.ece_after)} and {fmt(t.ece_after)}: {carried}.")
     if t.monotonicity_before is not None:
-        out.append(f"Bin accuracy against bin confidence before calibration has a Spearman correlation of "
+        out.append(f"Bin accuracy against bin confidence before calibration has a "
+                   f"{term('Spearman correlation', 'Spearman monotonicity', link=terms)} of "
                    f"{fmt(t.monotonicity_before, 2)}: "
                    + ("it rises with confidence (one-sided test, 5%), the paper's first observation."
                       if t.monotone_before else
@@ -793,12 +795,20 @@ def _paper_paragraph(facts: CalibrationFacts) -> str:
     return "\n\n".join(paras)
 
 
-def prose(facts: CalibrationFacts) -> dict[str, str]:
+def prose(facts: CalibrationFacts, *, terms: bool = True) -> dict[str, str]:
     """The chapter's sentences, by section: ``showcase``, ``lesson`` ("" without true labels),
     ``models`` (one paragraph per model) and ``paper`` (beside the paper's claims for these data
-    sets, or that it has none)."""
+    sets, or that it has none).
+
+    ``terms``: the first paragraph's first use of a glossary term links it with MyST's
+    ``{term}`` role, as the book shows it; False for Markdown rendered outside Sphinx (the
+    own-data report)."""
     n_bins = facts.parameters["n_bins"]
+    models = _ordered(facts)
+    # the Spearman correlation is linked where the page first states one
+    first = next((i for i, m in enumerate(models) if m.test.monotonicity_before is not None), None)
     return {"showcase": _showcase_paragraph(facts), "lesson": _lesson_paragraph(facts),
-            "models": "\n\n".join(_model_paragraph(m, n_bins, on_slider=m.name == facts.showcase.model)
-                                 for m in _ordered(facts)),
+            "models": "\n\n".join(_model_paragraph(m, n_bins, on_slider=m.name == facts.showcase.model,
+                                                    terms=terms and i == first)
+                                 for i, m in enumerate(models)),
             "paper": _paper_paragraph(facts)}

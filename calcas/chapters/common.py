@@ -348,6 +348,16 @@ def signed(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{round(x, digits) + 0.0:+.{digits}f}"  # + 0.0: never "-0.000"
 
 
+def term(text: str, entry: str | None = None, *, link: bool = True) -> str:
+    """``text`` linked to its entry of the book's glossary (book/glossary.md) with MyST's
+    ``{term}`` role: ``{term}`text <entry>``` (``{term}`text``` when ``entry`` is None or
+    ``text``). With ``link=False`` the plain ``text``, for prose rendered outside Sphinx (the
+    own-data report, :mod:`calcas.user_report`), where a role would show as raw text."""
+    if not link:
+        return text
+    return f"{{term}}`{text}`" if entry is None or entry == text else f"{{term}}`{text} <{entry}>`"
+
+
 def names_list(names: Sequence[str]) -> str:
     """"a", "a and b", "a, b and c"."""
     names = list(names)

@@ -2,7 +2,8 @@
 synthetic models whose miscalibration was put there.
 
 - :func:`precompute` -> :class:`LabGrids`: every slider position of the three experiments
-  (the sweeps of :mod:`calcas.lab`) and the two reliability tables of the reading guide;
+  (the sweeps of :mod:`calcas.lab`), the two reliability tables of the reading guide, the
+  scoring rules' expected losses and the calibrators' maps;
 - :func:`compute` -> :class:`LabFacts`: the numbers and the typed outcomes the prose cites,
   which are the chapter's ``results.json``;
 - :func:`prose` phrases the facts; :func:`explorers` and :func:`figures` draw the grids with
@@ -24,17 +25,19 @@ import pandas as pd
 from .._validate import check_binning, check_positive_int
 from ..binning import BINNINGS
 from ..calibration import TemperatureScaling
-from ..lab import (TemperatureSweep, binning_sweep, log_sizes, min_detectable_curve, sample_size_sweep,
-                   temperature_sweep)
-from ..metrics import reliability_table
+from ..lab import (SCORING_RULES, CalibrationMaps, TemperatureSweep, binning_sweep, calibration_maps, log_sizes,
+                   min_detectable_curve, sample_size_sweep, scoring_rule_curves, temperature_sweep)
+from ..metrics import brier, ece, nll, reliability_table
 from ..records import Records
 from ..render.interactive import (HEIGHT, WIDTH, Explorer, finish, grid_key, key_matches, readout, vega_style,
                                   reliability_layers, slider, text_panel)
-from ..render.plots import INLINE_DPI, OKABE_ITO, annotated_reliability_diagram, reliability_gaps, series_style
+from ..render.plots import (INLINE_DPI, OKABE_ITO, annotated_reliability_diagram, calibration_map_figure,
+                            reliability_gaps, scoring_rule_figure, series_style)
 from .common import Facts, fmt, pct
 
 __all__ = ["MODEL_NAMES", "ESTIMATOR_LABELS", "BINNING_LABELS", "LabGrids", "AtTemperature", "TemperatureFacts",
-           "BySampleSize", "SampleSizeFacts", "BinningOutcome", "BinningFacts", "LabFacts", "precompute", "compute",
+           "BySampleSize", "SampleSizeFacts", "BinningOutcome", "BinningFacts", "Scores", "ScoringFacts",
+           "PlattFacts", "LabFacts", "RULE_LABELS", "precompute", "compute",
            "prose", "explorers", "figures", "temperature_explorer", "sample_size_explorer", "binning_explorer",
            "temperature_view", "sample_size_view", "binning_view"]
 
@@ -42,6 +45,8 @@ __all__ = ["MODEL_NAMES", "ESTIMATOR_LABELS", "BINNING_LABELS", "LabGrids", "AtT
 MODEL_NAMES = ("over-confident", "under-confident", "calibrated")
 ESTIMATOR_LABELS = {"plugin": "plug-in ECE", "debiased": "debiased ECE"}
 BINNING_LABELS = {"equal_count": "equal-count", "equal_width": "equal-width"}
+RULE_LABELS = {"nll": "NLL (log loss)", "brier": "Brier score", "absolute": "absolute error |q − y|"}
+_TRUTH = 0.7  # the true probability of the scoring-rule demonstration
 #: The estimators' colours and dashes: those of :data:`calcas.render.plots.SERIES_STYLE`, as in every figure.
 _ESTIMATOR_STYLE = {e: vega_style(label) for e, label in ESTIMATOR_LABELS.items()}
 _SIZES = (100, 20_000)  # the sample-size experiment's range of n
@@ -73,6 +78,16 @@ class LabGrids:
         confidences), for the guide to reading a reliability diagram.
     n_bins : int
         The bin count of every table but the binning sweep's.
+    truth, scoring : float, DataFrame
+        The true probability p of the scoring-rule demonstration and
+        :func:`calcas.lab.scoring_rule_curves` at it.
+    predictors : DataFrame
+        ECE, NLL and Brier score (binary: the top-1 confidence against whether it is right) on
+        the over-confident model's test half, of the temperature-scaled model and of a constant
+        predictor that gives every answer the test half's accuracy; index ``model, constant``,
+        and a column ``base_rate``.
+    maps : CalibrationMaps
+        :func:`calcas.lab.calibration_maps` of the over-confident model on its cal half.
     """
 
     temperature: TemperatureSweep
@@ -83,6 +98,10 @@ class LabGrids:
     bin_summary: pd.DataFrame
     reading_tables: dict[str, pd.DataFrame]
     n_bins: int
+    truth: float
+    scoring: pd.DataFrame
+    predictors: pd.DataFrame
+    maps: CalibrationMaps
 
 
 def precompute(models: Mapping[str, Records], *, n_bins: int = 15, draws: int = 500, bins_sample: int = 2000,
@@ -128,8 +147,16 @@ def precompute(models: Mapping[str, Records], *, n_bins: int = 15, draws: int = 
                                       sample=bins_sample, seed=seed)
     reading = {name: reliability_table(models[name].raw_confidence()[~cal], models[name].verified[~cal], n_bins)
                for name in ("over-confident", "under-confident")}
+    right = over.verified[~cal]
+    constant = np.full(len(right), right.mean())
+    predictors = pd.DataFrame(
+        {"ece": [ece(c, right, n_bins) for c in (scaled, constant)],
+         "nll": [nll(c, right) for c in (scaled, constant)], "brier": [brier(c, right) for c in (scaled, constant)],
+         "base_rate": float(right.mean())}, index=["model", "constant"])
     return LabGrids(temperature=temperature, sizes=sizes, sample_size=sample_size, min_detectable=detectable,
-                    bins=bins, bin_summary=bin_summary, reading_tables=reading, n_bins=n_bins)
+                    bins=bins, bin_summary=bin_summary, reading_tables=reading, n_bins=n_bins, truth=_TRUTH,
+                    scoring=scoring_rule_curves(_TRUTH), predictors=predictors,
+                    maps=calibration_maps(over.logits, over.label, cal=cal, n_bins=n_bins))
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,12 +231,48 @@ class BinningFacts(Facts):
 
 
 @dataclasses.dataclass(frozen=True)
+class Scores(Facts):
+    """One predictor's ECE, NLL and Brier score on the test half."""
+
+    ece: float
+    nll: float
+    brier: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringFacts(Facts):
+    """The scoring-rule demonstration: the report q with the lowest expected loss, per rule,
+    when the truth is ``truth``; and the temperature-scaled model against a constant predictor
+    at the test half's accuracy ``base_rate``, with what each metric prefers."""
+
+    truth: float
+    best_report: dict[str, float]
+    base_rate: float
+    model: Scores
+    constant: Scores
+    proper_prefer_model: bool
+    ece_prefers_constant: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PlattFacts(Facts):
+    """The two calibrators fitted on the over-confident model's cal half: T, and Platt's
+    slope ``a`` and intercept ``b`` on the top-1 log-odds."""
+
+    T: float
+    a: float
+    b: float
+
+
+@dataclasses.dataclass(frozen=True)
 class LabFacts(Facts):
     """What the lab's prose cites: ``results.json`` of ``08_lab``."""
 
     temperature: TemperatureFacts
     sample_size: SampleSizeFacts
     binning: BinningFacts
+    scoring: ScoringFacts
+    platt: PlattFacts
 
 
 def compute(grids: LabGrids) -> LabFacts:
@@ -260,15 +323,26 @@ def compute(grids: LabGrids) -> LabFacts:
                                "count"].sum())
     binning = BinningFacts(n_bins=grids.n_bins, equal_count=outcome["equal_count"],
                            equal_width=outcome["equal_width"], answers_shown=shown)
-    return LabFacts(temperature=temperature, sample_size=sample_size, binning=binning)
+    curves = grids.scoring
+    best = {rule: float(curves.loc[curves.loc[curves["rule"] == rule, "expected"].idxmin(), "q"])
+            for rule in SCORING_RULES}
+    scores = {who: Scores(**{k: float(grids.predictors.loc[who, k]) for k in ("ece", "nll", "brier")})
+              for who in ("model", "constant")}
+    model, constant = scores["model"], scores["constant"]
+    scoring = ScoringFacts(truth=grids.truth, best_report=best, base_rate=float(grids.predictors["base_rate"].iloc[0]),
+                           model=model, constant=constant,
+                           proper_prefer_model=model.nll < constant.nll and model.brier < constant.brier,
+                           ece_prefers_constant=constant.ece < model.ece)
+    platt = PlattFacts(T=grids.maps.T, a=grids.maps.a, b=grids.maps.b)
+    return LabFacts(temperature=temperature, sample_size=sample_size, binning=binning, scoring=scoring, platt=platt)
 
 
 # ---------------------------------------------------------------------------------------
 # the sentences
 
 def prose(facts: LabFacts) -> dict[str, str]:
-    """One paragraph of Markdown per experiment: ``"temperature"``, ``"sample_size"`` and
-    ``"binning"``, each phrasing the facts of its section."""
+    """One paragraph of Markdown per section: ``"temperature"``, ``"sample_size"``,
+    ``"binning"``, ``"platt"`` and ``"scoring"``, each phrasing the facts of its section."""
     t = facts.temperature
     low, high = t.accuracy_range
     same = (f"accuracy is {fmt(low, 4)} at every T of the grid" if t.accuracy_constant
@@ -299,7 +373,26 @@ def prose(facts: LabFacts) -> dict[str, str]:
         parts.append(f"with {label} bins the fewest samples in a bin is {r.smallest:,}{empty} and the ECE "
                      f"{fmt(r.ece, 4)}")
     binning = f"At N = {b.n_bins}, " + "; ".join(parts) + "."
-    return {"temperature": temperature, "sample_size": sample_size, "binning": binning}
+
+    sc = facts.scoring
+    best = "; ".join(f"the {RULE_LABELS[r]} at q = {fmt(sc.best_report[r], 3)}"  # in a fixed order, not the
+                     for r in RULE_LABELS if r in sc.best_report)                # order results.json kept
+    scoring = f"With the truth p = {fmt(sc.truth, 2)}, the expected loss is lowest for {best}."
+    m, c = sc.model, sc.constant
+    scoring += (f" On the test half, a constant predictor that gives every answer the accuracy "
+                f"{fmt(sc.base_rate, 4)} has ECE {fmt(c.ece, 4)}, NLL {fmt(c.nll, 4)} and Brier score "
+                f"{fmt(c.brier, 4)}; the temperature-scaled model has ECE {fmt(m.ece, 4)}, NLL {fmt(m.nll, 4)} and "
+                f"Brier score {fmt(m.brier, 4)}.")
+    if sc.ece_prefers_constant and sc.proper_prefer_model:
+        scoring += (" The ECE ranks the constant, which tells no answer from another, above the model; NLL "
+                    "and Brier score rank the model first.")
+    p = facts.platt
+    slope = "below 1, flattens" if p.a < 1 else "above 1, sharpens"
+    platt = (f"Fitted on the cal half, Platt scaling is σ({fmt(p.a, 2)} s {'+' if p.b >= 0 else '−'} "
+             f"{fmt(abs(p.b), 2)}): the slope, {slope} the raw confidence σ(s), and the intercept shifts it; "
+             f"temperature scaling divides the logits by T = {fmt(p.T, 2)}.")
+    return {"temperature": temperature, "sample_size": sample_size, "binning": binning, "scoring": scoring,
+            "platt": platt}
 
 
 # ---------------------------------------------------------------------------------------
@@ -543,11 +636,14 @@ def binning_explorer(bins: pd.DataFrame, summary: pd.DataFrame, *, title: str = 
 # the static figure and the live views (matplotlib)
 
 def figures(grids: LabGrids) -> dict[str, plt.Figure]:
-    """The chapter's static figure, by name: ``"annotated_reliability"``, the guide to reading a
+    """The chapter's static figures, by name: ``"annotated_reliability"``, the guide to reading a
     reliability diagram on the over- and under-confident models' test halves (the book's intro
-    shows it)."""
+    shows it); ``"calibration_maps"``, temperature and Platt scaling as maps of the raw
+    log-odds over the cal half's reliability points; ``"scoring_rules"``, the expected loss of
+    each report under the three rules of :data:`calcas.lab.SCORING_RULES`."""
     ax = annotated_reliability_diagram(grids.reading_tables["over-confident"], grids.reading_tables["under-confident"])
-    return {"annotated_reliability": ax.figure}
+    return {"annotated_reliability": ax.figure, "calibration_maps": calibration_map_figure(grids.maps),
+            "scoring_rules": scoring_rule_figure(grids.scoring, grids.truth, labels=RULE_LABELS)}
 
 
 def _nearest(values: Any, target: float) -> float:

@@ -31,7 +31,7 @@ from matplotlib.transforms import offset_copy
 __all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLE", "SERIES_ALIASES", "INLINE_DPI", "COLUMN_INCHES", "series_style",
            "reliability_diagram", "reliability_grid", "showcase_figure", "cascade_plot", "cascade_grid", "cleaning_plot",
            "threshold_sweep_figure", "chain_frontier_grid", "annotated_reliability_diagram", "reliability_gaps",
-           "line_panels"]
+           "line_panels", "calibration_map_figure", "scoring_rule_figure"]
 
 #: The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design").
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -736,4 +736,88 @@ def line_panels(panels: Mapping[str, pd.DataFrame], *, xlabel: str, ylabel: str,
     axes[-1, 0].set_xlabel(xlabel, fontsize=11)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False, fontsize=11)
+    return fig
+
+
+def calibration_map_figure(maps: Any, *, width: float = COLUMN_INCHES) -> Figure:
+    """Temperature scaling and Platt scaling as maps from the raw top-1 log-odds to the
+    calibrated confidence, over the reliability points they were fitted on.
+
+    Parameters
+    ----------
+    maps : calcas.lab.CalibrationMaps
+        ``reliability`` (``mean_score, accuracy``: black points), ``platt`` and ``temperature``
+        (``score, confidence``: the series "platt" and "temperature", styled by
+        :func:`series_style`), ``T``, ``a``, ``b``. The raw confidence ``sigmoid(s)`` is drawn
+        as a grey dashed line: what the model says before either calibrator.
+    width : float
+        Inches (:data:`COLUMN_INCHES`: the book's column).
+
+    Returns
+    -------
+    Figure
+    """
+    fig, ax = plt.subplots(figsize=(width, 0.62 * width), dpi=INLINE_DPI, layout="constrained")
+    grid = maps.platt["score"].to_numpy()
+    ax.plot(grid, 1.0 / (1.0 + np.exp(-grid)), color="#7a7a7a", ls=(0, (5, 4)), lw=1.2,
+            label="raw confidence σ(s)")
+    for i, (name, frame, label) in enumerate((
+            ("temperature", maps.temperature, f"temperature scaling, T = {maps.T:.2f} (mean per bin)"),
+            ("platt", maps.platt, f"Platt scaling, σ({maps.a:.2f} s {'+' if maps.b >= 0 else '−'} {abs(maps.b):.2f})"))):
+        style = series_style(name, i)
+        ax.plot(frame["score"], frame["confidence"], color=style["color"], ls=style["ls"], lw=style["lw"] + 0.4,
+                label=label)
+    points = maps.reliability
+    ax.scatter(points["mean_score"], points["accuracy"], s=34, color="#000000", zorder=3,
+               label="accuracy in a bin of the cal half")
+    ax.set(ylim=(0, 1.02), xlim=(grid.min(), float(points["mean_score"].max()) + 1.0))  # flat at 1 past the points
+    ax.set_xlabel("raw top-1 log-odds s = log(c / (1 − c))", fontsize=11)
+    ax.set_ylabel("confidence, or accuracy in bin", fontsize=11)
+    ax.tick_params(labelsize=10.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", frameon=True, framealpha=0.9, fontsize=10.5)
+    return fig
+
+
+def scoring_rule_figure(curves: pd.DataFrame, p: float, *, labels: Mapping[str, str] | None = None,
+                        width: float = COLUMN_INCHES) -> Figure:
+    """The expected loss of each report q, less that of the truthful report q = p, per rule.
+
+    A strictly proper rule's curve is 0 at q = p and above 0 everywhere else; a rule that is
+    not proper dips below 0 somewhere: a false report beats the truth there.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        ``rule, q, expected`` (:func:`calcas.lab.scoring_rule_curves` at ``p``); ``q = p`` must
+        be on the grid of every rule.
+    p : float
+        The true probability, marked by a vertical line.
+    labels : mapping rule -> str, optional
+        Legend names (default the rule names).
+    width : float
+
+    Returns
+    -------
+    Figure
+    """
+    fig, ax = plt.subplots(figsize=(width, 0.55 * width), dpi=INLINE_DPI, layout="constrained")
+    for i, (rule, frame) in enumerate(curves.groupby("rule", sort=False)):
+        at_p = frame.loc[np.isclose(frame["q"], p), "expected"]
+        if at_p.empty:
+            raise ValueError(f"curves: q = {p} is not on the grid of rule {rule!r}")
+        style = series_style(rule, i)
+        ax.plot(frame["q"], frame["expected"] - float(at_p.iloc[0]), color=style["color"], ls=style["ls"],
+                lw=style["lw"], label=(labels or {}).get(rule, rule))
+    ax.axhline(0.0, color="#7a7a7a", lw=1)
+    ax.axvline(p, color="#000000", lw=1, ls=":")
+    ax.annotate(f"truth p = {p:g}", (p, 0.97), xycoords=("data", "axes fraction"), ha="right", va="top",
+                xytext=(-4, 0), textcoords="offset points", fontsize=10.5)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(top=min(ax.get_ylim()[1], 0.6))
+    ax.set_xlabel("reported probability q", fontsize=11)
+    ax.set_ylabel("expected loss of q − that of p", fontsize=11)
+    ax.tick_params(labelsize=10.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", frameon=False, fontsize=10.5)
     return fig

@@ -211,3 +211,14 @@ def test_only_the_showcased_model_points_at_the_bin_slider(clean_facts):
         (text,) = [p for p in paragraphs if p.startswith(f"**{name}**")]
         assert "whatever the number of bins" in text
         assert ("under the bin slider" in text) == (name == f.showcase.model)
+
+
+def test_the_spearman_correlation_is_linked_once_and_only_for_the_book(clean_facts):
+    """The book's prose links the first stated Spearman correlation to the glossary; the
+    own-data report (markdown-it, no Sphinx) gets the same sentences without the role."""
+    book = chapter.prose(clean_facts)["models"]
+    plain = chapter.prose(clean_facts, terms=False)
+    role = "{term}`Spearman correlation <Spearman monotonicity>`"
+    assert book.count(role) == 1 and book.index(role) < book.index("Spearman correlation of")
+    assert all("{term}" not in text for text in plain.values())
+    assert plain["models"] == book.replace(role, "Spearman correlation")
