@@ -107,7 +107,7 @@ def test_three_files_give_calibration_cascades_and_cleaning(tmp_path):
     direct = cleaning.compute([read_outputs(p) for p in paths], K=res["cleaning"]["K"])
     assert res["cleaning"]["flags"]["method_1"]["flagged"] == direct.flags["method_1"].flagged
     page = (tmp_path / "out" / "index.html").read_text()
-    assert page.count('class="calcas-explorer"') == 3 + 2 + 1  # reliability ×3, cascades ×2, cleaning
+    assert page.count('class="calcas-explorer"') == 3 + 1 + 1  # reliability ×3, the two pairs (a drop-down), cleaning
     assert "http://" not in page and "https://" not in page  # nothing to fetch from anywhere
     for script in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
         assert (tmp_path / "out" / "_static" / "vendored" / script).is_file()
