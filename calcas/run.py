@@ -90,7 +90,7 @@ CHAINS = {
 _PUBLIC_DATA = ("public/00_public_data",)
 #: The public chapters 07_public_summary sums up (its notebook's read_results list).
 PUBLIC_SUMMARISED = ("imagenet_calibration", "mmlu_calibration", "imagenet_cascading", "mmlu_cascading",
-                     "arc_cascading", "imagenet_cleaning")
+                     "arc_cascading", "imagenet_cleaning", "mmlu_redux")
 
 PUBLIC_STEPS = (
     Step("public/00_public_data", "00_public_data", {}, True, reads_public_data=True),

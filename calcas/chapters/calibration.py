@@ -34,9 +34,9 @@ from ..lab import binning_sweep
 from ..metrics import brier, ece, ece_interval, mce, reliability_table
 from ..records import Records
 from ..render import interactive, plots
-from .common import (Estimate, Facts, Verdict, decide, detectable_ece, difference_of_intervals, exercises_shown,
-                     fmt, interval_text, largest_tie_share, load_record_sets, names_list, paper_reference, pct,
-                     reference_dataset, signed_interval_text, table_columns, table_interval, term)
+from .common import (Estimate, Facts, Verdict, dataset_label, decide, detectable_ece, difference_of_intervals,
+                     exercises_shown, fmt, interval_text, largest_tie_share, load_record_sets, names_list,
+                     paper_reference, pct, reference_dataset, signed_interval_text, table_columns, table_interval, term)
 
 #: The columns of a reliability table the facts keep (figures draw from them).
 RELIABILITY_COLUMNS = ("bin", "count", "mean_confidence", "accuracy", "lower", "upper")
@@ -571,7 +571,7 @@ def tables(facts: CalibrationFacts) -> dict[str, pd.DataFrame]:
                                                                                           signed=True)})
     out = {"table1": pd.DataFrame(plug_in).set_index(["model", "split"]),
            "true_ece": pd.DataFrame(true_ece).set_index(["model", "split"])}
-    out["calibrators"] = pd.DataFrame({m.name: {"method": m.method, "temperature T": m.temperature,
+    out["calibrators"] = pd.DataFrame({m.name: {"method": _METHOD_NAMES[m.method], "temperature T": m.temperature,
                                                 "Platt a": m.platt_a, "Platt b": m.platt_b}
                                        for m in _ordered(facts)}).T.dropna(axis=1, how="all")
     truth = {m.name: m.true_labels for m in _ordered(facts) if m.true_labels}
@@ -648,6 +648,9 @@ def explorer(facts: CalibrationFacts) -> interactive.Explorer:
 _CHANGE = {"above": "lowers", "below": "raises", "within": "does not detectably change"}
 
 
+_METHOD_NAMES = {"temperature": "temperature scaling", "platt": "Platt scaling"}
+
+
 def _fitted(method: str, temperature: float | None, a: float | None, b: float | None) -> str:
     return f"T = {fmt(temperature, 2)}" if method == "temperature" else f"a = {fmt(a, 2)}, b = {fmt(b, 2)}"
 
@@ -670,7 +673,7 @@ def _model_paragraph(m: ModelFacts, n_bins: int, *, on_slider: bool, terms: bool
     """One model's verdicts; ``on_slider``: the page's bin slider shows this model; ``terms``:
     link the glossary's terms (:func:`calcas.chapters.common.term`)."""
     t, c = m.test, m.cal
-    out = [f"**{m.name}** ({m.method} scaling, {_fitted(m.method, m.temperature, m.platt_a, m.platt_b)}; "
+    out = [f"**{m.name}** ({_METHOD_NAMES[m.method]}, {_fitted(m.method, m.temperature, m.platt_a, m.platt_b)}; "
            f"{t.n:,} test rows): ECE {fmt(t.ece_before)} before and {fmt(t.ece_after)} after calibration; "
            + _intervals_sentence(t.true_ece_before, t.true_ece_after, t.change)]
     if t.calibrated_before.outcome == "within":
@@ -724,9 +727,11 @@ def _showcase_paragraph(facts: CalibrationFacts) -> str:
         method = "Platt scaling" if s.method == "platt" else "temperature scaling"
         how = (f"On its {s.n:,} test rows, {method} fitted on the cal half "
                f"({_fitted(s.method, s.temperature, s.platt_a, s.platt_b)})")
-    out = [f"**{s.model}** is shown first: of {s.pool}, it has the {why}. {how} takes its ECE from "
-           f"{fmt(s.ece_before)} to {fmt(s.ece_after)}; " + _intervals_sentence(s.true_ece_before, s.true_ece_after,
+    out = [f"**{s.model}** is shown first: of {s.pool}, it has the {why}. {how} takes its plug-in ECE "
+           f"(the paper's estimator) from {fmt(s.ece_before)} to {fmt(s.ece_after)}; " + _intervals_sentence(s.true_ece_before, s.true_ece_after,
                                                                                  s.change)]
+    out.append("The figure's dots are the true ECE's debiased estimates with those intervals, not the plug-in "
+               "values quoted here.")
     if s.change.outcome != "above":
         out.append("Even this model, the best case these data offer, is not visibly helped.")
     out.append(_calibrated_sentence(s.model, s.calibrated_after, "After calibration"))
@@ -762,9 +767,11 @@ def _lesson_paragraph(facts: CalibrationFacts) -> str:
                    f"{fmt(lesson.top_bin_confidence)}, so the curve cannot follow the diagonal at the top (left "
                    "panel below).")
     given = tl.fit_given_change.outcome
-    out.append(f"Against the true labels (right panel), the temperature fitted on the given labels takes the ECE "
-               f"from {fmt(tl.ece_uncalibrated)} to {fmt(tl.ece_calibrated_given_labels)} (change in true ECE "
-               f"{signed_interval_text(tl.fit_given_change.estimate, 3)}), where the one fitted on the true labels "
+    out.append(f"Against the true labels (right panel), the temperature fitted on the given labels takes the "
+               f"plug-in ECE from {fmt(tl.ece_uncalibrated)} to {fmt(tl.ece_calibrated_given_labels)} (the change in "
+               f"true ECE, before minus after and so negative where calibration raises it, is "
+               f"{signed_interval_text(tl.fit_given_change.estimate, 3)}; it is debiased, so it is not the "
+               f"difference of the two plug-in values), where the one fitted on the true labels "
                f"reaches {fmt(tl.ece_temperature_true_labels)}: "
                + {"below": "fitted on labels with flips, calibration made the model worse against the truth.",
                   "within": "fitted on labels with flips, calibration does no good the data can detect against the "
@@ -790,7 +797,8 @@ def _paper_paragraph(facts: CalibrationFacts) -> str:
                      f"{p.ece_before:.4f} to {p.ece_after:.4f}. Here, on the same data set ({who}), "
                      + "; ".join(outcome) + f": {p.agreement}.")
     if facts.datasets_without_claims:
-        paras.append(f"The paper reports no calibration result on {names_list(facts.datasets_without_claims)}: "
+        paras.append(f"The paper reports no calibration result on "
+                     f"{names_list([dataset_label(d) for d in facts.datasets_without_claims])}: "
                      "these models are not compared with a number of the paper's.")
     return "\n\n".join(paras)
 

@@ -33,8 +33,8 @@ from ..metrics import paired_difference_interval, proportion_interval
 from ..records import Records, align
 from ..render import interactive, plots
 from ..render.tables import MISSING
-from .common import (Estimate, Facts, Verdict, decide, exercises_shown, fmt, interval_text, largest_tie_share,
-                     load_record_sets, names_list, paper_reference, pct, reference_dataset, signed,
+from .common import (Estimate, Facts, Verdict, dataset_label, decide, exercises_shown, fmt, interval_text,
+                     largest_tie_share, load_record_sets, names_list, paper_reference, pct, reference_dataset, signed,
                      signed_interval_text, table_columns, table_interval)
 
 __all__ = ["CascadingFacts", "CascadingParameters", "PairFacts", "OperatingPoint", "Comparison", "Curve",
@@ -547,7 +547,7 @@ def _point_sentences(pair: PairFacts, at: OperatingPoint, where: str) -> list[st
 
 
 def _pair_paragraph(name: str, pair: PairFacts) -> str:
-    on = f" of {pair.dataset}" if pair.dataset else ""
+    on = f" of {dataset_label(pair.dataset)}" if pair.dataset else ""
     out = [f"**{name}** ({pair.n_test:,} test rows{on}): {pair.first} {interval_text(pair.accuracy_first)} and "
            f"{pair.second} {interval_text(pair.accuracy_second)} alone."]
     if pair.bins_merged:
@@ -661,7 +661,7 @@ def _beside_paper(comparison: PaperComparison) -> str:
 
 
 def _without_claims(dataset: str, names: list[str]) -> str:
-    about = f"about {dataset}" if dataset else "about the data set of these record sets (their manifests name none)"
+    about = f"about {dataset_label(dataset)}" if dataset else "about the data set of these record sets (their manifests name none)"
     return (f"The paper makes no cascading claim {about} ({names_list(names)}): the verdicts above stand on their "
             "own, with no result of the paper to set them beside.")
 
@@ -751,8 +751,8 @@ def _against_table(facts: CascadingFacts, against: str) -> pd.DataFrame:
 
 
 def _curve_shares_table(facts: CascadingFacts) -> pd.DataFrame:
-    rows = [{"pair": _pair_label(name, r), "share of K where CC ≥ UC": r.share_cc_at_least_uc,
-             "mean CC − UC over K": r.mean_cc_minus_uc, "share of K where CC > random": r.share_cc_above_rc}
+    rows = [{"pair": _pair_label(name, r), "share of K where CC ≥ UC": pct(r.share_cc_at_least_uc),
+             "mean CC − UC over K": signed(r.mean_cc_minus_uc), "share of K where CC > random": pct(r.share_cc_above_rc)}
             for name, r in facts.pairs.items()]
     return pd.DataFrame(rows).set_index("pair")
 

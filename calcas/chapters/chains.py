@@ -30,8 +30,8 @@ from ..chain_study import METHODS, ChainStudy, FrontierOnTest, GridPoint, study_
 from ..metrics import paired_difference_interval, proportion_interval
 from ..records import Records, align
 from ..render import interactive, plots
-from .common import (Estimate, Facts, Verdict, decide, exercises_shown, fmt, load_record_sets, names_list,
-                     paper_reference, pct, reference_dataset, signed)
+from .common import (Estimate, Facts, Verdict, dataset_label, decide, exercises_shown, fmt, load_record_sets,
+                     names_list, paper_reference, pct, reference_dataset, signed)
 
 __all__ = ["ChainFacts", "ChainsParameters", "SingleChainFacts", "LevelFacts", "BaselineFacts", "SingleFacts",
            "FrontierFacts", "GridPointFacts", "StageFacts", "ReachFacts", "ShortfallFacts", "MiddleFacts",
@@ -668,7 +668,7 @@ def _paper_text(facts: ChainFacts) -> str:
                        f"the K bins it keeps, the second the rest, with no guarantee on the accuracy lost. Its "
                        f"cascading claims there: {claims}. This page's chains on {p.name}: {names_list(names)}.")
         else:
-            dataset = p.dataset or "these record sets' data"
+            dataset = dataset_label(p.dataset) if p.dataset else "these record sets' data"
             out.append(f"The paper has no results on {dataset} ({names_list(names)}).")
     out.append("The paper makes no claim about chains of more models, nor about a guarantee on the accuracy a "
                "cascade gives up: max_drop, δ and the test by betting are this book's (Specification §3b). Nothing "

@@ -32,9 +32,9 @@ from ..cleaning import (cleaned_accuracy, cleaning_sweep, confident_learning_fla
 from ..metrics import paired_difference_interval
 from ..records import Records, align
 from ..render import interactive, plots
-from .common import (Estimate, Facts, Verdict, claim_agreement, decide, estimate_difference, exercises_shown, fmt,
-                     interval_text, load_record_sets, names_list, paper_reference, pct, reference_dataset,
-                     signed, signed_interval_text, table_columns, table_interval)
+from .common import (Estimate, Facts, Verdict, claim_agreement, dataset_label, decide, estimate_difference,
+                     exercises_shown, fmt, interval_text, load_record_sets, names_list, paper_reference, pct,
+                     reference_dataset, signed, signed_interval_text, table_columns, table_interval)
 
 __all__ = ["CleaningFacts", "CleaningParameters", "FlagCount", "Sweep", "OverlapGroup", "Overlap", "ExpertAccuracy",
            "CleanedAccuracy", "PrecisionFalls", "VersusCL", "TRUTH_SOURCES", "FLAG_ORDER", "compute", "prose", "tables",
@@ -575,7 +575,7 @@ _EVIDENCE = {"precision_falls_with_detection_rate": "the difference in precision
 
 def _paper_text(facts: CleaningFacts) -> str:
     if facts.paper_dataset is None:
-        about = facts.dataset or "the data set of these record sets (their manifests name none)"
+        about = dataset_label(facts.dataset) if facts.dataset else "the data set of these record sets (their manifests name none)"
         return (f"The paper makes no cleaning claim about {about}: its cleaning results are for other data sets, "
                 "so the verdicts above stand on their own, with no result of the paper to set them beside.")
     ref = paper_reference()

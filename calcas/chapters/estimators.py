@@ -349,7 +349,7 @@ def prose(facts: EstimatorsFacts) -> dict[str, str]:
           "`ece_interval`s on the same rows, combined as their difference (the low end of one minus the high end "
           "of the other). Bootstrap intervals of the difference itself cover far less, because the ECE's bias "
           "differs between a miscalibrated and a calibrated confidence and does not cancel; the combined "
-          f"interval covers at least {_worst(facts, 'ece_difference_interval'):.0%} of the cases, at the price of "
+          f"interval covers at least {_worst(facts, 'ece_difference_interval'):.1%} of the cases, at the price of "
           "width: a small true change reads as within noise.")
     k = facts.check
     out["check"] = (

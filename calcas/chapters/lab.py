@@ -379,7 +379,9 @@ def prose(facts: LabFacts) -> dict[str, str]:
                      for r in RULE_LABELS if r in sc.best_report)                # order results.json kept
     scoring = f"With the truth p = {fmt(sc.truth, 2)}, the expected loss is lowest for {best}."
     m, c = sc.model, sc.constant
-    scoring += (f" On the test half, a constant predictor that gives every answer the accuracy "
+    scoring += (f" On the test half, scoring the top-1 confidence against whether the answer is right (a yes/no "
+                f"event, so this NLL is not the temperature experiment's, which scores the probability of the "
+                f"true class among all), a constant predictor that gives every answer the accuracy "
                 f"{fmt(sc.base_rate, 4)} has ECE {fmt(c.ece, 4)}, NLL {fmt(c.nll, 4)} and Brier score "
                 f"{fmt(c.brier, 4)}; the temperature-scaled model has ECE {fmt(m.ece, 4)}, NLL {fmt(m.nll, 4)} and "
                 f"Brier score {fmt(m.brier, 4)}.")

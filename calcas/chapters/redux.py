@@ -361,8 +361,19 @@ def prose(facts: ReduxFacts) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- tables, figures
 
+#: The annotators' error types in words (others print as written, "_" read as a space).
+ERROR_TYPE_WORDS = {"ok": "no error", "wrong_groundtruth": "wrong ground truth", "bad_question_clarity": "unclear question",
+                    "bad_options_clarity": "unclear options", "no_correct_answer": "no correct answer",
+                    "multiple_correct_answers": "several correct answers"}
+
+
+def _error_type_words(key: str) -> str:
+    return ERROR_TYPE_WORDS.get(key, key.replace("_", " "))
+
+
 def _sweep_table(sweep: DisagreementSweep) -> pd.DataFrame:
     frame = sweep.frame().set_index("k")
+    frame.index = [f"k = {k}" for k in frame.index]
     columns = {"flagged": frame["n_flagged"]}
     for what in ("precision", "recall"):
         columns[f"{what} [95%]"] = [table_interval(e) for e in
@@ -375,7 +386,8 @@ def tables(facts: ReduxFacts) -> dict[str, pd.DataFrame]:
     recall against that truth with their Wilson intervals; ``"found_at_k"``: per annotated
     error type, most questions first, the share flagged at the highlighted k."""
     found = pd.DataFrame.from_dict(
-        {t: {"questions": e.questions, "flagged": e.flagged, "share flagged [95%]": table_interval(e.share_flagged)}
+        {_error_type_words(t): {"questions": e.questions, "flagged": e.flagged,
+                                "share flagged [95%]": table_interval(e.share_flagged)}
          for t, e in facts.found_at_k.items()},
         orient="index").sort_values("questions", ascending=False, kind="stable")
     return {**{f"sweep_{t}": _sweep_table(s) for t, s in facts.sweeps.items()}, "found_at_k": found}

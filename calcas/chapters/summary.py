@@ -21,6 +21,7 @@ import pandas as pd
 from .calibration import CalibrationFacts
 from .cascading import LARGE_LARGE_CLAIM, CascadingFacts
 from .cleaning import CleaningFacts
+from .redux import CLAIM_TRUTH as REDUX_TRUTH, ReduxFacts
 from .common import (Facts, Verdict, dataset_label, interval_text, names_list, paper_reference,
                      signed_interval_text, table_interval)
 
@@ -34,7 +35,8 @@ TESTED = {CALIBRATION_CLAIM: "the change in true ECE on the test half",
           "precision_falls_with_detection_rate": "method 2 at the chapter's K against method 1, which flags more",
           "ours_above_cl": "method 2 against Confident Learning at CL's detection rate"}
 #: What a chapter's results.json holds, by its ``section``.
-KINDS = {"02_calibration": "calibration", "03_cascading": "cascading", "04_cleaning": "cleaning"}
+KINDS = {"02_calibration": "calibration", "03_cascading": "cascading", "04_cleaning": "cleaning",
+         "06_mmlu_redux": "redux"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +183,8 @@ def read_chapters(results_dir: str | os.PathLike, chapters: Sequence[str]) -> di
     """Each chapter folder's ``results.json`` under ``results_dir`` as its chapter's facts
     (:data:`KINDS` by the file's ``section``); None where the file is absent or a placeholder
     written without data."""
-    kinds = {"calibration": CalibrationFacts, "cascading": CascadingFacts, "cleaning": CleaningFacts}
+    kinds = {"calibration": CalibrationFacts, "cascading": CascadingFacts, "cleaning": CleaningFacts,
+             "redux": ReduxFacts}
     out: dict[str, Facts | None] = {}
     for chapter in chapters:
         path = Path(results_dir) / chapter / "results.json"
@@ -268,8 +271,16 @@ def _no_chapter(kind: str) -> str:
     return f"no {kind} chapter on this data set among this summary's chapters"
 
 
-def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
-            cleaning: list[CleaningRow]) -> tuple[list[ClaimTally], list[str], list[ClaimUntested]]:
+def _redux_verdicts(facts: Mapping[str, Facts | None]) -> list[tuple[str, str, Verdict]]:
+    """The MMLU-Redux chapters' test of the paper's cleaning claim, as (the paper's data set, the
+    row's name, the verdict): precision at the most experts disagreeing minus at one, against the
+    annotated wrong ground truths (:data:`calcas.chapters.redux.CLAIM_TRUTH`)."""
+    return [(f.paper_dataset, f"{f.dataset} (experts disagreeing)", f.precision_falls[REDUX_TRUTH])
+            for f in facts.values() if isinstance(f, ReduxFacts) and f.paper_dataset and f.precision_falls]
+
+
+def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow], cleaning: list[CleaningRow],
+            redux: Sequence[tuple[str, str, Verdict]] = ()) -> tuple[list[ClaimTally], list[str], list[ClaimUntested]]:
     ref = paper_reference()["datasets"]
     tallies, without, untested = [], [], []
 
@@ -277,7 +288,7 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
         untested.append(ClaimUntested(key, ref[key]["name"], claim, paper_reference()["claims"].get(claim, claim),
                                       reason))
     datasets = dict.fromkeys([r.reference for r in calibration] + [r.reference for r in cascades]
-                             + [r.reference for r in cleaning])
+                             + [r.reference for r in cleaning] + [key for key, _, _ in redux])
     for key in datasets:
         if key is None:
             continue
@@ -315,8 +326,16 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
                                   [r.label for r in large if r.choice_cal != "cascade"]))
         cleaning_claims = (claims.get("cleaning") or {}).get("claims", [])
         cleaned = [r for r in cleaning if r.reference == key]
+        audited = [(label, v) for k, label, v in redux if k == key]
         for claim in cleaning_claims if not cleaned else []:
+            if claim == "precision_falls_with_detection_rate" and audited:
+                continue  # tested against the human audit, below
             not_tested(key, claim, _no_chapter("cleaning"))
+        if audited and "precision_falls_with_detection_rate" in cleaning_claims:
+            tallies.append(_tally(key, "precision_falls_with_detection_rate",
+                                  [n for n, v in audited if v.outcome == "above"],
+                                  [n for n, v in audited if v.outcome == "below"],
+                                  [n for n, v in audited if v.outcome == "within"]))
         for r in cleaned:
             for claim, verdict, absent in (
                     ("precision_falls_with_detection_rate", r.precision_falls, "no ground truth of label errors here"),
@@ -329,7 +348,8 @@ def _claims(calibration: list[CalibrationRow], cascades: list[CascadeRow],
                     o = verdict.outcome
                     tallies.append(_tally(key, claim, [r.label] * (o == "above"), [r.label] * (o == "below"),
                                           [r.label] * (o == "within")))
-    without = sorted({r.dataset or "an unnamed data set" for r in [*calibration, *cascades, *cleaning]
+    without = sorted({dataset_label(r.dataset) if r.dataset else "an unnamed data set"
+                      for r in [*calibration, *cascades, *cleaning]
                       if r.reference is None})
     return tallies, without, untested
 
@@ -357,13 +377,14 @@ def compute(results_dir: str | os.PathLike, chapters: Sequence[str], *, section:
             cleaning.append(_cleaning_row(chapter, f))
     # a pair named alike on two data sets (Llama-3 8B → 70B on MMLU and on ARC) is told apart by its data set
     repeated = {r.pair for r in cascades if sum(x.pair == r.pair for x in cascades) > 1}
-    cascades = [dataclasses.replace(r, label=f"{r.pair} ({r.dataset or r.chapter})") if r.pair in repeated else r
+    cascades = [dataclasses.replace(r, label=f"{r.pair} ({dataset_label(r.dataset) if r.dataset else r.chapter})")
+                if r.pair in repeated else r
                 for r in cascades]
     ref = paper_reference()["datasets"]
     paper_rows = [PaperRow(k, ref[k]["name"], ref[k]["calibration"]["model"], ref[k]["calibration"]["test"]["ece_before"],
                            ref[k]["calibration"]["test"]["ece_after"])
                   for k in dict.fromkeys(r.reference for r in calibration) if k and "calibration" in ref[k]]
-    claims, without, untested = _claims(calibration, cascades, cleaning)
+    claims, without, untested = _claims(calibration, cascades, cleaning, _redux_verdicts(facts))
     cascade_cal = {r.label: r for r in cascades if r.choice_cal == "cascade"}
     return SummaryFacts(
         section=section, chapters=[c for c, f in facts.items() if f is not None],
@@ -483,7 +504,7 @@ def prose(facts: SummaryFacts) -> dict[str, str]:
     for row in facts.cleaning:
         falls = row.precision_falls
         versus = row.versus_cl
-        where = paper_reference()["datasets"][row.reference]["name"] if row.reference else row.dataset or row.chapter
+        where = dataset_label(row.dataset) if row.dataset else row.chapter
         sentence = f"**{where}**, {row.label}: "
         sentence += ("no ground truth of label errors, so no precision is known." if falls is None else
                      {"above": "precision falls as more is flagged (method 2 at its K above method 1, interval "

@@ -445,7 +445,7 @@ def _need_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> Non
 
 def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title: str = "",
                      default: int | Mapping[str, int] | None = None) -> Explorer:
-    """Cascade curves (accuracy against the share answered by the small model) with a slider for K,
+    """Cascade curves (accuracy against the share answered by the first model) with a slider for K,
     and a drop-down choosing the pair where several are given.
 
     Parameters
@@ -465,8 +465,8 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
     -------
     Explorer
         One line per method; the CC and UC operating points at the chosen K (K bins kept by
-        the small model) are highlighted, with the read-out "K = k: p_small = ..., accuracy =
-        ..., large calls saved = ...". A pair lacking the chosen K says so.
+        the first model) are highlighted, with the read-out "CC at K = k: p = ..., accuracy = ...,
+        second-model calls saved = ...". A pair lacking the chosen K marks its nearest and says so.
     """
     pairs = dict(curves) if isinstance(curves, Mapping) else {"": curves}
     if not pairs:
@@ -495,15 +495,15 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
                                                                         f"confidences merged bins; at K = {near})")
             text.append({"series": r.method, "K": k, "pair": r.pair, "key": f"{r.pair}|{k}",
                          "colour": styles[r.method]["colour"],
-                         "text": f"{where}: p_small = {r.p_small:.3f}, accuracy = {r.accuracy:.4f}, "
-                                 f"large calls saved = {int(r.large_calls_saved):,}"})
+                         "text": f"{where}: p = {r.p_small:.3f}, accuracy = {r.accuracy:.4f}, "
+                                 f"second-model calls saved = {int(r.large_calls_saved):,}"})
             shown_at.append({"index": r.Index, "at": k})
     text, lines = readout(text, "key", marked)
     data = data.rename(columns={"method": "series"}).assign(marker=lambda d: d["series"])
 
     names = [str(n) for n in pairs]
     first = default.get(names[0]) if isinstance(default, Mapping) else default
-    k_param = slider("K", "bins kept by the small model K ", ks, _start(ks, first))
+    k_param = slider("K", "bins kept by the first model K ", ks, _start(ks, first))
     params = [k_param]
     base, shown = alt.Chart(data), (alt.datum.K == k_param)
     if len(names) > 1:
@@ -512,7 +512,7 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
         base = base.transform_filter(alt.datum.pair == pair_param)
         shown = f"datum.key === {pair_param.name} + '|' + {k_param.name}"  # a Vega expression string
     colour, dash, shape = _encodings(methods, title="method")
-    x = alt.X("p_small:Q", title="share answered by the small model (p)", scale=alt.Scale(domain=[0, 1]),
+    x = alt.X("p_small:Q", title="share answered by the first model (p)", scale=alt.Scale(domain=[0, 1]),
               axis=UNIT_AXIS)
     y = alt.Y("accuracy:Q", title="cascade accuracy", scale=alt.Scale(zero=False))
     tooltip = [alt.Tooltip("series:N", title="method"), "K:Q", alt.Tooltip("p_small:Q", format=".3f"),

@@ -54,6 +54,10 @@ SERIES_STYLE = {
     "temperature scaling": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.0),
     "Platt scaling": dict(color=OKABE_ITO["reddish purple"], ls="-.", marker="D", lw=1.8),
     "fitted T": dict(color=OKABE_ITO["bluish green"], ls=":", marker=None, lw=1.6),
+    # the lab's and the intro's synthetic models, before any calibration: not the calibrated /
+    # uncalibrated pair's colours, which the intro reserves for before and after calibration
+    "over-confident": dict(color=OKABE_ITO["orange"], ls="--", marker="^", lw=1.8),
+    "under-confident": dict(color=OKABE_ITO["reddish purple"], ls="-.", marker="D", lw=1.8),
     # cascades (chapter 3 and its pages)
     "UC": dict(color=OKABE_ITO["vermillion"], ls="--", marker="s", lw=1.6),
     "CC": dict(color=OKABE_ITO["blue"], ls="-", marker="o", lw=2.2),
@@ -360,7 +364,7 @@ def _draw_cascade(ax: plt.Axes, curves: pd.DataFrame, title: str, highlight_K: i
             k = _nearest(sorted(int(x) for x in cc["K"].unique()), int(highlight_K))
             row = cc[cc["K"] == k].iloc[0]
             ax.scatter([row["p_small"]], [row["accuracy"]], s=90, facecolors="none", edgecolors="k",
-                       linewidths=1.5, zorder=5, label="CC at the chosen K")
+                       linewidths=1.5, zorder=5, label="CC at the fixed K")
             right = row["p_small"] > 0.75  # near the right edge: label to the left of the point
             ax.annotate(f"K = {k}", (row["p_small"], row["accuracy"]), xytext=(-7 if right else 7, 7),
                         textcoords="offset points", fontsize=8, ha="right" if right else "left",
@@ -634,19 +638,18 @@ def annotated_reliability_diagram(over: pd.DataFrame, under: pd.DataFrame, *,
     if ax is None:
         _, ax = plt.subplots(figsize=(6.8, 6.4), dpi=INLINE_DPI)
     lo, hi = UNIT_LIMITS  # the regions fill the frame, margins included
-    ax.fill_between([lo, hi], [lo, lo], [lo, hi], color=OKABE_ITO["vermillion"], alpha=0.07, lw=0)
-    ax.fill_between([lo, hi], [lo, hi], [hi, hi], color=OKABE_ITO["sky blue"], alpha=0.12, lw=0)
+    ax.fill_between([lo, hi], [lo, lo], [lo, hi], color=series_style("over-confident")["color"], alpha=0.08, lw=0)
+    ax.fill_between([lo, hi], [lo, hi], [hi, hi], color=series_style("under-confident")["color"], alpha=0.07, lw=0)
     ax.plot([0, 1], [0, 1], color="#777777", ls=(0, (5, 4)), lw=1)
     ax.text(0.05, 0.075, "perfect calibration:\naccuracy = confidence", rotation=45, rotation_mode="anchor",
             fontsize=8.5, color="#555555", ha="left", va="bottom")
+    over_style, under_style = series_style("over-confident"), series_style("under-confident")
     ax.text(0.97, 0.05, "over-confident:\naccuracy below confidence", ha="right", va="bottom", fontsize=10.5,
-            color=OKABE_ITO["vermillion"], fontweight="bold")
+            color=over_style["color"], fontweight="bold")
     ax.text(0.03, 0.95, "under-confident:\naccuracy above confidence", ha="left", va="top", fontsize=10.5,
-            color=OKABE_ITO["blue"], fontweight="bold")
-    ax.plot(over["mean_confidence"], over["accuracy"], color=OKABE_ITO["vermillion"], ls="--", marker="s",
-            ms=4.5, lw=1.8, label="an over-confident model")
-    ax.plot(under["mean_confidence"], under["accuracy"], color=OKABE_ITO["blue"], ls="-", marker="o",
-            ms=4.5, lw=1.8, label="an under-confident model")
+            color=under_style["color"], fontweight="bold")
+    ax.plot(over["mean_confidence"], over["accuracy"], ms=4.5, label="an over-confident model", **over_style)
+    ax.plot(under["mean_confidence"], under["accuracy"], ms=4.5, label="an under-confident model", **under_style)
     row = over.iloc[int(np.argmin(np.abs(over["mean_confidence"].to_numpy() - 0.75)))]
     c, a = float(row["mean_confidence"]), float(row["accuracy"])
     ax.annotate("", xy=(c, a), xytext=(c, c), arrowprops=dict(arrowstyle="<->", color="black", lw=1.3,

@@ -50,6 +50,9 @@ class _LabelledStyler(Styler):
     :data:`TABLE_CSS` shows beside each value on a narrow screen)."""
 
     def to_html(self, buf: Any = None, **kwargs: Any) -> str | None:
+        # every row names all its labels: on a narrow screen each row is a block of its own, and a
+        # label spanning rows would name only the first of them
+        kwargs.setdefault("sparse_index", False)
         text = super().to_html(**kwargs)
         labels = [" ".join(str(level) for level in c if str(level) != "") if isinstance(c, tuple) else str(c)
                   for c in self.data.columns]

@@ -15,7 +15,7 @@ from scipy.stats import norm
 
 import calcas
 from calcas.chapters import cascading
-from calcas.chapters.common import paper_reference, table_interval
+from calcas.chapters.common import paper_reference, pct, signed, table_interval
 from calcas.params import write_results
 from prose_checks import assert_names_from, assert_prose_numbers_from
 
@@ -352,7 +352,8 @@ def test_figures_tables_and_explorers_draw_from_facts_read_back(synthetic_facts,
     # a pair whose name does not say its models gets them beside it
     ll = facts.pairs["large-large"]
     label = f"large-large ({ll.first} → {ll.second})"
-    assert t["curve_shares"].loc[label, "mean CC − UC over K"] == ll.mean_cc_minus_uc
+    assert t["curve_shares"].loc[label, "mean CC − UC over K"] == signed(ll.mean_cc_minus_uc)  # as the prose
+    assert t["curve_shares"].loc[label, "share of K where CC ≥ UC"] == pct(ll.share_cc_at_least_uc)
     assert t["operating_points"].loc[("small → large", "RC"), "accuracy"] == r.at_K["RC"].accuracy
 
 

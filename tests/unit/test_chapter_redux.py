@@ -179,8 +179,10 @@ def test_tables_and_figure_draw_from_facts(mixed):
     shown = redux.tables(mixed)
     sweep = shown["sweep_wrong_truth"]
     p = mixed.at_k.precision["wrong_truth"]
-    assert sweep.loc[3, "precision [95%]"] == table_interval(p)  # one cell per estimate
-    assert sweep.loc[3, "precision [95%]"].replace("\u00a0", " ") == interval_text(p)  # as the prose reads it
+    assert sweep.loc["k = 3", "precision [95%]"] == table_interval(p)  # one cell per estimate
+    assert sweep.loc["k = 3", "precision [95%]"].replace("\u00a0", " ") == interval_text(p)  # as the prose reads it
+    found = shown["found_at_k"]
+    assert "wrong_groundtruth" not in found.index and "wrong ground truth" in found.index  # words, not keys
     assert list(shown["found_at_k"]["questions"]) == sorted(shown["found_at_k"]["questions"], reverse=True)
     fig = redux.figures(mixed)["sweep"]
     left, right = fig.axes

@@ -80,7 +80,23 @@ def test_by_choice_on_designed_rows():
 def test_pairs_named_alike_are_told_apart_by_their_data_set(facts):
     labels = [r.label for r in facts.cascades]
     assert len(set(labels)) == len(labels)
-    assert "small → large (imagenet-1k-val)" in labels and "small → large (toy)" in labels
+    assert "small → large (ImageNet-1k val)" in labels and "small → large (toy)" in labels  # a reader's name
+
+
+def test_the_human_audit_tests_the_cleaning_claim_it_bears_on():
+    """MMLU-Redux's verdict (precision at the most experts disagreeing minus at one) is the paper's
+    MMLU cleaning claim tested: it is tallied, and the claim is no longer listed as untested."""
+    from calcas.chapters.common import Estimate, Verdict
+    claim = "precision_falls_with_detection_rate"
+    audit = ("mmlu", "MMLU-Redux (experts disagreeing)",
+             Verdict("above", Estimate(0.19, 0.12, 0.26, "proportion_difference_interval")))
+    tallies, _, untested = summary._claims([], [], [], [audit])
+    tally = next(t for t in tallies if (t.dataset, t.claim) == ("mmlu", claim))
+    assert tally.agree == ["MMLU-Redux (experts disagreeing)"] and tally.agreement == "as the paper"
+    assert ("mmlu", claim) not in {(u.dataset, u.claim) for u in untested}
+    _, _, without_audit = summary._claims([], [], [], [])
+    assert without_audit == []  # nothing read on MMLU: nothing said about it
+    assert summary.KINDS["06_mmlu_redux"] == "redux"
 
 
 def test_claims_are_those_of_each_data_set(facts):

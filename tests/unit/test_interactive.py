@@ -147,8 +147,8 @@ def test_cascade_slider_and_readout(demo):
     assert sorted(lines["series"].unique()) == ["CC", "UC"]
     cc = curves[(curves["method"] == "CC") & (curves["K"] == 4)].iloc[0]
     line = lines[(lines["series"] == "CC") & (lines["K"] == 4)]["text"].item()
-    assert line == (f"CC at K = 4: p_small = {cc.p_small:.3f}, accuracy = {cc.accuracy:.4f}, "
-                    f"large calls saved = {int(cc.large_calls_saved):,}")
+    assert line == (f"CC at K = 4: p = {cc.p_small:.3f}, accuracy = {cc.accuracy:.4f}, "
+                    f"second-model calls saved = {int(cc.large_calls_saved):,}")
     drawn = [pd.DataFrame(rows) for rows in spec["datasets"].values() if rows and "p_small" in rows[0]]
     lines_, marks = sorted(drawn, key=lambda d: "at" in d)  # the curves, and the points the slider marks
     assert set(lines_["series"]) == {"RC", "UC", "CC", "oracle"} and set(marks["series"]) == {"CC", "UC"}
@@ -171,8 +171,8 @@ def test_a_pair_lacking_the_sliders_K_marks_its_nearest_and_says_so(demo):
     line = lines[(lines["key"] == "short|9") & (lines["series"] == "CC")]["text"].item()
     cc = short[(short["method"] == "CC") & (short["K"] == 6)].iloc[0]
     assert line == (f"CC at K = 9 (not a K of this pair, whose tied confidences merged bins; at K = 6): "
-                    f"p_small = {cc.p_small:.3f}, accuracy = {cc.accuracy:.4f}, "
-                    f"large calls saved = {int(cc.large_calls_saved):,}")
+                    f"p = {cc.p_small:.3f}, accuracy = {cc.accuracy:.4f}, "
+                    f"second-model calls saved = {int(cc.large_calls_saved):,}")
 
 
 def test_cleaning_slider_and_readout(demo):
@@ -377,7 +377,7 @@ def test_grids_fit_the_column(demo):
     assert len(drawn) == 5 and len({round(ax.get_position().x0, 3) for ax in drawn}) == 2
     assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["RC", "UC", "CC", "oracle", "CC at the chosen K"]
+    assert labels == ["RC", "UC", "CC", "oracle", "CC at the fixed K"]  # the K the chapter fixes, not one chosen
     fig.canvas.draw()
     width_px = fig.get_tightbbox().width * fig.dpi
     assert width_px <= 720  # shown at >= 95% of its size in the 688 px column
