@@ -93,6 +93,7 @@ def test_the_human_audit_tests_the_cleaning_claim_it_bears_on():
     tallies, _, untested = summary._claims([], [], [], [audit])
     tally = next(t for t in tallies if (t.dataset, t.claim) == ("mmlu", claim))
     assert tally.agree == ["MMLU-Redux (experts disagreeing)"] and tally.agreement == "as the paper"
+    assert tally.tested == summary.AUDIT_TESTED  # not the method-1 comparison no audit runs
     assert ("mmlu", claim) not in {(u.dataset, u.claim) for u in untested}
     _, _, without_audit = summary._claims([], [], [], [])
     assert without_audit == []  # nothing read on MMLU: nothing said about it
