@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
@@ -366,9 +367,10 @@ def _draw_cascade(ax: plt.Axes, curves: pd.DataFrame, title: str, highlight_K: i
             ax.scatter([row["p_small"]], [row["accuracy"]], s=90, facecolors="none", edgecolors="k",
                        linewidths=1.5, zorder=5, label="CC at the fixed K")
             right = row["p_small"] > 0.75  # near the right edge: label to the left of the point
+            # a white halo around the letters, not a box: the curves stay visible round the label
             ax.annotate(f"K = {k}", (row["p_small"], row["accuracy"]), xytext=(-7 if right else 7, 7),
                         textcoords="offset points", fontsize=8, ha="right" if right else "left",
-                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+                        path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
     ax.set(xlabel="p: share answered by the first model", ylabel="accuracy", xlim=(-0.02, 1.02))
     if title:
         ax.set_title(_wrap(title, wrap), fontsize=10)
@@ -732,11 +734,12 @@ def line_panels(panels: Mapping[str, pd.DataFrame], *, xlabel: str, ylabel: str,
             ax.set_xticks(xs, [f"{x / 1000:g}k" if x >= 1000 else f"{x:g}" for x in xs])
             ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
             ax.minorticks_off()
-        ax.tick_params(labelsize=11)
+        # every panel keeps its own x labels: a title under an unlabelled axis reads as its x label
+        ax.tick_params(labelsize=11, labelbottom=True)
         ax.set_ylabel(ylabel, fontsize=11)
-        ax.set_title(title, fontsize=11)
+        ax.set_xlabel(xlabel, fontsize=11)
+        ax.set_title(title, fontsize=11, fontweight="bold")
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel(xlabel, fontsize=11)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False, fontsize=11)
     return fig
