@@ -284,8 +284,8 @@ def launch_links(notebook: str, root: str | os.PathLike = ".") -> str:
     branch = (config.get("repository") or {}).get("branch") or "main"
     where = f"`notebooks/{notebook}.ipynb`"
     if not repo.startswith("https://github.com/"):
-        return (f"*Run it yourself:* {where} in this repository (papermill parameters: see *Reproduce and "
-                "re-run*), or download this executed notebook with the download button above.")
+        return (f"*Run it yourself:* {where} in this repository (papermill parameters: see {{doc}}`Reproduce and "
+                "re-run </book/reproduce>`), or download this executed notebook with the download button above.")
     slug = repo.removeprefix("https://github.com/").strip("/")
     binder = f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath=notebooks%2F{notebook}.ipynb"
     colab = f"https://colab.research.google.com/github/{slug}/blob/{branch}/notebooks/{notebook}.ipynb"

@@ -823,5 +823,5 @@ def explorers(facts: CascadingFacts) -> dict[str, interactive.Explorer]:
         (name, r), = facts.pairs.items()
         return {name: interactive.cascade_explorer(curve_table(r), title=name, default=r.K_used)}
     return {"pairs": interactive.cascade_explorer({name: curve_table(r) for name, r in facts.pairs.items()},
-                                                  title="every pair: choose one",
+                                                  title="choose a pair",
                                                   default={name: r.K_used for name, r in facts.pairs.items()})}

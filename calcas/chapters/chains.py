@@ -516,9 +516,19 @@ def _rate_text(v: Verdict) -> str:
     return f"{_share(e.value)} [{_share(e.low)}, {_share(e.high)}]"
 
 
+def _cost(cost: float, last: float) -> str:
+    """A cost per call as the chapter's parameters give it when it is a plain number (7, 4.1),
+    else as a share of the last model's (forward-pass FLOPs such as 1.6e-04 GFLOPs read badly)."""
+    if 0.1 <= cost < 10_000:
+        return f"{cost:g}"
+    return f"{cost / last:.3g} of the last model's"
+
+
 def _setup(name: str, c: SingleChainFacts) -> str:
     source = "as given in the chapter's parameters" if c.cost_source == "given" else f"from {c.cost_source}"
-    alone = ", ".join(f"{c.models[s.model]} {fmt(s.accuracy)} (cost {c.costs[s.model]:g})" for s in c.singles)
+    last = c.costs[-1]
+    alone = ", ".join(f"{c.models[s.model]} {fmt(s.accuracy)} (cost {_cost(c.costs[s.model], last)})"
+                      for s in c.singles)
     return (f"**{name}**: {c.n:,} rows; costs per call {source}. Test accuracy of each model alone on the first "
             f"re-split: {alone}. Each re-split gives {c.n_cal:,} rows to cal ({c.n_fit:,} fit the calibrators, bins "
             f"and frontier; {c.n_certify:,} certify) and {c.n_test:,} to test.")
@@ -666,7 +676,7 @@ def _paper_text(facts: ChainFacts) -> str:
             claims = "; ".join(p.claims) if p.claims else "none"
             out.append(f"On {p.name} the paper cascades pairs of models, {p.models} ({p.source}): the first answers "
                        f"the K bins it keeps, the second the rest, with no guarantee on the accuracy lost. Its "
-                       f"cascading claims there: {claims}. This page's chains on {p.name}: {names_list(names)}.")
+                       f"cascading claims there: {claims}. This page's chains there: {names_list(names)}.")
         else:
             dataset = dataset_label(p.dataset) if p.dataset else "these record sets' data"
             out.append(f"The paper has no results on {dataset} ({names_list(names)}).")

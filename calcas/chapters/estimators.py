@@ -247,7 +247,10 @@ def _check(check: pd.DataFrame) -> CheckSummary:
 # ---------------------------------------------------------------------------- tables and figures
 
 def _wide(columns: dict[str, list], by: str, value: str, order: list[str]) -> pd.DataFrame:
-    return study.wide_table(pd.DataFrame(columns), by, value, order).reset_index()
+    """One row per case, labelled "a = 0.03, n = 500, N = 5" (on a phone each row is a block of its
+    own, headed by its label)."""
+    wide = study.wide_table(pd.DataFrame(columns), by, value, order)
+    return wide.set_axis(pd.Index([f"a = {a}, n = {int(n):,}, N = {int(N)}" for a, n, N in wide.index], name="case"))
 
 
 def tables(facts: EstimatorsFacts) -> dict[str, pd.DataFrame]:
@@ -262,6 +265,7 @@ def tables(facts: EstimatorsFacts) -> dict[str, pd.DataFrame]:
     bins = sorted((c for c in detectable if c.startswith("N = ")), key=lambda c: int(c.removeprefix("N = ")))
     detectable = (detectable.set_index("n")[bins + ["default_n_bins", "at default_n_bins"]]
                   .rename(columns={"default_n_bins": "default N", "at default_n_bins": "at default N"}))
+    detectable.index = pd.Index([f"n = {int(n):,}" for n in detectable.index], name="n")
     return {"bias": _wide(facts.estimates, "estimator", "bias", estimators),
             "rmse": _wide(facts.estimates, "estimator", "rmse", estimators),
             "coverage": _wide(facts.intervals, "interval", "coverage", intervals),
