@@ -516,19 +516,9 @@ def _rate_text(v: Verdict) -> str:
     return f"{_share(e.value)} [{_share(e.low)}, {_share(e.high)}]"
 
 
-def _cost(cost: float, last: float) -> str:
-    """A cost per call as the chapter's parameters give it when it is a plain number (7, 4.1),
-    else as a share of the last model's (forward-pass FLOPs such as 1.6e-04 GFLOPs read badly)."""
-    if 0.1 <= cost < 10_000:
-        return f"{cost:g}"
-    return f"{cost / last:.3g} of the last model's"
-
-
 def _setup(name: str, c: SingleChainFacts) -> str:
     source = "as given in the chapter's parameters" if c.cost_source == "given" else f"from {c.cost_source}"
-    last = c.costs[-1]
-    alone = ", ".join(f"{c.models[s.model]} {fmt(s.accuracy)} (cost {_cost(c.costs[s.model], last)})"
-                      for s in c.singles)
+    alone = ", ".join(f"{c.models[s.model]} {fmt(s.accuracy)} (cost {c.costs[s.model]:g})" for s in c.singles)
     return (f"**{name}**: {c.n:,} rows; costs per call {source}. Test accuracy of each model alone on the first "
             f"re-split: {alone}. Each re-split gives {c.n_cal:,} rows to cal ({c.n_fit:,} fit the calibrators, bins "
             f"and frontier; {c.n_certify:,} certify) and {c.n_test:,} to test.")
