@@ -21,9 +21,10 @@ import pandas as pd
 from .calibration import CalibrationFacts
 from .cascading import LARGE_LARGE_CLAIM, CascadingFacts
 from .cleaning import CleaningFacts
-from .redux import CLAIM_TRUTH as REDUX_TRUTH, ReduxFacts
 from .common import (Facts, Verdict, dataset_label, interval_text, names_list, paper_reference,
                      signed_interval_text, table_interval)
+from .redux import CLAIM_TRUTH as REDUX_TRUTH
+from .redux import ReduxFacts
 
 #: The paper's Table 1 claim, as named in ``paper_reference.json``'s ``claims``.
 CALIBRATION_CLAIM = "calibration_lowers_ece"
