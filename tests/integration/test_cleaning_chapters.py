@@ -59,7 +59,7 @@ def test_cleaning_on_mnist1d(tmp_path):
     facts = cleaning.CleaningFacts.from_dict(results)
     text = cleaning.prose(facts)
     assert _prose(nb) == [text[k] for k in ("flags", "trend", "versus_cl", "table2", "paper")]
-    assert facts.paper_dataset is None and "makes no cleaning claim about mnist1d" in text["paper"]
+    assert facts.paper_dataset is None and "makes no cleaning claim about MNIST-1D" in text["paper"]
     assert facts.versus_cl is not None and facts.precision_falls is not None
     assert all(facts.shown.values())
 
