@@ -15,6 +15,7 @@ Usage: ``python -m calcas.render.book [ROOT] [--no-strict]`` or :func:`build_boo
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import shutil
 import subprocess
@@ -116,6 +117,22 @@ def _jupyter_book() -> list[str]:
     return [found]
 
 
+def static_changed(root: str | Path, html: str | Path) -> bool:
+    """Whether a file the built book serves as is (``_static/`` of the book, and the top-level
+    files of the vendored folder: the tables' stylesheet, the Vega scripts) differs from its
+    copy in ``html``. Sphinx copies them only when some page is out of date, so an edit to
+    ``_static/calcas.css`` alone would otherwise never reach the built book."""
+    root, html = Path(root), Path(html)
+    if not (html / "_static").is_dir():
+        return False  # a first build copies everything
+    sources = [(f, html / "_static" / f.relative_to(root / "_static"))
+               for f in (root / "_static").rglob("*") if f.is_file()]
+    vendored = root / EXTRA_PATH / VENDOR_URL
+    if vendored.is_dir():
+        sources += [(f, html / VENDOR_URL / f.name) for f in vendored.iterdir() if f.is_file()]
+    return any(not built.is_file() or not filecmp.cmp(src, built, shallow=False) for src, built in sources)
+
+
 def build_book(root: str | Path = ".", *, strict: bool = True, toc: str | None = None,
                output: str | None = None) -> Path:
     """Vendor the JavaScript and build the HTML book; returns ``<root>/_build/html``
@@ -142,7 +159,10 @@ def build_book(root: str | Path = ".", *, strict: bool = True, toc: str | None =
     """
     root = Path(root).resolve()
     vendor_js(root)
+    html = (root / output / "_build" / "html") if output else root / "_build" / "html"
     cmd = [*_jupyter_book(), "build", str(root), "-n", "--keep-going"] + (["-W"] if strict else [])
+    if static_changed(root, html):  # Sphinx copies static files only when some page is rebuilt
+        cmd.append("--all")
     cmd += (["--toc", str(root / toc)] if toc else []) + (["--path-output", str(root / output)] if output else [])
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     build = root / output / "_build" if output else root / "_build"

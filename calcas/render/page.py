@@ -24,6 +24,8 @@ h1 { font-size: 1.6rem; } h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bot
 thead th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
 img.figure { max-width: 100%; height: auto; }
 .note { color: #444; font-size: 0.95rem; }
+.calcas-explorer .chart-wrapper { display: flex; flex-direction: column; align-items: flex-start; }
+.calcas-explorer .chart-wrapper > .vega-bindings { order: -1; }
 """
 
 

@@ -97,7 +97,7 @@ IMAGES_LOADED = """() => Array.from(document.images).every(img => img.complete)"
 # Every table, with hidden solutions opened first: does it make a box (or the page) scroll
 # sideways, and how many of its value cells (non-empty <td>) can be read without scrolling?
 TABLES = """() => {
-  document.querySelectorAll('details:not(.vega-actions)').forEach(d => { d.open = true; });
+  document.querySelectorAll('details:not(:has(.vega-actions))').forEach(d => { d.open = true; });
   document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
   const out = [];
   for (const t of document.querySelectorAll('table')) {

@@ -70,3 +70,24 @@ def test_the_public_data_page_names_its_data_without_a_path(tmp_path, monkeypatc
     shared = public.REPO_ROOT.parent / "shared" / "data"
     assert public.data_root_description(shared) == "data: the offline copy beside the repository (shared/data)"
     assert "/" not in public.data_root_description(tmp_path).replace("shared/data", "")
+
+
+def test_an_edited_stylesheet_alone_rebuilds_the_book(tmp_path):
+    """Sphinx copies static files only when a page is out of date: a change to _static/ (or to the
+    vendored stylesheet) alone must make the build write everything again."""
+    from calcas.render.book import EXTRA_PATH, VENDOR_URL, static_changed
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "calcas.css").write_text("a { color: red; }")
+    vendored = tmp_path / EXTRA_PATH / VENDOR_URL
+    vendored.mkdir(parents=True)
+    (vendored / "calcas-tables.css").write_text("table {}")
+    html = tmp_path / "_build" / "html"
+    assert not static_changed(tmp_path, html)  # nothing built yet: the first build copies all
+    (html / "_static").mkdir(parents=True)
+    (html / "_static" / "calcas.css").write_text("a { color: red; }")
+    assert static_changed(tmp_path, html)  # the vendored stylesheet was never copied
+    (html / VENDOR_URL).mkdir(parents=True)
+    (html / VENDOR_URL / "calcas-tables.css").write_text("table {}")
+    assert not static_changed(tmp_path, html)
+    (tmp_path / "_static" / "calcas.css").write_text("a { color: tan; }")  # same size, other content
+    assert static_changed(tmp_path, html)
