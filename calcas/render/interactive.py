@@ -486,18 +486,17 @@ def cascade_explorer(curves: pd.DataFrame | Mapping[str, pd.DataFrame], *, title
     # merged bins lacks some: at such a K it marks its nearest K and the read-out says so.
     available = {str(n): sorted(int(k) for k in t["K"].unique()) for n, t in pairs.items()}
     text, shown_at = [], []
-    for r in data[data["method"].isin(marked)].itertuples():
+    for pair, own in available.items():
+        rows = data[(data["pair"] == pair) & data["method"].isin(marked)]
         for k in ks:
-            near = min(available[r.pair], key=lambda a: (abs(a - k), a))
-            if near != int(r.K):
-                continue
-            where = f"{r.method} at K = {k}" + ("" if near == k else f" (not a K of this pair, whose tied "
-                                                                        f"confidences merged bins; at K = {near})")
-            text.append({"series": r.method, "K": k, "pair": r.pair, "key": f"{r.pair}|{k}",
-                         "colour": styles[r.method]["colour"],
-                         "text": f"{where}: p = {r.p_small:.3f}, accuracy = {r.accuracy:.4f}, "
-                                 f"second-model calls saved = {int(r.large_calls_saved):,}"})
-            shown_at.append({"index": r.Index, "at": k})
+            near = min(own, key=lambda a: (abs(a - k), a))
+            where = "" if near == k else f" (not a K of this pair, whose tied confidences merged bins; at K = {near})"
+            for r in rows[rows["K"] == near].itertuples():
+                text.append({"series": r.method, "K": k, "pair": pair, "key": f"{pair}|{k}",
+                             "colour": styles[r.method]["colour"],
+                             "text": f"{r.method} at K = {k}{where}: p = {r.p_small:.3f}, accuracy = {r.accuracy:.4f}, "
+                                     f"second-model calls saved = {int(r.large_calls_saved):,}"})
+                shown_at.append({"index": r.Index, "at": k})
     text, lines = readout(text, "key", marked)
     data = data.rename(columns={"method": "series"}).assign(marker=lambda d: d["series"])
 

@@ -753,8 +753,8 @@ def calibration_map_figure(maps: Any, *, width: float = COLUMN_INCHES) -> Figure
     ----------
     maps : calcas.lab.CalibrationMaps
         ``reliability`` (``mean_score, accuracy``: black points), ``platt`` and ``temperature``
-        (``score, confidence``: the series "platt" and "temperature", styled by
-        :func:`series_style`), ``T``, ``a``, ``b``. The raw confidence ``sigmoid(s)`` is drawn
+        (``score, confidence``: the series "Platt scaling" and "temperature scaling", styled by
+        :func:`series_style` as on every page), ``T``, ``a``, ``b``. The raw confidence ``sigmoid(s)`` is drawn
         as a grey dashed line: what the model says before either calibrator.
     width : float
         Inches (:data:`COLUMN_INCHES`: the book's column).
@@ -768,8 +768,9 @@ def calibration_map_figure(maps: Any, *, width: float = COLUMN_INCHES) -> Figure
     ax.plot(grid, 1.0 / (1.0 + np.exp(-grid)), color="#7a7a7a", ls=(0, (5, 4)), lw=1.2,
             label="raw confidence σ(s)")
     for i, (name, frame, label) in enumerate((
-            ("temperature", maps.temperature, f"temperature scaling, T = {maps.T:.2f} (mean per bin)"),
-            ("platt", maps.platt, f"Platt scaling, σ({maps.a:.2f} s {'+' if maps.b >= 0 else '−'} {abs(maps.b):.2f})"))):
+            ("temperature scaling", maps.temperature, f"temperature scaling, T = {maps.T:.2f} (mean per bin)"),
+            ("Platt scaling", maps.platt,
+             f"Platt scaling, σ({maps.a:.2f} s {'+' if maps.b >= 0 else '−'} {abs(maps.b):.2f})"))):
         style = series_style(name, i)
         ax.plot(frame["score"], frame["confidence"], color=style["color"], ls=style["ls"], lw=style["lw"] + 0.4,
                 label=label)
@@ -825,5 +826,6 @@ def scoring_rule_figure(curves: pd.DataFrame, p: float, *, labels: Mapping[str, 
     ax.set_ylabel("expected loss of q − that of p", fontsize=11)
     ax.tick_params(labelsize=10.5)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", frameon=False, fontsize=10.5)
+    # under the axes (inside them it covered the NLL curve), as line_panels places its legend
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=10.5)
     return fig
