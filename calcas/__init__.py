@@ -7,7 +7,8 @@ from .calibration import (CalibratedRecords, PlattScaling, TemperatureScaling, c
                           fit_temperature, temperature_nll)
 from .cascade import AdvantageRouter, advantage_bins, cascade_curve, cascade_curves, oracle_accuracy
 from .chain import (CascadeSelector, ChainFrontier, betting_p_values, cascade_frontier, costs_from_records,
-                    evaluate_frontier, select_cascade)
+                    evaluate_frontier)
+from .certify import ThresholdSelector, select_cascade, threshold_grid
 from .cleaning import (cleaned_accuracy, cleaning_sweep, confident_disagreement_level,
                        confident_learning_flags, flag_class_threshold, flag_confident_disagreement,
                        disagreement_sweep, flag_top1_disagreement, label_errors, overlap_summary, precision,

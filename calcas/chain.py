@@ -972,13 +972,3 @@ class CascadeSelector:
             raise ValueError(f"conf: expected {self.frontier_.n_models} models, got {len(c)}")
         checked = np.stack([confidence_array(x, f"conf[{j}]") for j, x in enumerate(c)])
         return _route(_ranks(checked, self.frontier_.edges, self.frontier_.order), np.array(self.config_))
-
-
-def select_cascade(conf_cal: Any, correct_cal: Any, costs: Sequence[float] | None = None, *, max_drop: float,
-                   delta: float, n_bins: int = 15, fit_fraction: float = 0.5, seed: int = 0,
-                   records: Sequence[Any] | None = None, fit_rows: Any = None) -> CascadeSelector:
-    """:class:`CascadeSelector` fitted on cal (see there): the cheapest frontier configuration
-    certified to lose at most ``max_drop`` accuracy against the last model, with probability
-    >= 1 - ``delta``."""
-    return CascadeSelector(max_drop=max_drop, delta=delta, n_bins=n_bins, fit_fraction=fit_fraction,
-                           seed=seed).fit(conf_cal, correct_cal, costs, records=records, fit_rows=fit_rows)

@@ -1,10 +1,15 @@
 """The chain study: the guarantee of :func:`calcas.select_cascade` over many random cal/test
-re-splits of one chain of record sets, and the baselines at a fixed accuracy budget (SPEC §3b).
+re-splits of one chain of record sets, its two methods side by side with the ceiling test allows,
+and the baselines at a fixed accuracy budget (SPEC §3b).
 
 Every re-split draws cal and test at random; cal is split again into the rows that fit the
-calibrators, the bins and the frontier, and the rows that certify. Nothing of test is seen before
-a configuration is fixed. The baselines choose their configuration on all of cal (the cheapest
-whose cal accuracy is within the budget of the last model's) and are measured on test.
+calibrators (and, for the frontier method, the bins and the frontier) and the rows that certify.
+Nothing of test is seen before a configuration is fixed. The guarantee is about the distribution
+cal is drawn from: the study's is the data set's rows, so a certified configuration violates it
+when it loses more than max_drop on all rows (``lost_population``); on the test half alone a
+configuration that truly loses a little less than max_drop often shows more (``lost``). The
+baselines choose their configuration on all of cal (the cheapest whose cal accuracy is within the
+budget of the last model's) and are measured on test.
 
 :func:`study_chain` checks its inputs once; the re-splits then run on checked arrays
 (:class:`calcas.chain.ChainRows`): each re-split calibrates every model once, fits the certified
@@ -15,15 +20,16 @@ test.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.special import expit
 
 from ._validate import check_n_bins, check_positive_int
 from .calibration import PlattScaling, TemperatureScaling
-from .chain import (CascadeSelector, ChainFrontier, ChainPoints, ChainRows, StageBins, check_aligned, check_delta,
-                    check_max_drop, checked_costs, fit_frontier)
+from .certify import ThresholdSelector, _first_stage, route_thresholds, sub_chains, threshold_grid
+from .chain import (CascadeSelector, ChainFrontier, ChainPoints, ChainRows, Selection, StageBins, check_aligned,
+                    check_delta, check_max_drop, checked_costs, fit_frontier)
 from .records import Records
 
 #: The selection grid of the first re-split (the chapter's explorer): max_drop x delta.
@@ -34,6 +40,13 @@ GRID_DELTAS = (0.01, 0.05, 0.1, 0.2, 0.3)
 METHODS = ("certified", "calibrated", "uncalibrated", "thresholds", "single threshold", "random", "oracle")
 
 CALIBRATIONS = ("auto", "temperature", "platt")
+
+#: The certification methods compared (:func:`calcas.select_cascade`'s ``method``), and the
+#: threshold method with its calibrators refitted on all of cal, so that the rows that certify also
+#: fitted them (its proof does not cover that; the study measures it on the first ``n_refit``
+#: re-splits).
+CERTIFIERS = ("threshold", "frontier")
+REFIT = "threshold, calibrators refitted on all cal"
 
 
 # ---------------------------------------------------------------------------- results
@@ -50,6 +63,9 @@ class LevelRuns:
         Test accuracy of the last model minus the certified cascade's.
     cost_share : ndarray, shape (S,)
         Test cost per item as a share of the last model's.
+    lost_population : ndarray, shape (S,)
+        The same on all rows of the data set (the distribution cal is drawn from): the guarantee
+        fails in a re-split where it exceeds max_drop.
     stages : list of str
         The stages each re-split's configuration calls (e.g. ``"0+2"``; ``"2"``: the last model alone).
     answering : list of str
@@ -62,6 +78,9 @@ class LevelRuns:
     cost_share: np.ndarray
     stages: list[str]
     answering: list[str]
+    lost_population: np.ndarray
+    method: str = "threshold"
+    delta: float = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,11 +152,21 @@ class ChainStudy:
         ``"given"`` or the manifest field the costs came from.
     n, n_cal, n_fit, n_certify, n_test : int
         Rows in all, in cal, in the part of cal that fits and the part that certifies, in test.
+    method : str
+        The certification method of ``levels``, the certified baseline and ``first.grid``.
     levels : list of LevelRuns
-        The certified cascade at each max_drop asked for, in that order.
+        The certified cascade (``method``) at each max_drop asked for, at delta, in that order.
+    comparison : list of LevelRuns
+        Each method of :data:`CERTIFIERS` at each max_drop x each of ``deltas``.
+    refit : list of LevelRuns
+        :data:`REFIT` at each max_drop x each of ``deltas``, on the first ``n_refit`` re-splits.
+    ceiling : dict max_drop -> ndarray, shape (n_refit,)
+        On the first ``n_refit`` re-splits: the test cost share of the cheapest configuration that
+        loses at most max_drop on the test rows, among every threshold of every sub-chain and the
+        frontier method's frontier (what a method that knew test could pick).
     methods : dict name -> MethodRuns
         Every name of :data:`METHODS`, at the accuracy budget; ``"certified"`` is
-        :func:`calcas.select_cascade` at max_drop = budget.
+        :func:`calcas.select_cascade` (``method``) at max_drop = budget.
     first : FirstSplit
     """
 
@@ -148,7 +177,11 @@ class ChainStudy:
     n_fit: int
     n_certify: int
     n_test: int
+    method: str
     levels: list[LevelRuns]
+    comparison: list[LevelRuns]
+    refit: list[LevelRuns]
+    ceiling: dict[float, np.ndarray]
     methods: dict[str, MethodRuns]
     first: FirstSplit
 
@@ -212,6 +245,8 @@ class _Split:
     raw_cal: ChainRows
     raw_test: ChainRows
     fit: np.ndarray
+    population: ChainRows | None = None  # every row, calibrated as cal and test are
+    rows: np.ndarray | None = None       # the permutation: cal first, then test
 
 
 def _split(calibrations: Sequence[_Calibration], raw: ChainRows, seed: int, n_cal: int, n_fit: int) -> _Split:
@@ -222,7 +257,16 @@ def _split(calibrations: Sequence[_Calibration], raw: ChainRows, seed: int, n_ca
     calibrated = np.stack([c.calibrated(fit) for c in calibrations])
     return _Split(dataclasses.replace(raw_cal, conf=np.take(calibrated, cal, axis=1)),
                   dataclasses.replace(raw_test, conf=np.take(calibrated, test, axis=1)), raw_cal, raw_test,
-                  np.arange(n_fit))
+                  np.arange(n_fit), dataclasses.replace(raw, conf=calibrated), rows)
+
+
+def _refitted(calibrations: Sequence[_Calibration], raw: ChainRows, s: _Split, n_cal: int) -> _Split:
+    """The re-split ``s`` with every calibrator refitted on all of cal (no row left out)."""
+    cal, test = s.rows[:n_cal], s.rows[n_cal:]
+    calibrated = np.stack([c.calibrated(np.sort(cal)) for c in calibrations])
+    return dataclasses.replace(s, cal=dataclasses.replace(s.cal, conf=np.take(calibrated, cal, axis=1)),
+                               test=dataclasses.replace(s.test, conf=np.take(calibrated, test, axis=1)),
+                               fit=np.arange(0), population=dataclasses.replace(raw, conf=calibrated))
 
 
 def _cheapest_within(points: ChainPoints, budget: float) -> int:
@@ -274,18 +318,47 @@ def _oracle(test_correct: np.ndarray, costs: np.ndarray, budget: float) -> tuple
     return float(cost.mean() / costs[-1]), float(v[-1].mean() - right.mean())
 
 
-def _certified(selector: CascadeSelector, test: ChainRows, levels: Sequence[tuple[float, float]]) -> list[GridPoint]:
-    """The fitted selector's choice at each (max_drop, delta) of ``levels``, measured on test: the
-    frontier and the certifying rows' losses do not depend on the level, so one fit serves them all
-    (:meth:`calcas.chain.CascadeSelector.choose`)."""
-    chosen = [selector.choose(max_drop=d, delta=delta) for d, delta in levels]
+def _measured(selector: CascadeSelector | ThresholdSelector, chosen: Sequence[Selection],
+              rows: ChainRows) -> tuple[np.ndarray, np.ndarray]:
+    """Cost share and accuracy lost against the last model of each chosen configuration on ``rows``
+    (each distinct configuration routed once)."""
     configurations = sorted({c.config for c in chosen})
-    t = selector.frontier_.measure(test, configurations)
-    row = {k: i for i, k in enumerate(configurations)}
-    last = float(selector.frontier_.costs[-1])
-    return [GridPoint(d, delta, c.stages, c.answering, float(t.cost[row[c.config]] / last),
-                      float(t.accuracy[row[c.config]]), float(t.accuracy_lost[row[c.config]]))
-            for (d, delta), c in zip(levels, chosen)]
+    if isinstance(selector, CascadeSelector):
+        t = selector.frontier_.measure(rows, configurations)
+        measured = dict(zip(configurations, zip(t.cost_share, t.accuracy_lost)))
+    else:
+        measured, index, last = {}, np.arange(rows.n), float(rows.correct[-1].mean())
+        for config in configurations:
+            stage = route_thresholds(rows.conf, config)
+            paid = np.cumsum(np.append(np.isfinite(config), True) * rows.costs)
+            measured[config] = (paid[stage].mean() / rows.costs[-1], last - rows.correct[stage, index].mean())
+    cost, lost = np.array([measured[c.config] for c in chosen]).T
+    return cost, lost
+
+
+def _certified(selector: CascadeSelector | ThresholdSelector, test: ChainRows,
+               levels: Sequence[tuple[float, float]]) -> list[GridPoint]:
+    """The fitted selector's choice at each (max_drop, delta) of ``levels``, measured on test: what
+    the choice depends on but the level is computed once (``choose``)."""
+    chosen = [selector.choose(max_drop=d, delta=delta) for d, delta in levels]
+    cost, lost = _measured(selector, chosen, test)
+    accuracy = float(test.correct[-1].mean()) - lost
+    return [GridPoint(d, delta, c.stages, c.answering, float(k), float(a), float(x))
+            for (d, delta), c, k, a, x in zip(levels, chosen, cost, accuracy, lost)]
+
+
+def _ceiling(test: ChainRows, frontier: ChainFrontier, lambdas: np.ndarray, max_drops: Sequence[float]) -> list[float]:
+    """Per max_drop, the test cost share of the cheapest configuration that loses at most max_drop on
+    ``test``: every threshold of every sub-chain, and every point of ``frontier``."""
+    last, index = float(test.correct[-1].mean()), np.arange(test.n)
+    cost, lost = [np.ones(1)], [np.zeros(1)]  # the last model alone
+    for stages in sub_chains(test.n_models):
+        stage = _first_stage(test.conf[list(stages)], lambdas)
+        cost.append(np.cumsum(test.costs[list(stages)])[stage].mean(axis=1) / test.costs[-1])
+        lost.append(last - test.correct[list(stages)][stage, index].mean(axis=1))
+    t = frontier.measure(test)
+    cost, lost = np.concatenate([*cost, t.cost_share]), np.concatenate([*lost, t.accuracy_lost])
+    return [float(cost[lost <= d + 1e-12].min()) for d in max_drops]
 
 
 def _frontier_on_test(frontier: ChainFrontier, test: ChainRows, stages: Sequence[int],
@@ -310,7 +383,8 @@ def _checked_fraction(x: float, name: str) -> float:
 def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None, *,
                 max_drops: Sequence[float] = (0.01, 0.02, 0.03), delta: float = 0.1, budget: float = 0.01,
                 n_splits: int = 500, n_bins: int = 10, cal_fraction: float = 0.5, fit_fraction: float = 0.3,
-                calibration: str = "auto", seed: int = 0) -> ChainStudy:
+                calibration: str = "auto", seed: int = 0, method: str = "threshold", lambdas: Any = 101,
+                deltas: Sequence[float] = (0.05, 0.1), n_refit: int = 100) -> ChainStudy:
     """:func:`calcas.select_cascade` over ``n_splits`` random re-splits of one chain, and the
     baselines at the accuracy ``budget``.
 
@@ -336,6 +410,14 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
         As in :func:`calcas.calibrate_records`.
     seed : int
         The first re-split's seed.
+    method : {"threshold", "frontier"}
+        The certification method of ``levels``, the certified baseline and the first re-split's grid.
+    lambdas : int or sequence of floats in [0, 1]
+        The threshold method's grid (:func:`calcas.threshold_grid`).
+    deltas : sequence of floats in (0, 1)
+        The levels at which every method of :data:`CERTIFIERS` is compared (``comparison``).
+    n_refit : int
+        The re-splits (the first ones) that also measure :data:`REFIT` and the ceiling.
 
     Returns
     -------
@@ -349,7 +431,7 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
     ValueError
         On fewer than two record sets, rows not aligned, bad costs, a max_drop, budget or delta out
         of range, a fraction outside (0, 1), a cal split too small to fit, certify and bin, an
-        unknown calibration, or a non-positive ``n_splits``.
+        unknown calibration or method, a bad grid, or a non-positive ``n_splits`` or ``n_refit``.
     """
     sets = list(records)
     if len(sets) < 2:
@@ -363,6 +445,13 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
     n_splits = check_positive_int(n_splits, "n_splits")
     cal_fraction, fit_fraction = _checked_fraction(cal_fraction, "cal_fraction"), \
         _checked_fraction(fit_fraction, "fit_fraction")
+    if method not in CERTIFIERS:
+        raise ValueError(f"method: expected one of {CERTIFIERS}, got {method!r}")
+    grid = threshold_grid(lambdas)
+    deltas = [check_delta(e) for e in deltas]
+    if not deltas:
+        raise ValueError("deltas: give at least one delta")
+    n_refit = min(check_positive_int(n_refit, "n_refit"), n_splits)
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {calibration!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -378,20 +467,27 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
     raw = ChainRows(np.stack([c.raw for c in calibrations]), np.stack([r.verified for r in sets]), chain_costs,
                     cost_source)
     m = len(sets)
-    # the certified baseline is select_cascade at max_drop = budget, tested here when max_drops lacks it
-    extra = [] if any(np.isclose(d, budget) for d in max_drops) else [budget]
-    levels = [(d, delta) for d in [*max_drops, *extra]]
-    at_budget = next(i for i, (d, _) in enumerate(levels) if np.isclose(d, budget))
+    # every (max_drop, delta) any part of the study reads, each chosen once per method and re-split
+    levels = list(dict.fromkeys([*((d, delta) for d in max_drops), (budget, delta),
+                                 *((d, e) for d in max_drops for e in deltas)]))
     grid_levels = [(d, e) for d in GRID_DROPS for e in GRID_DELTAS]
-    chosen: list[list[GridPoint]] = []
+    runs: dict[tuple[str, float, float], list[tuple]] = {}
+    ceiling: list[list[float]] = []
     methods: dict[str, list[tuple[float, float]]] = {k: [] for k in METHODS}
     first = None
     for r in range(n_splits):
         s = _split(calibrations, raw, seed + r, n_cal, n_fit)
-        selector = CascadeSelector(max_drop=levels[0][0], delta=delta, n_bins=n_bins, seed=seed + r).fit(
-            s.cal, fit_rows=s.fit)
-        certified = _certified(selector, s.test, levels)
-        chosen.append(certified)
+        selectors = {"frontier": CascadeSelector(max_drop=budget, delta=delta, n_bins=n_bins, seed=seed + r).fit(
+                         s.cal, fit_rows=s.fit),
+                     "threshold": ThresholdSelector(max_drop=budget, delta=delta, lambdas=grid, seed=seed + r)._fit(
+                         s.cal, None, None, None, s.fit)}
+        for name, selector in selectors.items():
+            _record(runs, name, selector, s, levels)
+        if r < n_refit:
+            refit = _refitted(calibrations, raw, s, n_cal)
+            _record(runs, REFIT, ThresholdSelector(max_drop=budget, delta=delta, lambdas=grid, seed=seed + r)._fit(
+                refit.cal, None, None, None, None), refit, [(d, e) for d in max_drops for e in deltas])
+            ceiling.append(_ceiling(s.test, selectors["frontier"].frontier_, grid, max_drops))
         # the frontiers on the calibrated cal rows share their bins, on cal and on test
         bins = StageBins.of(s.cal, n_bins)
         test_bins = bins.assign(s.test)
@@ -399,7 +495,7 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
         thresholds = fit_frontier(s.cal, n_bins=n_bins, order="confidence", bins=bins)
         single = fit_frontier(s.cal.sub_chain([0, m - 1]), n_bins=n_bins, order="confidence",
                               bins=bins.sub_chain([0, m - 1]))
-        methods["certified"].append((certified[at_budget].cost_share, certified[at_budget].lost))
+        methods["certified"].append(runs[(method, budget, delta)][-1][:2])
         methods["calibrated"].append(_frontier_choice(advantage, s.test, budget, test_bins))
         methods["uncalibrated"].append(_frontier_choice(fit_frontier(s.raw_cal, n_bins=n_bins), s.raw_test, budget))
         methods["thresholds"].append(_frontier_choice(thresholds, s.test, budget, test_bins))
@@ -408,16 +504,33 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
         methods["random"].append(_random_routing(s, chain_costs, budget))
         methods["oracle"].append(_oracle(s.test.correct, chain_costs, budget))
         if r == 0:
-            first = _first_split(s, advantage, bins, test_bins, selector, grid_levels, n_bins)
-    runs = [LevelRuns(d, np.array([c[i].lost for c in chosen]), np.array([c[i].cost_share for c in chosen]),
-                      [c[i].stages for c in chosen], [c[i].answering for c in chosen])
-            for i, d in enumerate(max_drops)]
-    return ChainStudy(chain_costs, cost_source, n, n_cal, n_fit, n_cal - n_fit, n - n_cal, runs,
+            first = _first_split(s, advantage, bins, test_bins, selectors[method], grid_levels, n_bins)
+
+    def level_runs(name: str, d: float, e: float) -> LevelRuns:
+        cost, lost, pop, stages, answering = zip(*runs[(name, d, e)])
+        return LevelRuns(d, np.array(lost), np.array(cost), list(stages), list(answering), np.array(pop), name, e)
+
+    return ChainStudy(chain_costs, cost_source, n, n_cal, n_fit, n_cal - n_fit, n - n_cal, method,
+                      [level_runs(method, d, delta) for d in max_drops],
+                      [level_runs(k, d, e) for k in CERTIFIERS for d in max_drops for e in deltas],
+                      [level_runs(REFIT, d, e) for d in max_drops for e in deltas],
+                      {d: np.array(c) for d, c in zip(max_drops, np.array(ceiling).T)},
                       {k: MethodRuns(*np.array(v).T) for k, v in methods.items()}, first)
 
 
+def _record(runs: dict, name: str, selector: CascadeSelector | ThresholdSelector, s: _Split,
+            levels: Sequence[tuple[float, float]]) -> None:
+    """Append one re-split's choice of ``selector`` at each level to ``runs[(name, max_drop, delta)]``:
+    test cost share, test accuracy lost, accuracy lost on every row, stages called, stages answering."""
+    chosen = [selector.choose(max_drop=d, delta=e) for d, e in levels]
+    cost, lost = _measured(selector, chosen, s.test)
+    _, lost_population = _measured(selector, chosen, s.population)
+    for (d, e), c, k, x, p in zip(levels, chosen, cost, lost, lost_population):
+        runs.setdefault((name, d, e), []).append((float(k), float(x), float(p), c.stages, c.answering))
+
+
 def _first_split(s: _Split, advantage: ChainFrontier, bins: StageBins, test_bins: np.ndarray,
-                 selector: CascadeSelector, grid_levels: Sequence[tuple[float, float]], n_bins: int) -> FirstSplit:
+                 selector: CascadeSelector | ThresholdSelector, grid_levels: Sequence[tuple[float, float]], n_bins: int) -> FirstSplit:
     """The first re-split in detail: frontiers on test (the whole chain and every two-model sub-chain
     ending in the last model), each model alone, and the selection over the grid of max_drop x delta."""
     m = s.cal.n_models
