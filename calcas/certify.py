@@ -181,20 +181,20 @@ class ThresholdSelector:
         ------
         ValueError
             Besides the chain's checks: when delta split over the sub-chains is below the p-value
-            of a configuration that loses nothing on every certifying row (nothing could be
-            certified); the message says which delta would do.
+            of a configuration that loses nothing on every certifying row, so that nothing could be
+            certified, while a delta below 1 could; the message says which delta would do. (Where
+            no delta could, as at max_drop = 0, the selection is the last model alone.)
         """
         max_drop, delta = check_max_drop(self.max_drop), check_delta(self.delta)
         self._fit(conf_cal, correct_cal, costs, records, fit_rows)
         floor = zero_loss_p_value(self.n_certify_, max_drop)
-        if floor > delta / len(self.sub_chains_):
-            need = math.ceil(floor * len(self.sub_chains_) * 1000) / 1000
+        need = math.ceil(floor * len(self.sub_chains_) * 1000) / 1000
+        if floor > delta / len(self.sub_chains_) and need < 1:
             raise ValueError(
                 f"delta: {delta:g} split over {len(self.sub_chains_)} sub-chains is {delta / len(self.sub_chains_):.3g} "
                 f"each, but with {self.n_certify_:,} certifying rows at max_drop={max_drop:g} even a configuration "
                 f"that answers as the last model on every row gets p = {floor:.3g}: nothing can be certified. "
-                + (f"delta >= {need:g} would allow it, or " if need < 1 else "No delta below 1 would; ")
-                + "give more rows or a larger max_drop")
+                f"delta >= {need:g} would allow it (or more rows, or a larger max_drop)")
         self._set(self.choose(max_drop=max_drop, delta=delta))
         return self
 
@@ -214,6 +214,8 @@ class ThresholdSelector:
         certify = np.ones(n, dtype=bool)
         if fit_rows is not None:
             index = np.asarray(fit_rows)
+            if index.size == 0:
+                index = index.astype(np.intp)  # [] reads as float64: no rows
             if index.dtype == bool or not np.issubdtype(index.dtype, np.integer) or index.ndim != 1 \
                     or (index.size and (index.min() < 0 or index.max() >= n)):
                 raise ValueError(f"fit_rows: expected indices into the {n} cal rows, got {fit_rows!r}")
@@ -301,6 +303,8 @@ class ThresholdSelector:
     @property
     def tested_(self) -> pd.DataFrame:
         """One row per (sub-chain, lambda) tested at the fitted level (see the class's attributes)."""
+        if not hasattr(self, "_chosen"):
+            raise RuntimeError("ThresholdSelector is not fitted; call fit(conf_cal, correct_cal, costs) first")
         last_cost = float(self.costs_[-1])
         rows = []
         for path, p, rejected in zip(self._paths, self._chosen.p_values, self._chosen.rejected):

@@ -133,12 +133,17 @@ class FirstSplit:
         The whole chain (``"0+1+2"``) and, for M > 2, each pair ending in the last model (``"0+2"``).
     grid : list of GridPoint
         One per (max_drop, delta) of :data:`GRID_DROPS` x :data:`GRID_DELTAS`.
+    frontier_first : tuple of float or None
+        The frontier method's first tested configuration (the dearest one cheaper than the last
+        model on the fitting rows): its cost share and accuracy lost on the certifying rows; None
+        where it has none.
     """
 
     accuracy: np.ndarray
     test_correct: np.ndarray
     frontiers: dict[str, FrontierOnTest]
     grid: list[GridPoint]
+    frontier_first: tuple[float, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -505,6 +510,10 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
         methods["oracle"].append(_oracle(s.test.correct, chain_costs, budget))
         if r == 0:
             first = _first_split(s, advantage, bins, test_bins, selectors[method], grid_levels, n_bins)
+            tested = selectors["frontier"].tested_
+            if len(tested):
+                first = dataclasses.replace(first, frontier_first=(float(tested["cost_share"].iloc[0]),
+                                                                   float(tested["accuracy_lost"].iloc[0])))
 
     def level_runs(name: str, d: float, e: float) -> LevelRuns:
         cost, lost, pop, stages, answering = zip(*runs[(name, d, e)])

@@ -114,8 +114,13 @@ SECTIONS: dict[str, dict[str, Param]] = {
         "budget": Param(float, 0.01, "accuracy budget of the baseline table", low=0.0, high=1.0),
         "n_splits": Param(int, 500, "random cal/test re-splits per chain", low=1),
         "n_bins": Param(int, 10, "equal-count bins per stage", low=1),
-        "fit_fraction": Param(float, 0.3, "share of cal that fits the calibrators, bins and frontier; "
-                              "the rest certifies", low=0.0, high=1.0, open_bounds=True),
+        "fit_fraction": Param(float, 0.3, "share of cal that fits the calibrators (and the frontier method's bins "
+                              "and frontier); the rest certifies", low=0.0, high=1.0, open_bounds=True),
+        "method": Param(str, "threshold", "certification method of the guarantee table and the explorer",
+                        choices=("threshold", "frontier")),
+        "deltas": Param(list, [0.05, 0.1], "deltas at which the two certification methods are compared", min_items=1),
+        "lambdas": Param(int, 101, "points of the threshold method's grid of lambda on [0, 1]", low=2),
+        "n_refit": Param(int, 100, "re-splits that also measure the refit variant and the ceiling", low=1),
         **_CALIBRATION,
         "cal_fraction": _COMMON["cal_fraction"],
         "seed": _COMMON["seed"],

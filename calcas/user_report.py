@@ -15,9 +15,15 @@ One file gives the calibration report (ECE before and after calibration on the t
 bootstrap intervals, reliability diagrams, the calibrator fitted and why); two or more add the
 cascade of each file with the next one, in the order given (the first usually the cheaper
 model; ``--costs`` gives each a cost per sample); three or more add label cleaning with every
-file as an expert. The cal and test halves are :func:`calcas.cal_test_split` of the ids with the
-seed, as everywhere in calcas. ``DIR/index.html`` opens from disk with no network (its scripts
-are copied beside it) and ``DIR/results.json`` holds every number it shows.
+file as an expert and, with ``--costs``, the certified chain: :func:`calcas.select_cascade`
+(the threshold method) on all files in the order given, the last the reference, picks the
+cheapest configuration that loses at most ``--max-drop`` of the last model's accuracy with
+probability >= 1 - ``--delta``. The cal and test halves are :func:`calcas.cal_test_split` of the
+ids with the seed, as everywhere in calcas; the certified chain splits the rows once more (a
+permutation with the seed: :data:`CHAIN_FIT_SHARE` of them, 30%, fit its calibrators, the rest
+certify), as its guarantee needs calibrators fitted on other rows than those that certify.
+``DIR/index.html`` opens from disk with no network (its scripts are copied beside it) and
+``DIR/results.json`` holds every number it shows.
 
 The report is written into a new folder beside ``DIR`` and renamed into place at the end, so an
 interrupted or failed run leaves ``DIR`` as it was. ``DIR`` may be new, empty, or a report this
@@ -43,11 +49,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .calibration import calibrate_records
+from .certify import select_cascade
+from .chain import check_delta, check_max_drop
 from .chapters import calibration as calibration_chapter
 from .chapters import cascading, cleaning
 from .confidence import softmax
 from .params import SECTIONS, write_results
-from .records import MANIFEST_KEY, Records, RecordsError, file_sha256, make_records, read_records
+from .records import MANIFEST_KEY, Records, RecordsError, align, file_sha256, make_records, read_records
 from .render import page
 
 __all__ = ["read_outputs", "user_report", "main"]
@@ -59,6 +68,8 @@ _REPORT_ENTRIES = {REPORT_MARKER, "index.html", "results.json", "_static"}
 _PROGRESS_BYTES = 32 << 20  # files larger than this show a progress bar while they are read
 _CHUNK_ROWS = 200_000
 _PROB_SUM_TOL = 1e-3  # class probabilities written with 4-6 decimals still sum to 1 within this
+#: The share of rows that fit the certified chain's calibrators; the other rows certify.
+CHAIN_FIT_SHARE = 0.3
 
 
 def _fail(path: str | os.PathLike, message: str) -> RecordsError:
@@ -436,8 +447,136 @@ def _move_into_place(staged: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _chain_split(n: int, seed: int) -> np.ndarray:
+    """The rows that fit the certified chain's calibrators: the first ``round(CHAIN_FIT_SHARE * n)``
+    (at least 1, at most n - 1) of ``np.random.default_rng(seed).permutation(n)``, sorted; the
+    other rows certify.
+
+    Parameters
+    ----------
+    n : int
+        The number of rows (>= 2), in the order of :func:`calcas.align` (sorted ids).
+    seed : int
+
+    Returns
+    -------
+    ndarray of int, shape (n_fit,)
+    """
+    n_fit = min(max(int(round(CHAIN_FIT_SHARE * n)), 1), n - 1)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:n_fit])
+
+
+def _chain_rows(sets: Sequence[Records], *, calibration: str, seed: int
+               ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, tuple[Records, ...]]:
+    """What the certified chain is computed from: every file's rows aligned by id, each file
+    calibrated on the rows of :func:`_chain_split` only, and its verified scores.
+
+    Parameters
+    ----------
+    sets : sequence of Records
+        The files in chain order, on the same ids (in any row order).
+    calibration : {"auto", "temperature", "platt"}
+        As in :func:`calcas.calibrate_records`.
+    seed : int
+
+    Returns
+    -------
+    conf : list of ndarray, shape (n,) each
+        Calibrated confidences of every row (sorted-id order), fitted on ``fit_rows`` only.
+    correct : list of ndarray, shape (n,) each
+        ``verified`` (1 right, 0 wrong, or a grade in [0, 1]).
+    fit_rows : ndarray of int
+        The rows the calibrators were fitted on; they do not certify.
+    aligned : tuple of Records
+        The record sets in sorted-id order.
+    """
+    aligned = align(*sets)
+    fit_rows = _chain_split(aligned[0].n, seed)
+    fit_mask = np.zeros(aligned[0].n, dtype=bool)
+    fit_mask[fit_rows] = True
+    conf = [calibrate_records(r, fit_mask, method=calibration).calibrated for r in aligned]
+    return conf, [r.verified for r in aligned], fit_rows, aligned
+
+
+def _certified_chain(sets: Sequence[Records], costs: Sequence[float], *, calibration: str, max_drop: float,
+                     delta: float, seed: int) -> dict[str, Any]:
+    """``results["chain"]``: :func:`calcas.select_cascade` (threshold method) on the files in the
+    order given, or, when ``delta`` is too small to certify anything, its message (``"message"``)."""
+    conf, correct, fit_rows, aligned = _chain_rows(sets, calibration=calibration, seed=seed)
+    names = [r.manifest["model"] for r in aligned]
+    out: dict[str, Any] = {"method": "threshold", "order": names, "max_drop": max_drop, "delta": delta,
+                           "n_fit": len(fit_rows), "n_certify": aligned[0].n - len(fit_rows),
+                           "last_cost": float(costs[-1]), "message": None}
+    try:
+        chosen = select_cascade(conf, correct, [float(c) for c in costs], max_drop=max_drop, delta=delta,
+                                method="threshold", fit_rows=fit_rows, seed=seed, records=list(aligned))
+    except ValueError as err:
+        if not str(err).startswith("delta:"):
+            raise
+        return {**out, "message": str(err)}
+    called = [int(j) for j in chosen.stages_.split("+")]
+    return {**out, "models": [names[j] for j in called], "last_alone": len(called) == 1,
+            "threshold": chosen.threshold_, "expected_cost": chosen.expected_cost_,
+            "cost_share": chosen.cost_share_, "saving": 1.0 - chosen.cost_share_, "bound": chosen.bound_,
+            "accuracy_lost": chosen.drop_certify_, "n_certify": chosen.n_certify_, "n_fit": chosen.n_fit_}
+
+
+def _chain_split_sentence(chain: dict[str, Any], seed: int) -> str:
+    n = chain["n_fit"] + chain["n_certify"]
+    return (f"Its rows are split once at random (a permutation with seed {seed}, not the cal/test halves above): "
+            f"{chain['n_fit']:,} ({chain['n_fit'] / n:.0%}) fit each file's calibrator and the other "
+            f"{chain['n_certify']:,} ({chain['n_certify'] / n:.0%}) certify, so no row that certifies was seen by a "
+            "calibrator, as the guarantee requires.")
+
+
+def _chain_table(chain: dict[str, Any]) -> pd.DataFrame:
+    """The certified chain in one row (the settings and the row counts alone when nothing could be
+    certified)."""
+    row: dict[str, Any] = {}
+    if chain["message"] is None:
+        row = {"models called": " → ".join(chain["models"]),
+               "threshold λ": np.nan if chain["threshold"] is None else chain["threshold"],
+               "cost share": chain["cost_share"], "saving": f"{chain['saving']:.1%}",
+               "accuracy lost (certifying rows)": chain["accuracy_lost"]}
+    row.update({"max drop": chain["max_drop"], "delta": chain["delta"], "certifying rows": chain["n_certify"],
+                "calibrator rows": chain["n_fit"]})
+    return pd.DataFrame([row])
+
+
+def _chain_text(chain: dict[str, Any]) -> str:
+    """What the chain certifies, in words, every number from ``chain``."""
+    last = chain["order"][-1]
+    if chain["message"] is not None:
+        return f"Nothing could be certified: {chain['message']}"
+    if chain["last_alone"]:
+        return (f"Certified: the last model alone ({last}): nothing cheaper could be certified to lose at most "
+                f"{chain['max_drop']:g} of {last}'s accuracy with probability >= {1 - chain['delta']:g} on these "
+                f"{chain['n_certify']:,} certifying rows (cost share {chain['cost_share']:.0%}, saving "
+                f"{chain['saving']:.0%}).")
+    early, lam = chain["models"][:-1], f"λ = {chain['threshold']:.4g}"
+    rule = (f"{early[0]} answers a sample when its calibrated confidence is at least {lam}" if len(early) == 1 else
+            f"The first of {', '.join(early)} whose calibrated confidence is at least {lam} answers a sample")
+    return (f"Certified: {' → '.join(chain['models'])}. {rule}, else {last} does. On the "
+            f"{chain['n_certify']:,} certifying rows it costs {chain['expected_cost']:.4g} per sample against "
+            f"{chain['last_cost']:.4g} for {last} alone: a cost share of {chain['cost_share']:.1%}, a saving of "
+            f"{chain['saving']:.1%}. It loses at most {chain['max_drop']:g} of {last}'s accuracy with probability "
+            f">= {1 - chain['delta']:g} (it lost {chain['accuracy_lost']:.4f} on the certifying rows).")
+
+
+def _chain_blocks(chain: dict[str, Any], seed: int) -> list[str]:
+    """The section "Certified chain" of the page."""
+    intro = (f"The chain is the files in the order given, {' → '.join(chain['order'])}, the last the reference: "
+             f"calcas.select_cascade (threshold method) picks the cheapest configuration, one threshold λ on "
+             f"calibrated confidence per set of models called, that loses at most max_drop = {chain['max_drop']:g} "
+             f"of {chain['order'][-1]}'s accuracy with probability >= 1 - delta = {1 - chain['delta']:g}. "
+             + _chain_split_sentence(chain, seed))
+    return ["<h2>Certified chain</h2>", f'<p class="note">{html.escape(intro)}</p>',
+            page.table_html(_chain_table(chain)), f"<p>{html.escape(_chain_text(chain))}</p>"]
+
+
 def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_boot: int, calibration: str,
-            seed: int, progress: bool, confidence_of: str) -> tuple[dict[str, Any], str]:
+            seed: int, progress: bool, confidence_of: str, max_drop: float,
+            delta: float) -> tuple[dict[str, Any], str]:
     """The report's numbers (``results.json``) and its page, computed from the files."""
     names = [p.stem for p in paths]
     names = [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
@@ -497,13 +636,19 @@ def _report(paths: list[Path], *, costs: Sequence[float] | None, n_bins: int, n_
                        f"{html.escape(repr(str(sets[0].id[unknown][0])))} in {html.escape(paths[0].name)}, and cleaning "
                        "judges the given label of every sample.</p>"]
 
+    if len(sets) >= 3 and costs is not None:
+        results["chain"] = _certified_chain(sets, costs, calibration=calibration, max_drop=max_drop, delta=delta,
+                                            seed=seed)
+        blocks += _chain_blocks(results["chain"], seed)
+
     return results, page.page_html(f"calcas report: {', '.join(names)}", blocks)
 
 
 def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                 costs: Sequence[float] | None = None, n_bins: int = 15, n_boot: int = 1000,
                 calibration: str = "auto", seed: int = 0, progress: bool = True,
-                force: bool = False, confidence_of: str = "argmax") -> dict[str, Any]:
+                force: bool = False, confidence_of: str = "argmax", max_drop: float = 0.02,
+                delta: float = 0.1) -> dict[str, Any]:
     """Write ``out_dir/index.html`` and ``out_dir/results.json`` for the given model outputs.
 
     Parameters
@@ -515,7 +660,8 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
         ``.calcas-report`` go there. It must be new, empty or a report this function wrote;
         the report is built beside it and renamed into place when complete.
     costs : sequence of float, optional
-        Cost per sample of each model, in the order of ``paths`` (for the cascade's compute saving).
+        Cost per sample of each model, in the order of ``paths`` (for the cascade's compute saving,
+        and, with three or more files, the certified chain).
     n_bins, n_boot, calibration, seed
         As in :func:`calcas.chapters.calibration.compute`; the cascade and cleaning highlight
         the book's default K (8 and 12 of 15 bins, scaled to ``n_bins``).
@@ -523,11 +669,27 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
         Replace ``out_dir`` even when it holds files this function did not write.
     confidence_of : {"argmax", "pred"}
         As in :func:`read_outputs`: by default ``pred`` must be each row's largest class.
+    max_drop : float in [0, 1), default 0.02
+        The certified chain (three or more files and ``costs``) loses at most this share of the
+        last model's accuracy ...
+    delta : float in (0, 1), default 0.1
+        ... with probability at least 1 - ``delta`` (:func:`calcas.select_cascade`). A delta too
+        small to certify anything leaves the section with :func:`calcas.select_cascade`'s message
+        (``results["chain"]["message"]``) instead of a configuration.
 
     Returns
     -------
     dict
-        ``results.json`` as read back.
+        ``results.json`` as read back; ``"chain"`` (with three or more files and ``costs``): the
+        models called, ``threshold``, ``expected_cost``, ``cost_share``, ``saving``,
+        ``accuracy_lost`` (on the certifying rows), ``max_drop``, ``delta``, ``n_certify``,
+        ``n_fit`` and ``message`` (None, or why nothing could be certified).
+
+    Raises
+    ------
+    ValueError
+        On bad arguments (each message names its argument: ``costs``, ``max_drop``, ``delta``,
+        ``n_bins``, ``--out``); :class:`calcas.RecordsError` on a bad file.
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -537,10 +699,12 @@ def user_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
         raise ValueError(f"costs: give one cost per file ({len(paths)}), got {len(costs)}")
     if costs is not None and any(not (isinstance(c, (int, float)) and np.isfinite(c) and c > 0) for c in costs):
         raise ValueError(f"costs: every cost must be a positive number, got {list(costs)}")
+    max_drop, delta = check_max_drop(max_drop), check_delta(delta)
     staged = _staging_dir(out)  # before any computation: an unwritable place fails at once
     try:
         results, html_page = _report(paths, costs=costs, n_bins=n_bins, n_boot=n_boot, calibration=calibration,
-                                     seed=seed, progress=progress, confidence_of=confidence_of)
+                                     seed=seed, progress=progress, confidence_of=confidence_of, max_drop=max_drop,
+                                     delta=delta)
         written = json.loads(write_results(staged, results).read_text())
         page.copy_scripts(staged)
         (staged / "index.html").write_text(html_page, encoding="utf-8")
@@ -565,15 +729,23 @@ def _whole(low: int):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m calcas report FILE [FILE ...] --out DIR [--costs C ...] [--n-bins N] [--seed S]``."""
+    """``python -m calcas report FILE [FILE ...] --out DIR [--costs C ...] [--max-drop D] [--delta P]
+    [--n-bins N] [--seed S]``."""
     p = argparse.ArgumentParser(prog="python -m calcas report", description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", help="CSV or Parquet files of model outputs on the same samples")
     p.add_argument("--out", required=True, help="folder for index.html and results.json")
-    p.add_argument("--costs", nargs="+", type=float, help="cost per sample of each model, in file order")
+    p.add_argument("--costs", nargs="+", type=float,
+                   help="cost per sample of each model, in file order; with three or more files it adds the "
+                        "certified chain")
+    p.add_argument("--max-drop", type=float, default=0.02,
+                   help="the certified chain loses at most this share of the last model's accuracy (default 0.02)")
+    p.add_argument("--delta", type=float, default=0.1,
+                   help="the certified chain's guarantee holds with probability at least 1 - delta (default 0.1)")
     p.add_argument("--n-bins", type=_whole(1), default=15, help="equal-count bins (default 15, the paper's)")
     p.add_argument("--n-boot", type=_whole(1), default=1000, help="bootstrap replicates of each ECE interval")
     p.add_argument("--calibration", default="auto", choices=("auto", "temperature", "platt"))
-    p.add_argument("--seed", type=_whole(0), default=0, help="seed of the cal/test split and the bootstrap")
+    p.add_argument("--seed", type=_whole(0), default=0,
+                   help="seed of the cal/test split, the bootstrap and the certified chain's split")
     p.add_argument("--confidence-of", choices=CONFIDENCE_OF, default="argmax",
                    help="argmax (default): pred must be each row's largest class; pred: score the probability "
                         "of pred (a thresholded decision)")
@@ -583,7 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         user_report(args.files, args.out, costs=args.costs, n_bins=args.n_bins, n_boot=args.n_boot,
                     calibration=args.calibration, seed=args.seed, force=args.force,
-                    confidence_of=args.confidence_of)
+                    confidence_of=args.confidence_of, max_drop=args.max_drop, delta=args.delta)
     except (RecordsError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"calcas report: {err}", file=sys.stderr)
         return 2

@@ -25,8 +25,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..certify import sub_chains, threshold_grid, zero_loss_p_value
 from ..chain import check_delta, check_max_drop
-from ..chain_study import METHODS, ChainStudy, FrontierOnTest, GridPoint, study_chain
+from ..chain_study import CERTIFIERS, GRID_DELTAS, GRID_DROPS, METHODS, REFIT, ChainStudy, FrontierOnTest, GridPoint, \
+    study_chain
 from ..metrics import paired_difference_interval, proportion_interval
 from ..records import Records, align
 from ..render import interactive, plots
@@ -34,6 +36,7 @@ from .common import (Estimate, Facts, Verdict, dataset_label, decide, exercises_
                      names_list, paper_reference, pct, reference_dataset, signed)
 
 __all__ = ["ChainFacts", "ChainsParameters", "SingleChainFacts", "LevelFacts", "BaselineFacts", "SingleFacts",
+           "MethodCell", "ComparisonFacts", "FloorFacts", "ControlFacts",
            "FrontierFacts", "GridPointFacts", "StageFacts", "ReachFacts", "ShortfallFacts", "MiddleFacts",
            "PaperContext", "METHOD_NAMES", "SHORT_NAMES", "SHORTFALL_MARGIN", "compute", "prose", "tables",
            "figures", "explorers"]
@@ -80,15 +83,22 @@ class ChainsParameters(Facts):
     fit_fraction: float
     calibration: str
     seed: int
+    method: str = "threshold"
+    deltas: list[float] = dataclasses.field(default_factory=lambda: [0.05, 0.1])
+    lambdas: int = 101
+    n_refit: int = 100
 
 
 @dataclasses.dataclass(frozen=True)
 class LevelFacts(Facts):
     """The certified cascade at one max_drop, over the re-splits.
 
-    ``violations``: the share of re-splits whose test accuracy lost exceeds max_drop, with its
-    Wilson interval, decided against delta ("below": the guarantee held; "above": it failed;
-    "within": these re-splits cannot tell the rate from delta); ``n_violations`` of them.
+    ``violations``: the share of re-splits whose certified cascade loses more than max_drop on all
+    rows of the data set (the distribution cal is drawn from), with its Wilson interval, decided
+    against delta ("below": the guarantee held; "above": it failed; "within": these re-splits
+    cannot tell the rate from delta); ``n_violations`` of them. ``test_violation_share``: the
+    share that lost more than max_drop on the test half alone (noisier: a configuration that
+    truly loses a little less than max_drop often shows more on half the rows).
     ``cost_saved_*``: 1 - test cost share (mean; the 97.5%, 50% and 2.5% quantiles of the cost
     share, as savings). ``lost_*``: test accuracy lost (mean; 2.5%, 50%, 97.5% quantiles).
     ``chosen_stages`` counts the stages each re-split's configuration calls; ``called_share`` per
@@ -105,6 +115,7 @@ class LevelFacts(Facts):
     max_drop: float
     violations: Verdict
     n_violations: int
+    test_violation_share: float
     cost_saved_mean: float
     cost_saved_quantiles: list[float]
     lost_mean: float
@@ -240,6 +251,76 @@ class PaperContext(Facts):
 
 
 @dataclasses.dataclass(frozen=True)
+class MethodCell(Facts):
+    """One certification method at one (max_drop, delta), over the re-splits (``n_splits`` of them):
+    ``violations`` (share losing more than max_drop on all rows, Wilson interval, decided against
+    delta; ``n_violations``), cost saved on test against the last model (mean; the 2.5%, 50% and
+    97.5% quantiles of the saving), ``ceiling_saved``: the mean saving of the cheapest
+    configuration that loses at most max_drop on the test rows (first ``n_refit`` re-splits), and
+    ``last_alone_share``: the share of re-splits in which nothing cheaper than the last model was
+    certified."""
+
+    method: str
+    max_drop: float
+    delta: float
+    n_splits: int
+    violations: Verdict
+    n_violations: int
+    cost_saved_mean: float
+    cost_saved_quantiles: list[float]
+    ceiling_saved: float
+    last_alone_share: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FloorFacts(Facts):
+    """At one max_drop, whether the chapter's method could certify anything with the certifying
+    rows it has: ``floor_p``, the p-value of a configuration that answers as the last model on every
+    one of the ``n_certify`` rows (the smallest p a configuration that never beats the last model
+    gets), against ``level``, delta split over the ``n_tests`` sequences (sub-chains) tested;
+    ``possible``: floor_p <= level."""
+
+    max_drop: float
+    n_certify: int
+    floor_p: float
+    level: float
+    n_tests: int
+    possible: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonFacts(Facts):
+    """The two certification methods side by side (``cells``: every method x max_drop x delta), and
+    ``refit``: the threshold method with its calibrators refitted on all of cal (the rows that
+    certify fitted them too; its proof does not cover that) on the first ``n_refit`` re-splits.
+    ``better``: the method whose mean saving, as the table shows it (whole percent), is at least the
+    other's in every cell (None when neither is); ``worse_cells``: the cells (max_drop, delta) where
+    the threshold method saves less, as shown. ``worst_upper``: the largest Wilson upper bound of
+    the violation rate minus its delta, over every cell. ``frontier_first``: on the first
+    re-split, the cost share and accuracy lost on the certifying rows of the frontier method's first
+    tested configuration (None where it has none)."""
+
+    cells: list[MethodCell]
+    refit: list[MethodCell]
+    n_refit: int
+    better: str | None
+    worse_cells: list[list[float]]
+    worst_upper: float
+    frontier_first: list[float] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlFacts(Facts):
+    """Whether each control of the chain's explorer moves the certified configuration on the first
+    re-split: ``delta_moves`` (some max_drop of the grid certifies a different configuration at
+    another delta), ``drop_moves`` (some delta certifies a different configuration at another
+    max_drop)."""
+
+    delta_moves: bool
+    drop_moves: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class SingleChainFacts(Facts):
     """Everything the chapter shows of one chain (models in chain order, the last the reference).
 
@@ -267,6 +348,9 @@ class SingleChainFacts(Facts):
     stages: list[StageFacts]
     middle: MiddleFacts | None
     paper: PaperContext
+    comparison: ComparisonFacts
+    floors: list[FloorFacts]
+    controls: ControlFacts
 
     def calls(self, stages: str) -> str:
         """The models of ``stages`` ("0+2") by name, in chain order ("a → c")."""
@@ -309,13 +393,13 @@ def _alone(answering: str, models: Sequence[str]) -> str | None:
 def _level(runs: Any, models: list[str], delta: float) -> LevelFacts:
     m, s = len(models), len(runs.lost)
     chosen, answered = Counter(runs.stages), Counter(runs.answering)
-    violations = int(np.sum(runs.lost > runs.max_drop + 1e-12))
+    violations = int(np.sum(runs.lost_population > runs.max_drop + 1e-12))
     usual, usual_count = min(answered.items(), key=lambda kv: (-kv[1], kv[0]))
     last_alone = chosen.get(str(m - 1), 0) / s
     lost_mean = float(runs.lost.mean())
     return LevelFacts(
         max_drop=float(runs.max_drop), violations=_rate(violations, s, delta), n_violations=violations,
-        cost_saved_mean=float(1 - runs.cost_share.mean()),
+        test_violation_share=float(np.mean(runs.lost > runs.max_drop + 1e-12)), cost_saved_mean=float(1 - runs.cost_share.mean()),
         cost_saved_quantiles=[float(1 - q) for q in np.quantile(runs.cost_share, [0.975, 0.5, 0.025])],
         lost_mean=lost_mean, lost_quantiles=np.quantile(runs.lost, [0.025, 0.5, 0.975]).tolist(),
         last_alone_share=last_alone, chosen_stages=dict(chosen),
@@ -326,6 +410,50 @@ def _level(runs: Any, models: list[str], delta: float) -> LevelFacts:
         usual_alone=_alone(usual, models) if usual != str(m - 1) else None,
         mostly_last_alone=last_alone > 0.5, n_dearer_than_last=int(np.sum(runs.cost_share > 1 + 1e-12)),
         gained_on_average=_shown(lost_mean) < 0)
+
+
+def _cell(runs: Any, ceiling: np.ndarray) -> MethodCell:
+    s = len(runs.lost_population)
+    violations = int(np.sum(runs.lost_population > runs.max_drop + 1e-12))
+    last = max(runs.stages, key=len).split("+")[-1] if runs.stages else ""
+    return MethodCell(runs.method, float(runs.max_drop), float(runs.delta), s, _rate(violations, s, runs.delta),
+                      violations, float(1 - runs.cost_share.mean()),
+                      [float(1 - q) for q in np.quantile(runs.cost_share, [0.975, 0.5, 0.025])],
+                      float(1 - ceiling.mean()), float(np.mean([st == last for st in runs.stages])))
+
+
+def _comparison(study: ChainStudy) -> ComparisonFacts:
+    first = getattr(study.first, "frontier_first", None) if getattr(study, "first", None) else None
+    cells = [_cell(r, study.ceiling[r.max_drop]) for r in study.comparison]
+    refit = [_cell(r, study.ceiling[r.max_drop]) for r in study.refit]
+    saved = {(c.method, c.max_drop, c.delta): round(100 * c.cost_saved_mean) for c in cells}
+    levels = sorted({(c.max_drop, c.delta) for c in cells})
+    worse = [[d, e] for d, e in levels if saved[("threshold", d, e)] < saved[("frontier", d, e)]]
+    frontier_worse = [1 for d, e in levels if saved[("frontier", d, e)] < saved[("threshold", d, e)]]
+    better = "threshold" if not worse else ("frontier" if not frontier_worse else None)
+    worst = max(c.violations.estimate.high - c.delta for c in cells)
+    return ComparisonFacts(cells, refit, len(next(iter(study.ceiling.values()))), better, worse, float(worst),
+                           None if first is None else list(first))
+
+
+def _floors(study: ChainStudy, delta: float) -> list[FloorFacts]:
+    """Per max_drop, whether study.method could certify anything with the study's certifying rows
+    (the threshold method certifies on every cal row but those that fitted the calibrators)."""
+    tests = len(sub_chains(len(study.costs))) if study.method == "threshold" else 1
+    out = []
+    for lv in study.levels:
+        p = zero_loss_p_value(study.n_certify, lv.max_drop)
+        out.append(FloorFacts(float(lv.max_drop), study.n_certify, p, delta / tests, tests, bool(p <= delta / tests)))
+    return out
+
+
+def _controls(grid: Sequence[GridPoint]) -> ControlFacts:
+    """Whether the δ drop-down and the max_drop slider can move the certified point (the stages it
+    calls and its test cost)."""
+    point = {(g.max_drop, g.delta): (g.stages, round(g.cost_share, 6)) for g in grid}
+    drops, deltas = sorted({g.max_drop for g in grid}), sorted({g.delta for g in grid})
+    return ControlFacts(any(len({point[(d, e)] for e in deltas}) > 1 for d in drops),
+                        any(len({point[(d, e)] for d in drops}) > 1 for e in deltas))
 
 
 def _baselines(study: ChainStudy, budget: float, delta: float) -> dict[str, BaselineFacts]:
@@ -424,7 +552,8 @@ def _chain(study: ChainStudy, sets: Sequence[Records], models: list[str], *, del
                                                   baselines["calibrated"].cost_share_mean),
         singles=singles, frontiers=frontiers, selection_grid=grid,
         stages=_stages(study, models, list(levels.values()), seed) if many else [],
-        middle=_middle(study, models, max(lv.max_drop for lv in study.levels)), paper=_paper(sets))
+        middle=_middle(study, models, max(lv.max_drop for lv in study.levels)), paper=_paper(sets),
+        comparison=_comparison(study), floors=_floors(study, delta), controls=_controls(first.grid))
 
 
 def _checked_chains(chains: Any, costs: Any) -> dict[str, list[Any]]:
@@ -447,7 +576,8 @@ def compute(chains: Mapping[str, Sequence[str | os.PathLike | Records]], *,
             costs: Mapping[str, Sequence[float]] | None = None, max_drops: Sequence[float] = (0.01, 0.02, 0.03),
             delta: float = 0.1, budget: float = 0.01, n_splits: int = 500, n_bins: int = 10,
             cal_fraction: float = 0.5, fit_fraction: float = 0.3, calibration: str = "auto",
-            seed: int = 0) -> ChainFacts:
+            seed: int = 0, method: str = "threshold", deltas: Sequence[float] = (0.05, 0.1), lambdas: int = 101,
+            n_refit: int = 100) -> ChainFacts:
     """The chains chapter: :func:`calcas.chain_study.study_chain` on every chain, summed up with
     its verdicts.
 
@@ -466,8 +596,17 @@ def compute(chains: Mapping[str, Sequence[str | os.PathLike | Records]], *,
     n_splits : int
         Random cal/test re-splits per chain (seeds ``seed .. seed + n_splits - 1``).
     n_bins, cal_fraction, fit_fraction, calibration, seed
-        Bins per stage; cal's share of the rows; the share of cal that fits the calibrators, bins
-        and frontier (the rest certifies); the calibration method; the first seed.
+        Bins per stage; cal's share of the rows; the share of cal that fits the calibrators (and,
+        for the frontier method, the bins and frontier; the rest certifies); the calibration
+        method; the first seed.
+    method : {"threshold", "frontier"}
+        The certification method of the guarantee table, the certified baseline and the explorer.
+    deltas : sequence of floats
+        The deltas at which both methods are compared.
+    lambdas : int
+        Points of the threshold method's grid.
+    n_refit : int
+        Re-splits (the first) that also measure the refit variant and the ceiling.
 
     Returns
     -------
@@ -491,11 +630,13 @@ def compute(chains: Mapping[str, Sequence[str | os.PathLike | Records]], *,
         every_set += sets
         study = study_chain(sets, (costs or {}).get(name) or None, max_drops=max_drops, delta=delta, budget=budget,
                             n_splits=n_splits, n_bins=n_bins, cal_fraction=cal_fraction, fit_fraction=fit_fraction,
-                            calibration=calibration, seed=seed)
+                            calibration=calibration, seed=seed, method=method, lambdas=lambdas, deltas=deltas,
+                            n_refit=n_refit)
         out[name] = _chain(study, sets, models, delta=float(delta), budget=float(budget), seed=int(seed))
         shown_paths[name] = [m if isinstance(p, Records) else str(p) for p, m in zip(paths, models)]
     parameters = ChainsParameters(shown_paths, {k: list(v) for k, v in (costs or {}).items()}, list(max_drops),
-                                  delta, budget, n_splits, n_bins, cal_fraction, fit_fraction, calibration, seed)
+                                  delta, budget, n_splits, n_bins, cal_fraction, fit_fraction, calibration, seed,
+                                  method, [float(e) for e in deltas], int(lambdas), int(min(n_refit, n_splits)))
     return ChainFacts(parameters, out, list(out), {"exercises": exercises_shown(every_set)})
 
 
@@ -524,7 +665,7 @@ def _setup(name: str, c: SingleChainFacts) -> str:
             f"and frontier; {c.n_certify:,} certify) and {c.n_test:,} to test.")
 
 
-def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int) -> str:
+def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int, method: str) -> str:
     last, levels = c.models[-1], list(c.guarantee.values())
     listed = "; ".join(f"{_rate_text(g.violations)} at {g.max_drop:g}" for g in levels)
     outcomes = {g.violations.outcome for g in levels}
@@ -534,7 +675,9 @@ def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int) -> s
         verdict = "; ".join(f"at {g.max_drop:g}, " + _VIOLATIONS[g.violations.outcome].format(delta=pct(delta))
                             for g in levels)
     out = [f"**{name}**, {n_splits:,} re-splits. Share of them whose certified cascade lost more than max_drop of "
-           f"{last}'s test accuracy, with its 95% Wilson interval: {listed}; {verdict}.",
+           f"{last}'s accuracy on all {c.n:,} rows, with its 95% Wilson interval: {listed}; {verdict}. On the test "
+           "half alone, a noisier measure, the share was " + ", ".join(
+               f"{_share(g.test_violation_share)} at {g.max_drop:g}" for g in levels) + ".",
            f"Cost saved against {last} alone, the mean and the range of the middle 95% of re-splits: " + "; ".join(
                f"{pct(g.cost_saved_mean)} ({pct(g.cost_saved_quantiles[0])} to {pct(g.cost_saved_quantiles[2])}) at "
                f"{g.max_drop:g}" for g in levels) + "."]
@@ -542,6 +685,7 @@ def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int) -> s
     if alone:
         out.append(f"Nothing cheaper than {last} could be certified in most re-splits at max_drop = "
                    + ", ".join(f"{g.max_drop:g} ({pct(g.last_alone_share)})" for g in alone) + ".")
+        out.append(_floor_text(c, [f for f in c.floors if any(np.isclose(f.max_drop, g.max_drop) for g in alone)]))
     for g in levels:
         if g.usual_alone is not None:
             out.append(f"At max_drop = {g.max_drop:g} the certified configuration was {g.usual_alone} alone in "
@@ -559,9 +703,102 @@ def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int) -> s
     if dearer:
         out.append(f"The certified cascade cost more than {last} alone on test in "
                    + ", ".join(f"{g.n_dearer_than_last:,} re-splits at {g.max_drop:g}" for g in dearer)
-                   + f" (of {n_splits:,}): a configuration is tested only when it is cheaper on the rows that fit "
-                   "the frontier, and on other rows the same configuration can send more of them to the dearer stages.")
+                   + f" (of {n_splits:,}): a configuration is chosen only when it is cheaper on the rows "
+                   + ("that certify" if method == "threshold" else "that fit the frontier")
+                   + ", and on other rows the same configuration can send more of them to the dearer stages.")
     return " ".join(out)
+
+
+def _floor_text(c: SingleChainFacts, floors: Sequence[FloorFacts]) -> str:
+    """Why nothing was certified: too few certifying rows, or cheaper models that lose too much."""
+    last, f0 = c.models[-1], floors[0]
+    split = f"δ split over {f0.n_tests} sub-chains, {f0.level:.3g} each" if f0.n_tests > 1 else f"δ = {f0.level:.3g}"
+    out = []
+    short = [f for f in floors if not f.possible]
+    if short:
+        out.append(f"With {f0.n_certify:,} certifying rows, even a configuration that answers as {last} on every row "
+                   "gets a p-value of " + ", ".join(f"{f.floor_p:.3g} at max_drop = {f.max_drop:g}" for f in short)
+                   + f", above {split}: nothing can be certified there with this many rows, whatever the models.")
+    enough = [f for f in floors if f.possible]
+    if enough:
+        out.append("Rows are not what stops it at max_drop = " + ", ".join(f"{f.max_drop:g}" for f in enough)
+                   + f": a configuration that answers as {last} on every row would get p = "
+                   + ", ".join(f"{f.floor_p:.2g}" for f in enough) + f", within {split}. What stops it is the accuracy "
+                   f"the cheaper models lose against {last}, too much for these rows to tell from a loss above max_drop.")
+    return " ".join(out)
+
+
+def _methods_text(name: str, c: SingleChainFacts) -> str:
+    cmp, last = c.comparison, c.models[-1]
+    cells = {(x.method, x.max_drop, x.delta): x for x in cmp.cells}
+    levels = sorted({(x.max_drop, x.delta) for x in cmp.cells})
+    top = levels[-1]
+    t, f = cells[("threshold", *top)], cells[("frontier", *top)]
+    out = [f"**{name}**:"]
+    if cmp.better == "threshold":
+        out.append("the threshold method saves at least as much as the frontier method at every max_drop and δ "
+                   f"tested; at max_drop = {top[0]:g}, δ = {top[1]:g}, {pct(t.cost_saved_mean)} against "
+                   f"{pct(f.cost_saved_mean)} of {last}'s cost.")
+    else:
+        worse = "; ".join(f"max_drop = {d:g}, δ = {e:g} ({pct(cells[('threshold', d, e)].cost_saved_mean)} against "
+                          f"{pct(cells[('frontier', d, e)].cost_saved_mean)})" for d, e in cmp.worse_cells)
+        out.append(f"the frontier method saves more at {worse}; at max_drop = {top[0]:g}, δ = {top[1]:g} the threshold "
+                   f"method saves {pct(t.cost_saved_mean)}, the frontier method {pct(f.cost_saved_mean)}.")
+    out.append(f"The ceiling, the cheapest configuration of either family that loses at most max_drop on the test rows "
+               f"(known only after the fact), saves " + ", ".join(
+                   f"{pct(cells[('threshold', d, levels[-1][1])].ceiling_saved)} at {d:g}"
+                   for d in sorted({d for d, _ in levels})) + f" (mean of the first {cmp.n_refit:,} re-splits).")
+    stuck = [(d, e) for d, e in levels if cells[("frontier", d, e)].last_alone_share > 0.5
+             and cells[("threshold", d, e)].last_alone_share <= 0.5]
+    if stuck:
+        out.append(f"At " + "; ".join(f"max_drop = {d:g}, δ = {e:g}" for d, e in stuck) + f" the frontier method "
+                   f"certified nothing cheaper than {last} in most re-splits (" + ", ".join(
+                       pct(cells[("frontier", d, e)].last_alone_share) for d, e in stuck) + ") where the threshold "
+                   "method did certify something.")
+        if cmp.frontier_first is not None:
+            share, lost = cmp.frontier_first
+            out.append(f"Its configurations move whole bins of rows from one model to another: on the first re-split "
+                       f"its first configuration cheaper than {last} (cost {fmt(share)} of {last}'s) already loses "
+                       f"{fmt(lost)} of {last}'s accuracy on the certifying rows, so a test at a max_drop below that "
+                       "fails at once and the sequence stops there. The threshold method's grid moves a few rows per "
+                       "step, and tests each sub-chain on its own path.")
+    outcomes = Counter(x.violations.outcome for x in cmp.cells)
+    if outcomes.get("above"):
+        bad = [x for x in cmp.cells if x.violations.outcome == "above"]
+        out.append("**The violation rate lies above δ at " + "; ".join(
+            f"{x.method}, max_drop = {x.max_drop:g}, δ = {x.delta:g} ({_rate_text(x.violations)})" for x in bad)
+                   + ": the guarantee failed there.**")
+    else:
+        margin = (f"its upper end lies at least {fmt(-cmp.worst_upper)} below δ" if cmp.worst_upper < 0 else
+                  f"its upper end exceeds δ by at most {fmt(cmp.worst_upper)}")
+        out.append(f"In every cell the violation rate's 95% Wilson interval "
+                   + ("lies below δ" if outcomes.keys() == {"below"} else "lies below δ or contains it")
+                   + f"; {margin}.")
+    refit = {(x.max_drop, x.delta): x for x in cmp.refit}
+    if refit:
+        r = refit[top]
+        out.append(f"Refitting the calibrators on all of cal, so that the certifying rows fitted them too (the proof "
+                   f"does not cover this; first {cmp.n_refit:,} re-splits): at max_drop = {top[0]:g}, δ = {top[1]:g} it "
+                   f"saves {pct(r.cost_saved_mean)} against {pct(t.cost_saved_mean)}, with violations in "
+                   f"{_rate_text(r.violations)} of re-splits; over every cell, its violation rate is at most "
+                   f"{_share(max(x.violations.estimate.value for x in cmp.refit))}.")
+    sentences = [x[0].lower() + x[1:] if i == 0 else x for i, x in enumerate(out[1:])]
+    return " ".join([out[0], *sentences])
+
+
+def _controls_text(name: str, c: SingleChainFacts) -> str | None:
+    drops = f"max_drop from {min(GRID_DROPS):g} to {max(GRID_DROPS):g}"
+    deltas = f"δ from {min(GRID_DELTAS):g} to {max(GRID_DELTAS):g}"
+    if not c.controls.delta_moves and not c.controls.drop_moves:
+        return (f"**{name}**: neither control moves the certified configuration ({drops}, {deltas} all certify the "
+                "same one), so its explorer shows the frontiers without controls.")
+    if not c.controls.delta_moves:
+        return (f"**{name}**: {deltas} certifies the same configuration at every max_drop, so its explorer has no δ "
+                "control: the p-values that stop each sequence lie above the largest δ, or those before them below "
+                "the smallest.")
+    if not c.controls.drop_moves:
+        return f"**{name}**: {drops} certifies the same configuration at every δ, so its explorer has no max_drop slider."
+    return None
 
 
 _OVER = {"above": "over budget on test in more than δ = {delta} of re-splits (the whole interval lies above δ)",
@@ -684,14 +921,19 @@ def prose(facts: ChainFacts) -> dict[str, str]:
     dict with ``"chains"`` (rows, costs, each model alone), ``"guarantee"`` (violation rates and
     their verdicts against δ, cost saved, which model a certified configuration is where it is
     one model alone), ``"baselines"`` (each method's cost and its over-budget verdict against δ),
-    ``"middle"`` (whether a middle stage pays) and ``"paper"`` (what the paper claims on each
-    data set, and that it claims nothing about chains or guarantees).
+    ``"middle"`` (whether a middle stage pays), ``"methods"`` (the threshold and frontier methods
+    side by side, the ceiling, the refit variant), ``"controls"`` (which explorer controls move
+    nothing, and why they are left out) and ``"paper"`` (what the paper claims on each data set,
+    and that it claims nothing about chains or guarantees).
     """
     p, chains = facts.parameters, facts.in_order()
     middle = [t for t in (_middle_text(n, c) for n, c in chains.items()) if t]
+    controls = [t for t in (_controls_text(n, c) for n, c in chains.items()) if t]
     return {
+        "methods": "\n\n".join(_methods_text(n, c) for n, c in chains.items()),
+        "controls": "\n\n".join(controls) or "Both controls move the certified configuration on every chain here.",
         "chains": "\n\n".join(_setup(n, c) for n, c in chains.items()),
-        "guarantee": "\n\n".join(_guarantee(n, c, p.delta, p.n_splits) for n, c in chains.items()),
+        "guarantee": "\n\n".join(_guarantee(n, c, p.delta, p.n_splits, p.method) for n, c in chains.items()),
         "baselines": "\n\n".join(_baselines_text(n, c, p.budget, p.delta) for n, c in chains.items()),
         "middle": "\n\n".join(middle) or "Every chain here has two models: there is no middle stage to weigh.",
         "paper": _paper_text(facts),
@@ -711,12 +953,45 @@ def _guarantee_table(facts: ChainFacts) -> pd.DataFrame:
             usual = "last model alone" if g.usual == str(len(c.models) - 1) else \
                 (f"{g.usual_alone} alone" if g.usual_alone else c.calls(g.usual))
             rows.append({"chain": name, "level": f"max_drop = {g.max_drop:g}",
-                         "violations [95%]": f"{v.value:.1%} [{100 * v.low:.1f}, {100 * v.high:.1f}]",
+                         "violations, all rows [95%]": _rate_cell(g.violations),
                          "reads": _READS[g.violations.outcome],
+                         "violations, test half": _share(g.test_violation_share),
                          "cost saved (2.5–97.5%)": f"{pct(g.cost_saved_mean)} ({pct(q[0])} to {pct(q[2])})",
                          "accuracy lost": signed(g.lost_mean, 3),
                          "last model alone": pct(g.last_alone_share),
                          "most often": f"{usual} ({pct(g.usual_share)})"})
+    return pd.DataFrame(rows).set_index(["chain", "level"])
+
+
+def _rate_cell(v: Verdict) -> str:
+    e = v.estimate
+    return f"{_share(e.value)} [{_share(e.low)},\u00a0{_share(e.high)}]"
+
+
+def _saved_cell(cell: MethodCell) -> str:
+    q = cell.cost_saved_quantiles
+    return f"{pct(cell.cost_saved_mean)} ({pct(q[0])} to\u00a0{pct(q[2])})"
+
+
+def _methods_table(facts: ChainFacts) -> pd.DataFrame:
+    rows = []
+    for name, c in facts.in_order().items():
+        cells = {(x.method, x.max_drop, x.delta): x for x in c.comparison.cells}
+        for d, e in sorted({(x.max_drop, x.delta) for x in c.comparison.cells}):
+            t, f = cells[("threshold", d, e)], cells[("frontier", d, e)]
+            rows.append({"chain": name, "level": f"max_drop = {d:g}, δ = {e:g}",
+                         "threshold: violations [95%]": _rate_cell(t.violations),
+                         "threshold: cost saved (2.5–97.5%)": _saved_cell(t),
+                         "frontier: violations [95%]": _rate_cell(f.violations),
+                         "frontier: cost saved (2.5–97.5%)": _saved_cell(f),
+                         "ceiling on test": pct(t.ceiling_saved)})
+    return pd.DataFrame(rows).set_index(["chain", "level"])
+
+
+def _refit_table(facts: ChainFacts) -> pd.DataFrame:
+    rows = [{"chain": name, "level": f"max_drop = {x.max_drop:g}, δ = {x.delta:g}",
+             "violations [95%]": _rate_cell(x.violations), "cost saved (2.5–97.5%)": _saved_cell(x)}
+            for name, c in facts.in_order().items() for x in c.comparison.refit]
     return pd.DataFrame(rows).set_index(["chain", "level"])
 
 
@@ -733,16 +1008,20 @@ def tables(facts: ChainFacts) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict of DataFrames
-        ``"guarantee"``: per chain and max_drop, the share of re-splits whose test accuracy lost
-        exceeded max_drop (95% Wilson interval) and what it reads against δ, cost saved against
+        ``"guarantee"``: per chain and max_drop, the share of re-splits whose accuracy lost on all
+        rows exceeded max_drop (95% Wilson interval), what it reads against δ, the same share on
+        the test half, cost saved against
         the last model (mean, and the 2.5-97.5% range over re-splits), mean accuracy lost, how
         often nothing cheaper than the last model was certified, and the models the certified
-        configuration asked most often. ``"baselines"``: one row per chain and method: the
+        configuration asked most often. ``"methods"``: per chain and (max_drop, δ), both
+        certification methods' violation rates and savings and the ceiling on test. ``"refit"``:
+        the threshold method with its calibrators refitted on all of cal. ``"baselines"``: one row per chain and method: the
         mean test cost, as a share of the last model's, of the configuration the method chose on
         cal within the budget, and the share of re-splits in which it lost more than the budget
         on test.
     """
-    return {"guarantee": _guarantee_table(facts), "baselines": _baseline_table(facts)}
+    return {"guarantee": _guarantee_table(facts), "methods": _methods_table(facts), "refit": _refit_table(facts),
+            "baselines": _baseline_table(facts)}
 
 
 def _drawn(facts: ChainFacts) -> dict[str, dict[str, Any]]:
@@ -760,7 +1039,12 @@ def figures(facts: ChainFacts) -> Any:
 def explorers(facts: ChainFacts) -> dict[str, interactive.Explorer]:
     """One kernel-free explorer per chain (:func:`calcas.render.interactive.chain_explorer`): its
     test frontiers and the certified configuration at a max_drop slider and a δ drop-down,
-    starting at the largest max_drop tested and the chapter's δ."""
+    starting at the largest max_drop tested and the chapter's δ; a control that moves nothing on a
+    chain (:class:`ControlFacts`) is left out, and the prose says so."""
     p = facts.parameters
-    return {name: interactive.chain_explorer(c, title=name, max_drop=max(p.max_drops), delta=p.delta)
+    chains = facts.in_order()
+    return {name: interactive.chain_explorer(
+        c, title=name, max_drop=max(p.max_drops), delta=p.delta,
+        controls=tuple(k for k, moves in (("max_drop", chains[name].controls.drop_moves),
+                                          ("delta", chains[name].controls.delta_moves)) if moves))
             for name, c in _drawn(facts).items()}

@@ -33,7 +33,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Sequence
 
 import altair as alt
 import numpy as np
@@ -629,7 +629,7 @@ def grid_key(value: float) -> int:
 
 
 def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float = 0.03,
-                   delta: float = 0.1) -> Explorer:
+                   delta: float = 0.1, controls: Sequence[str] = ("max_drop", "delta")) -> Explorer:
     """A chain's cost / accuracy frontiers on test, with controls for the guarantee (max_drop, δ)
     and the cascade :func:`calcas.select_cascade` certifies under it.
 
@@ -648,6 +648,9 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     max_drop, delta : float
         The controls' starting values (the page's guarantee); a value the grid lacks starts at
         the nearest one it has.
+    controls : sequence of {"max_drop", "delta"}
+        The controls shown; a control left out stays at its starting value (for a chain where it
+        moves nothing).
 
     Returns
     -------
@@ -718,10 +721,15 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
                          "threshold": [round(last_accuracy - d, 6) for d in drops],
                          "label": f"max_drop below {last}"})
 
+    unknown = set(controls) - {"max_drop", "delta"}
+    if unknown:
+        raise ValueError(f"controls: expected 'max_drop' and/or 'delta', got {sorted(unknown)}")
     drop_param = slider("max_drop", "max_drop, the accuracy the cascade may lose ", drops,
-                         _start(drops, max_drop))
+                        _start(drops, max_drop)) if "max_drop" in controls else \
+        alt.param(name="max_drop", value=_start(drops, max_drop))
     delta_param = alt.param(name="delta", value=_start(deltas, delta), bind=alt.binding_select(
-        options=deltas, name="δ, the chance the guarantee may fail "))
+        options=deltas, name="δ, the chance the guarantee may fail ")) if "delta" in controls else \
+        alt.param(name="delta", value=_start(deltas, delta))
     chosen = ((alt.datum.drop_key == alt.expr.round(drop_param * _KEY))
               & (alt.datum.delta_key == alt.expr.round(delta_param * _KEY)))
     top = max(1.05, float(frontier["cost_share"].max()), float(singles["cost_share"].max()))

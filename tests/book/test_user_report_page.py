@@ -18,7 +18,8 @@ def test_the_page_draws_from_disk_with_no_network(tmp_path):
         pytest.skip(f"no Chromium at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api")
     paths = [_csv(tmp_path, f"m{i}", _as("prob", _outputs(seed=i, skill=1 + i))) for i in range(3)]
-    user_report(paths, tmp_path / "out", n_boot=20, progress=False)
+    res = user_report(paths, tmp_path / "out", costs=[1, 4, 16], n_boot=20, progress=False)
+    assert "chain" in res  # three files and costs: the certified chain's table is on the page too
     folder = (tmp_path / "out").as_uri() + "/"
     outside, errors, tables = [], [], []
     with sync_api.sync_playwright() as pw:

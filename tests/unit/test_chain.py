@@ -269,6 +269,23 @@ def test_betting_p_values_edges_and_shapes():
     assert betting_p_values(rows[2], 0.05) == both[2]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_whole_chain_cal_frontier_contains_every_sub_chains(seed):
+    """Every sub-chain ending in the last model is one of the whole chain's configurations (the stages
+    it skips keep no bin), so on cal no sub-chain's frontier point lies above the whole chain's
+    frontier: the whole chain reaches at least its accuracy at no more cost. (On other rows, such
+    as test, nothing makes this hold.)"""
+    from calcas.chain import ChainRows, fit_frontier
+    conf, correct = chain_data(np.random.default_rng(seed), 1500, 4)
+    rows = ChainRows.of(conf, correct, [1.0, 2.5, 4.0, 12.0])
+    whole = fit_frontier(rows, n_bins=5)
+    for stages in calcas.certify.sub_chains(4)[:-1]:  # every sub-chain but the whole chain
+        sub = fit_frontier(rows.sub_chain(stages), n_bins=5)
+        for cost, accuracy in zip(sub.points.cost, sub.points.accuracy):
+            reached = whole.points.accuracy[whole.points.cost <= cost + 1e-9]
+            assert reached.max() >= accuracy - 1e-12, (stages, cost, accuracy)
+
+
 # ---------------------------------------------------------------------------- 5. select_cascade
 
 
@@ -287,7 +304,7 @@ def test_select_cascade_picks_a_cheaper_chain_when_the_first_model_is_nearly_as_
     conf = [sigmoid(2.0 + 1.5 * z + rng.normal(scale=s, size=n)) for s in (0.3, 0.3, 0.1)]
     correct = [(rng.random(n) < c).astype(float) for c in conf]
     costs = [1.0, 4.0, 20.0]
-    sel = select_cascade(conf, correct, costs, max_drop=0.05, delta=0.1, n_bins=6, seed=3)
+    sel = select_cascade(conf, correct, costs, max_drop=0.05, delta=0.1, n_bins=6, seed=3, method="frontier")
     assert sel.expected_cost_ < costs[-1] and sel.cost_share_ < 1
     assert any(k > 0 for k in sel.config_) and sel.bound_ == 0.05
     assert sel.n_fit_ + sel.n_certify_ == n and sel.n_fit_ == n // 2
@@ -310,7 +327,7 @@ def test_select_cascade_with_no_drop_allowed_is_the_last_model():
     rng = np.random.default_rng(7)
     conf, correct = chain_data(rng, 3000, 3)
     correct[-1] = np.maximum.reduce(correct)  # the last model is right wherever another one is
-    sel = select_cascade(conf, correct, [1, 2, 8], max_drop=0, delta=0.1, n_bins=5)
+    sel = select_cascade(conf, correct, [1, 2, 8], max_drop=0, delta=0.1, n_bins=5, method="frontier")
     assert tuple(sel.config_) == (0, 0) and sel.cost_share_ == 1 and sel.bound_ == 0
     assert sel.expected_cost_ == 8 and sel.stages_ == "2"
     assert sel.route(conf).tolist() == [2] * 3000
@@ -332,7 +349,8 @@ def test_select_cascade_guarantee_over_seeds():
         rng = np.random.default_rng(seed)
         conf = population(rng, 2000)
         correct = [(rng.random(len(c)) < c).astype(float) for c in conf]
-        sel = select_cascade(conf, correct, [1, 3, 10], max_drop=max_drop, delta=delta, n_bins=5, seed=seed)
+        sel = select_cascade(conf, correct, [1, 3, 10], max_drop=max_drop, delta=delta, n_bins=5, seed=seed,
+                             method="frontier")
         if tuple(sel.config_) == (0, 0):
             continue
         cheaper += 1
@@ -411,7 +429,7 @@ def test_bad_chain_input(case, match):
 ])
 def test_bad_selection_input(kw, match):
     conf, correct = small_chain()
-    args = {"max_drop": 0.05, "delta": 0.1, "n_bins": 3, **kw}
+    args = {"max_drop": 0.05, "delta": 0.1, "n_bins": 3, "method": "frontier", **kw}
     with pytest.raises(ValueError, match=match):
         select_cascade(conf, correct, [1, 2, 4], **args)
 
@@ -476,7 +494,7 @@ def test_costs_from_records_gflops():
     assert f.costs.tolist() == [2.5, 7.0, 30.0] and f.cost_source == source
     last_alone = evaluate_frontier(f, conf, correct, configurations=[[0, 0]])
     assert last_alone["cost"].iloc[0] == 30.0 and last_alone["cost_share"].iloc[0] == 1
-    sel = select_cascade(conf, correct, max_drop=0.05, delta=0.1, n_bins=3, records=recs)
+    sel = select_cascade(conf, correct, max_drop=0.05, delta=0.7, records=recs)  # 60 rows: delta >= 0.646
     assert sel.cost_source_ == source
 
 

@@ -170,3 +170,12 @@ def test_bad_entries_are_named(chain):
 
 
 # ---------------------------------------------------------------- the built page in Chromium
+
+
+def test_a_control_left_out_is_unbound_and_stays_at_its_start(chain):
+    params = _params(chain_explorer(chain, controls=("max_drop",), delta=0.05).to_dict())
+    assert "bind" in params["max_drop"] and "bind" not in params["delta"] and params["delta"]["value"] == 0.05
+    params = _params(chain_explorer(chain, controls=(), max_drop=0.02).to_dict())
+    assert "bind" not in params["max_drop"] and "bind" not in params["delta"] and params["max_drop"]["value"] == 0.02
+    with pytest.raises(ValueError, match="controls: expected 'max_drop' and/or 'delta', got \\['K'\\]"):
+        chain_explorer(chain, controls=("K",))

@@ -36,7 +36,7 @@ def _logit_chain(n=1500, seed=4):
 # ---------------------------------------------------------------- the study against the per-call functions
 
 
-def _reference(sets, costs, *, seed, n_cal, n_fit, levels, budget, n_bins):
+def _reference(sets, costs, *, seed, n_cal, n_fit, levels, budget, n_bins, method="threshold"):
     """One re-split the slow way: every step through a public function that checks its inputs."""
     m, n = len(sets), sets[0].n
     rows = np.random.default_rng(seed).permutation(n)
@@ -49,10 +49,16 @@ def _reference(sets, costs, *, seed, n_cal, n_fit, levels, budget, n_bins):
     out = {}
     for d, delta in levels:
         sel = calcas.select_cascade(list(conf[:, cal]), list(correct[:, cal]), costs, max_drop=d, delta=delta,
-                                    n_bins=n_bins, seed=seed, fit_rows=np.arange(n_fit))
-        t = calcas.evaluate_frontier(sel.frontier_, list(conf[:, test]), list(correct[:, test]),
-                                     configurations=[sel.config_])
-        out[d] = (t["cost"].iloc[0] / costs[-1], t["accuracy_lost"].iloc[0], sel.stages_)
+                                    n_bins=n_bins, seed=seed, fit_rows=np.arange(n_fit), method=method, lambdas=21)
+        if method == "frontier":
+            t = calcas.evaluate_frontier(sel.frontier_, list(conf[:, test]), list(correct[:, test]),
+                                         configurations=[sel.config_])
+            out[d] = (t["cost"].iloc[0] / costs[-1], t["accuracy_lost"].iloc[0], sel.stages_)
+        else:  # route the test rows through the fitted selector
+            stage = sel.route(list(conf[:, test]))
+            paid = np.cumsum(np.append(np.isfinite(sel.config_), True) * np.asarray(costs))
+            lost = correct[-1, test].mean() - correct[stage, test].mean()
+            out[d] = (paid[stage].mean() / costs[-1], lost, sel.stages_)
 
     def choice(c, stages, order):
         f = calcas.cascade_frontier(list(c[stages][:, cal]), list(correct[stages][:, cal]), costs[stages],
@@ -70,17 +76,23 @@ def _reference(sets, costs, *, seed, n_cal, n_fit, levels, budget, n_bins):
     return out
 
 
+@pytest.mark.parametrize("method", chain_study.CERTIFIERS)
 @pytest.mark.parametrize("make", [_chain, _logit_chain], ids=["Platt", "temperature"])
-def test_study_equals_the_per_call_functions_split_by_split(make):
+def test_study_equals_the_per_call_functions_split_by_split(make, method):
     """The fast study gives exactly (==, not approximately) the numbers of one public call per step."""
     sets = make(n=1500) if make is _chain else make()
     costs = checked_costs(None, 3, records=sets)[0]
     study = chain_study.study_chain(sets, max_drops=(0.0, 0.02, 0.1), budget=0.02, delta=0.2, n_splits=3, n_bins=6,
-                                    seed=7)
+                                    seed=7, method=method, lambdas=21, deltas=(0.2,), n_refit=1)
     assert study.n_cal == 750 and study.n_fit == 225 and study.n_certify == 525 and study.n_test == 750
+    compared = {(lv.method, lv.max_drop): lv for lv in study.comparison}
     for r in range(3):
         ref = _reference(sets, costs, seed=7 + r, n_cal=750, n_fit=225, levels=[(0.0, 0.2), (0.02, 0.2), (0.1, 0.2)],
-                         budget=0.02, n_bins=6)
+                         budget=0.02, n_bins=6, method=method)
+        for level in study.levels:
+            assert (level.cost_share[r], level.lost[r], level.stages[r]) == ref[level.max_drop]
+            other = compared[(method, level.max_drop)]  # the comparison holds the same runs
+            assert (other.cost_share[r], other.lost[r]) == (level.cost_share[r], level.lost[r])
         for level in study.levels:
             assert (level.cost_share[r], level.lost[r], level.stages[r]) == ref[level.max_drop]
         assert (study.methods["certified"].cost_share[r], study.methods["certified"].lost[r]) == ref[0.02][:2]
@@ -272,11 +284,11 @@ def test_answering_by_hand():
 
 def test_choose_is_select_cascade_at_each_level_and_leaves_the_fit_alone():
     conf, correct, costs = _rows(n=3000, seed=5)
-    sel = calcas.select_cascade(conf, correct, costs, max_drop=0.05, delta=0.1, n_bins=6, seed=2)
+    sel = calcas.select_cascade(conf, correct, costs, max_drop=0.05, delta=0.1, n_bins=6, seed=2, method="frontier")
     before = (sel.config_, sel.stages_, sel.expected_cost_, sel.tested_.copy())
     for d, delta in [(0.0, 0.1), (0.02, 0.3), (0.05, 0.1), (0.1, 0.05), (0.02, 0.01)]:
         chosen = sel.choose(max_drop=d, delta=delta)
-        ref = calcas.select_cascade(conf, correct, costs, max_drop=d, delta=delta, n_bins=6, seed=2)
+        ref = calcas.select_cascade(conf, correct, costs, max_drop=d, delta=delta, n_bins=6, seed=2, method="frontier")
         assert (chosen.config, chosen.stages, chosen.expected_cost, chosen.bound, chosen.drop_certify) == \
             (ref.config_, ref.stages_, ref.expected_cost_, ref.bound_, ref.drop_certify_)
         assert np.array_equal(chosen.p_values, ref.tested_["p_value"].to_numpy(), equal_nan=True)

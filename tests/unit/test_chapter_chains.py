@@ -46,9 +46,9 @@ def test_facts_round_trip_results_json(facts, tmp_path):
     assert back.to_dict() == written
     assert back.order == ["toy", "pair"] and list(back.in_order()) == ["toy", "pair"]
     assert set(written) == {"section", "parameters", "chains", "order", "shown"}  # no "expectation" any more
-    for name in ("guarantee", "baselines"):
+    for name in ("guarantee", "methods", "refit", "baselines"):
         assert chains.tables(back)[name].equals(chains.tables(facts)[name])
-    assert chains.prose(back).keys() == {"chains", "guarantee", "baselines", "middle", "paper"}
+    assert chains.prose(back).keys() == {"chains", "guarantee", "methods", "controls", "baselines", "middle", "paper"}
 
 
 def test_every_point_estimate_comes_from_the_study(facts):
@@ -58,12 +58,23 @@ def test_every_point_estimate_comes_from_the_study(facts):
     toy = facts.chains["toy"]
     for lv in study.levels:
         g = toy.guarantee[f"{lv.max_drop:g}"]
-        k = int(np.sum(lv.lost > lv.max_drop + 1e-12))
+        k = int(np.sum(lv.lost_population > lv.max_drop + 1e-12))  # the guarantee is about all rows
         assert g.n_violations == k and g.violations.estimate.value == k / 6
+        assert g.test_violation_share == np.mean(lv.lost > lv.max_drop + 1e-12)
         assert (g.violations.estimate.low, g.violations.estimate.high) == pytest.approx(_wilson(k, 6))
         assert g.cost_saved_mean == pytest.approx(1 - lv.cost_share.mean())
         assert g.lost_quantiles == pytest.approx(np.quantile(lv.lost, [0.025, 0.5, 0.975]))
     assert toy.baselines["oracle"].cost_share_mean == pytest.approx(study.methods["oracle"].cost_share.mean())
+    cells = {(x.method, x.max_drop, x.delta): x for x in toy.comparison.cells}
+    for lv in study.comparison:
+        x = cells[(lv.method, lv.max_drop, lv.delta)]
+        k = int(np.sum(lv.lost_population > lv.max_drop + 1e-12))
+        assert x.n_violations == k and x.violations.reference == lv.delta
+        assert (x.violations.estimate.low, x.violations.estimate.high) == pytest.approx(_wilson(k, 6))
+        assert x.cost_saved_mean == pytest.approx(1 - lv.cost_share.mean())
+        assert x.ceiling_saved == pytest.approx(1 - study.ceiling[lv.max_drop].mean())
+    assert {(x.method, x.max_drop, x.delta) for x in toy.comparison.cells} == {
+        (m, d, e) for m in ("threshold", "frontier") for d in (0.01, 0.05) for e in (0.05, 0.1)}
     assert [s.accuracy for s in toy.singles] == pytest.approx(study.first.accuracy)
 
 
@@ -74,7 +85,7 @@ def _runs(lost, max_drop=0.02, answering=None, cost_share=None):
     lost = np.asarray(lost, dtype=float)
     answering = answering or ["0+2"] * len(lost)
     return LevelRuns(max_drop, lost, np.full(len(lost), 0.5) if cost_share is None else np.asarray(cost_share),
-                     list(answering), list(answering))
+                     list(answering), list(answering), lost)
 
 
 @pytest.mark.parametrize("lost, outcome", [
@@ -93,16 +104,16 @@ def test_violation_verdict_against_delta(lost, outcome):
 def test_level_names_one_model_alone_and_counts():
     answering = ["1"] * 8 + ["0+1+2"] * 2
     stages = ["1+2"] * 8 + ["0+1+2"] * 2  # stage 1 keeps every bin: it calls 2 yet never reaches it
-    runs = LevelRuns(0.03, np.zeros(10), np.array([0.2] * 8 + [1.1, 0.9]), stages, answering)
+    runs = LevelRuns(0.03, np.zeros(10), np.array([0.2] * 8 + [1.1, 0.9]), stages, answering, np.zeros(10))
     g = chains._level(runs, MODELS, delta=0.1)
     assert (g.usual, g.usual_share, g.usual_alone) == ("1", 0.8, "m1")
     assert g.called_share == [0.2, 1.0, 1.0] and g.answering_share == [0.2, 1.0, 0.2]
     assert g.n_dearer_than_last == 1 and not g.mostly_last_alone and g.last_alone_share == 0
-    last = chains._level(LevelRuns(0.03, np.zeros(4), np.ones(4), ["2"] * 3 + ["0+2"], ["2"] * 3 + ["0+2"]),
-                         MODELS, delta=0.1)
+    last = chains._level(LevelRuns(0.03, np.zeros(4), np.ones(4), ["2"] * 3 + ["0+2"], ["2"] * 3 + ["0+2"],
+                                   np.zeros(4)), MODELS, delta=0.1)
     assert last.usual == "2" and last.usual_alone is None and last.mostly_last_alone  # 3 of 4
-    half = chains._level(LevelRuns(0.03, np.zeros(4), np.ones(4), ["2"] * 2 + ["0+2"] * 2, ["2"] * 2 + ["0+2"] * 2),
-                         MODELS, delta=0.1)
+    half = chains._level(LevelRuns(0.03, np.zeros(4), np.ones(4), ["2"] * 2 + ["0+2"] * 2, ["2"] * 2 + ["0+2"] * 2,
+                                   np.zeros(4)), MODELS, delta=0.1)
     assert not half.mostly_last_alone  # half is not most
 
 
@@ -304,7 +315,19 @@ def test_tables_figures_and_explorers_from_the_facts(facts):
     g = toy.guarantee["0.05"]
     row = t["guarantee"].loc[("toy", "max_drop = 0.05")]
     v = g.violations.estimate
-    assert row["violations [95%]"] == f"{v.value:.1%} [{100 * v.low:.1f}, {100 * v.high:.1f}]"
+    assert row["violations, all rows [95%]"] == f"{v.value:.1%} [{v.low:.1%},\u00a0{v.high:.1%}]"
+    assert row["violations, test half"] == f"{g.test_violation_share:.1%}"
+    cells = {(x.method, x.max_drop, x.delta): x for x in toy.comparison.cells}
+    shown = t["methods"].loc[("toy", "max_drop = 0.05, δ = 0.1")]
+    for method in ("threshold", "frontier"):
+        x = cells[(method, 0.05, 0.1)]
+        q = x.cost_saved_quantiles
+        assert shown[f"{method}: cost saved (2.5–97.5%)"] == \
+            f"{round(100 * x.cost_saved_mean)}% ({round(100 * q[0])}% to\u00a0{round(100 * q[2])}%)"
+        e = x.violations.estimate
+        assert shown[f"{method}: violations [95%]"] == f"{e.value:.1%} [{e.low:.1%},\u00a0{e.high:.1%}]"
+    assert shown["ceiling on test"] == f"{round(100 * cells[('threshold', 0.05, 0.1)].ceiling_saved)}%"
+    assert len(t["refit"]) == 2 * 2 * 2  # two chains, two max_drops, two deltas
     assert row["reads"] == {"below": "below δ", "above": "above δ: failed", "within": "cannot tell from δ"}[
         g.violations.outcome]
     b = toy.baselines["oracle"]
@@ -316,3 +339,81 @@ def test_tables_figures_and_explorers_from_the_facts(facts):
     explorers = chains.explorers(facts)
     assert list(explorers) == ["toy", "pair"] and explorers["toy"].name.startswith("calcas chain explorer")
 
+
+# ---------------------------------------------------------------- the two methods, floors, controls
+
+
+def _comparison_study(saved: dict, violations: dict | None = None):
+    """A stand-in study whose comparison runs give the savings ``saved[(method, d, e)]``."""
+    violations = violations or {}
+    runs = []
+    for (method, d, e), x in saved.items():
+        k = violations.get((method, d, e), 0)
+        runs.append(LevelRuns(d, np.zeros(100), np.full(100, 1 - x), ["2"] * 100, ["2"] * 100,
+                              np.r_[np.full(k, d + 0.01), np.zeros(100 - k)], method, e))
+    return types.SimpleNamespace(comparison=runs, refit=[], ceiling={0.01: np.full(10, 0.8), 0.03: np.full(10, 0.6)})
+
+
+def test_comparison_names_the_better_method_at_the_shown_precision():
+    levels = [(0.01, 0.05), (0.03, 0.1)]
+    same = {("threshold", d, e): 0.3 for d, e in levels} | {("frontier", d, e): 0.296 for d, e in levels}
+    c = chains._comparison(_comparison_study(same))  # 30% against 30% as shown: not worse anywhere
+    assert c.better == "threshold" and c.worse_cells == [] and c.n_refit == 10
+    mixed = dict(same) | {("frontier", 0.03, 0.1): 0.4, ("threshold", 0.01, 0.05): 0.35}  # each ahead once
+    c = chains._comparison(_comparison_study(mixed))
+    assert c.better is None and c.worse_cells == [[0.03, 0.1]]
+    behind = {k: (0.1 if k[0] == "threshold" else 0.2) for k in same}
+    assert chains._comparison(_comparison_study(behind)).better == "frontier"
+    # worst_upper: the largest Wilson upper end minus its delta (12 of 100 at delta 0.05)
+    c = chains._comparison(_comparison_study(same, {("frontier", 0.01, 0.05): 12}))
+    assert c.worst_upper == pytest.approx(_wilson(12, 100)[1] - 0.05)
+    assert [x.ceiling_saved for x in c.cells if x.max_drop == 0.03] == pytest.approx([0.4, 0.4])
+
+
+def test_floors_are_the_zero_loss_p_value_against_delta_over_the_sub_chains():
+    study = types.SimpleNamespace(costs=np.array([1.0, 2.0, 8.0]), method="threshold", n_certify=400,
+                                  levels=[types.SimpleNamespace(max_drop=d) for d in (0.01, 0.03)])
+    floors = chains._floors(study, delta=0.1)
+    for f, d in zip(floors, (0.01, 0.03)):
+        assert f.floor_p == pytest.approx(calcas.betting_p_values(np.zeros(400), d))
+        assert f.level == pytest.approx(0.1 / 3) and f.n_tests == 3 and f.possible == (f.floor_p <= 0.1 / 3)
+    assert [f.possible for f in floors] == [False, True]  # 400 rows cannot certify 0.01 at 0.033
+    study.method = "frontier"
+    assert chains._floors(study, delta=0.1)[0].n_tests == 1
+
+
+def test_floor_prose_says_rows_or_models_stop_it():
+    c = types.SimpleNamespace(models=["a", "b", "c"])
+    few = chains.FloorFacts(0.01, 400, 0.05, 0.1 / 3, 3, False)
+    text = chains._floor_text(c, [few])
+    assert "400 certifying rows" in text and "0.05 at max_drop = 0.01" in text and "0.0333 each" in text
+    assert "whatever the models" in text
+    enough = chains.FloorFacts(0.03, 400, 1e-4, 0.1 / 3, 3, True)
+    text = chains._floor_text(c, [enough])
+    assert "Rows are not what stops it at max_drop = 0.03" in text and "the cheaper models lose" in text
+
+
+def _grid(points):
+    return [chains.GridPoint(d, e, st, st, cost, 0.9, 0.0) for (d, e), (st, cost) in points.items()]
+
+
+def test_controls_move_or_not_by_hand():
+    fixed = {(d, e): ("0+2", 0.4) for d in (0.0, 0.01) for e in (0.05, 0.1)}
+    assert chains._controls(_grid(fixed)) == chains.ControlFacts(False, False)
+    by_drop = fixed | {(0.01, 0.05): ("0+2", 0.3), (0.01, 0.1): ("0+2", 0.3)}
+    assert chains._controls(_grid(by_drop)) == chains.ControlFacts(False, True)
+    by_delta = fixed | {(0.01, 0.1): ("1+2", 0.4)}
+    assert chains._controls(_grid(by_delta)) == chains.ControlFacts(True, True)
+
+
+def test_methods_prose_and_controls_prose(facts):
+    text = chains.prose(facts)
+    for name, c in facts.in_order().items():
+        assert f"**{name}**" in text["methods"]
+        assert "ceiling" in text["methods"] and "Refitting the calibrators" in text["methods"]
+    c = facts.chains["toy"]
+    quiet = dataclasses.replace(c, controls=chains.ControlFacts(False, True))
+    assert "no δ control" in chains._controls_text("toy", quiet)
+    assert chains._controls_text("toy", dataclasses.replace(c, controls=chains.ControlFacts(True, True))) is None
+    none = chains._controls_text("toy", dataclasses.replace(c, controls=chains.ControlFacts(False, False)))
+    assert "without controls" in none

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import calcas
 from calcas.chapters import calibration as calibration_chapter
 from calcas.chapters import cleaning
 from calcas.records import RecordsError
-from calcas.user_report import read_outputs, user_report
+from calcas.user_report import main, read_outputs, user_report
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CALCAS_CHROMIUM", "/usr/bin/chromium"))
@@ -97,7 +98,7 @@ def test_three_files_give_calibration_cascades_and_cleaning(tmp_path):
     paths = [_csv(tmp_path, f"m{i}", _as(kind, f)) for i, (f, kind) in enumerate(zip(frames, ("confidence", "prob",
                                                                                              "logit")))]
     res = user_report(paths, tmp_path / "out", costs=[1, 4, 16], n_boot=20, progress=False)
-    assert set(res) == {"inputs", "calibration", "cascade", "cleaning"}
+    assert set(res) == {"inputs", "calibration", "cascade", "cleaning", "chain"}  # chain: three files and costs
     assert set(res["cascade"]["pairs"]) == {"m0 → m1", "m1 → m2"}  # each file with the next
     # the costs reach the compute saving: p - k_first / k_second at the fixed K
     pair = res["cascade"]["pairs"]["m0 → m1"]
@@ -523,3 +524,102 @@ def test_cleaning_left_out_names_an_unknown_label(tmp_path):
     assert res["cleaning"] is None
     page = (tmp_path / "out" / "index.html").read_text()
     assert "Left out: 1 label(s) are unknown (-1), e.g. id &#x27;s00007&#x27; in m0.csv" in page
+
+
+# ------------------------------------------------------------------ the certified chain
+
+def _chain_files(tmp_path: Path, n: int = 800) -> list[Path]:
+    """Three files of rising skill; the second and third list their rows in other orders (the
+    chain aligns them by id)."""
+    frames = [_as(kind, _outputs(n=n, seed=s, skill=k))
+              for s, k, kind in ((1, 2.5, "confidence"), (2, 3.0, "prob"), (3, 3.5, "logit"))]
+    shuffled = [f.iloc[np.random.default_rng(10 + i).permutation(n) if i else np.arange(n)]
+                for i, f in enumerate(frames)]
+    return [_csv(tmp_path, f"m{i}", f) for i, f in enumerate(shuffled)]
+
+
+def _chain_directly(paths: Sequence[Path], costs: Sequence[float], *, max_drop: float, delta: float, seed: int = 0):
+    """What the chain section should show, computed here from the files: rows in sorted-id order,
+    30% of a seeded permutation fit each file's calibrator, select_cascade certifies on the rest."""
+    sets = calcas.align(*[read_outputs(p) for p in paths])
+    n = sets[0].n
+    fit_rows = np.sort(np.random.default_rng(seed).permutation(n)[:round(0.3 * n)])
+    fit = np.isin(np.arange(n), fit_rows)
+    conf = [calcas.calibrate_records(r, fit).calibrated for r in sets]
+    return calcas.select_cascade(conf, [r.verified for r in sets], costs, max_drop=max_drop, delta=delta,
+                                 method="threshold", fit_rows=fit_rows, seed=seed), fit_rows
+
+
+def test_three_files_with_costs_certify_the_chain(tmp_path):
+    paths, costs = _chain_files(tmp_path), [1.0, 4.0, 16.0]
+    res = user_report(paths, tmp_path / "out", costs=costs, n_boot=20, progress=False, max_drop=0.05)
+    chain = res["chain"]
+    direct, fit_rows = _chain_directly(paths, costs, max_drop=0.05, delta=0.1)
+    names = ["m0", "m1", "m2"]
+    assert chain["message"] is None and chain["order"] == names
+    assert chain["models"] == [names[int(j)] for j in direct.stages_.split("+")]
+    assert len(chain["models"]) >= 2  # these rows certify a cheaper configuration than m2 alone
+    assert chain["cost_share"] == pytest.approx(direct.cost_share_, abs=1e-6)
+    assert chain["saving"] == pytest.approx(1 - direct.cost_share_, abs=1e-6)
+    assert chain["threshold"] == pytest.approx(direct.threshold_, abs=1e-6)
+    assert chain["expected_cost"] == pytest.approx(direct.expected_cost_, abs=1e-6)
+    assert (chain["n_fit"], chain["n_certify"]) == (len(fit_rows), 800 - len(fit_rows)) == (240, 560)
+    assert (chain["max_drop"], chain["delta"]) == (0.05, 0.1)
+    page = (tmp_path / "out" / "index.html").read_text()
+    section = page[page.index("<h2>Certified chain</h2>"):]
+    assert f"Certified: {' → '.join(chain['models'])}." in section
+    assert f"λ = {direct.threshold_:.4g}" in section and f"a saving of {1 - direct.cost_share_:.1%}" in section
+    assert "loses at most 0.05 of m2&#x27;s accuracy with probability &gt;= 0.9" in section
+    assert "240 (30%) fit each file&#x27;s calibrator and the other 560 (70%) certify" in section
+    assert 'class="calcas-table"' in section and 'data-label="cost share"' in section
+
+
+def test_max_drop_and_delta_reach_the_chain_from_the_command_line(tmp_path, capsys):
+    paths = _chain_files(tmp_path, n=400)
+    out = tmp_path / "out"
+    code = main([*map(str, paths), "--out", str(out), "--costs", "1", "3", "9", "--n-boot", "20",
+                 "--max-drop", "0.08", "--delta", "0.2", "--seed", "3"])
+    assert code == 0, capsys.readouterr().err
+    chain = json.loads((out / "results.json").read_text())["chain"]
+    assert (chain["max_drop"], chain["delta"], chain["n_fit"], chain["n_certify"]) == (0.08, 0.2, 120, 280)
+    direct, _ = _chain_directly(paths, [1.0, 3.0, 9.0], max_drop=0.08, delta=0.2, seed=3)
+    assert chain["cost_share"] == pytest.approx(direct.cost_share_, abs=1e-6)
+    # the defaults: max_drop 0.02, delta 0.1
+    assert main([*map(str, paths), "--out", str(out), "--costs", "1", "3", "9", "--n-boot", "20"]) == 0
+    chain = json.loads((out / "results.json").read_text())["chain"]
+    assert (chain["max_drop"], chain["delta"]) == (0.02, 0.1)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--max-drop", "1.5"], "calcas report: max_drop: must be >= 0 and < 1 (a share of accuracy), got 1.5"),
+    (["--max-drop", "-0.1"], "calcas report: max_drop: must be >= 0 and < 1"),
+    (["--delta", "0"], "calcas report: delta: must be in (0, 1), got 0.0"),
+    (["--delta", "1"], "calcas report: delta: must be in (0, 1), got 1.0"),
+])
+def test_a_bad_max_drop_or_delta_is_refused_before_any_computation(tmp_path, capsys, one_file, options, message):
+    assert main([str(one_file[0]), "--out", str(tmp_path / "out"), *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_delta_too_small_to_certify_shows_its_message_in_the_report(tmp_path):
+    paths, costs = _chain_files(tmp_path, n=200), [1.0, 4.0, 16.0]
+    with pytest.raises(ValueError, match=r"^delta: ") as raised:
+        _chain_directly(paths, costs, max_drop=0.05, delta=0.01)
+    res = user_report(paths, tmp_path / "out", costs=costs, n_boot=20, progress=False, max_drop=0.05, delta=0.01)
+    chain = res["chain"]
+    assert chain["message"] == str(raised.value) and "models" not in chain and "cost_share" not in chain
+    assert (chain["n_fit"], chain["n_certify"], chain["delta"]) == (60, 140, 0.01)
+    page = (tmp_path / "out" / "index.html").read_text()
+    section = page[page.index("<h2>Certified chain</h2>"):]
+    assert "Nothing could be certified: delta: 0.01 split over 3 sub-chains" in section
+
+
+def test_two_files_or_no_costs_give_no_chain(tmp_path):
+    paths = _chain_files(tmp_path, n=300)
+    res = user_report(paths[:2], tmp_path / "two", costs=[1, 4], n_boot=20, progress=False)
+    assert "chain" not in res and "cascade" in res
+    assert "Certified chain" not in (tmp_path / "two" / "index.html").read_text()
+    res = user_report(paths, tmp_path / "three", n_boot=20, progress=False)
+    assert "chain" not in res and "Certified chain" not in (tmp_path / "three" / "index.html").read_text()
