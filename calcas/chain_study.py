@@ -133,6 +133,9 @@ class FirstSplit:
         The whole chain (``"0+1+2"``) and, for M > 2, each pair ending in the last model (``"0+2"``).
     grid : list of GridPoint
         One per (max_drop, delta) of :data:`GRID_DROPS` x :data:`GRID_DELTAS`.
+    paths : dict stages -> (ndarray, ndarray, ndarray)
+        The threshold method's configurations on test, per sub-chain (``"0+2"``): the grid's
+        thresholds (high to low), and each one's test cost share and accuracy.
     frontier_first : tuple of float or None
         The frontier method's first tested configuration (the dearest one cheaper than the last
         model on the fitting rows): its cost share and accuracy lost on the certifying rows; None
@@ -143,6 +146,7 @@ class FirstSplit:
     test_correct: np.ndarray
     frontiers: dict[str, FrontierOnTest]
     grid: list[GridPoint]
+    paths: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
     frontier_first: tuple[float, float] | None = None
 
 
@@ -355,12 +359,11 @@ def _certified(selector: CascadeSelector | ThresholdSelector, test: ChainRows,
 def _ceiling(test: ChainRows, frontier: ChainFrontier, lambdas: np.ndarray, max_drops: Sequence[float]) -> list[float]:
     """Per max_drop, the test cost share of the cheapest configuration that loses at most max_drop on
     ``test``: every threshold of every sub-chain, and every point of ``frontier``."""
-    last, index = float(test.correct[-1].mean()), np.arange(test.n)
+    last = float(test.correct[-1].mean())
     cost, lost = [np.ones(1)], [np.zeros(1)]  # the last model alone
-    for stages in sub_chains(test.n_models):
-        stage = _first_stage(test.conf[list(stages)], lambdas)
-        cost.append(np.cumsum(test.costs[list(stages)])[stage].mean(axis=1) / test.costs[-1])
-        lost.append(last - test.correct[list(stages)][stage, index].mean(axis=1))
+    for _, share, accuracy in _paths(test, lambdas).values():
+        cost.append(share)
+        lost.append(last - accuracy)
     t = frontier.measure(test)
     cost, lost = np.concatenate([*cost, t.cost_share]), np.concatenate([*lost, t.accuracy_lost])
     return [float(cost[lost <= d + 1e-12].min()) for d in max_drops]
@@ -510,6 +513,7 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
         methods["oracle"].append(_oracle(s.test.correct, chain_costs, budget))
         if r == 0:
             first = _first_split(s, advantage, bins, test_bins, selectors[method], grid_levels, n_bins)
+            first = dataclasses.replace(first, paths=_paths(s.test, grid))
             tested = selectors["frontier"].tested_
             if len(tested):
                 first = dataclasses.replace(first, frontier_first=(float(tested["cost_share"].iloc[0]),
@@ -536,6 +540,16 @@ def _record(runs: dict, name: str, selector: CascadeSelector | ThresholdSelector
     _, lost_population = _measured(selector, chosen, s.population)
     for (d, e), c, k, x, p in zip(levels, chosen, cost, lost, lost_population):
         runs.setdefault((name, d, e), []).append((float(k), float(x), float(p), c.stages, c.answering))
+
+
+def _paths(test: ChainRows, lambdas: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every threshold of every sub-chain measured on ``test``: thresholds, cost share, accuracy."""
+    out, index = {}, np.arange(test.n)
+    for stages in sub_chains(test.n_models):
+        stage = _first_stage(test.conf[list(stages)], lambdas)
+        cost = np.cumsum(test.costs[list(stages)])[stage].mean(axis=1) / test.costs[-1]
+        out["+".join(map(str, stages))] = (lambdas, cost, test.correct[list(stages)][stage, index].mean(axis=1))
+    return out
 
 
 def _first_split(s: _Split, advantage: ChainFrontier, bins: StageBins, test_bins: np.ndarray,

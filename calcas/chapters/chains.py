@@ -36,7 +36,7 @@ from .common import (Estimate, Facts, Verdict, dataset_label, decide, exercises_
                      names_list, paper_reference, pct, reference_dataset, signed)
 
 __all__ = ["ChainFacts", "ChainsParameters", "SingleChainFacts", "LevelFacts", "BaselineFacts", "SingleFacts",
-           "MethodCell", "ComparisonFacts", "FloorFacts", "ControlFacts",
+           "MethodCell", "ComparisonFacts", "FloorFacts", "ControlFacts", "PathFacts",
            "FrontierFacts", "GridPointFacts", "StageFacts", "ReachFacts", "ShortfallFacts", "MiddleFacts",
            "PaperContext", "METHOD_NAMES", "SHORT_NAMES", "SHORTFALL_MARGIN", "compute", "prose", "tables",
            "figures", "explorers"]
@@ -169,6 +169,16 @@ class FrontierFacts(Facts):
     cal_cost_share: list[float]
     cal_accuracy: list[float]
     answering: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class PathFacts(Facts):
+    """One sub-chain's threshold path on the first re-split's test rows: per threshold of the grid
+    (high to low), the test cost share and accuracy of the configuration it gives."""
+
+    threshold: list[float]
+    cost_share: list[float]
+    accuracy: list[float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,6 +361,7 @@ class SingleChainFacts(Facts):
     comparison: ComparisonFacts
     floors: list[FloorFacts]
     controls: ControlFacts
+    paths: dict[str, PathFacts] = dataclasses.field(default_factory=dict)
 
     def calls(self, stages: str) -> str:
         """The models of ``stages`` ("0+2") by name, in chain order ("a → c")."""
@@ -553,7 +564,8 @@ def _chain(study: ChainStudy, sets: Sequence[Records], models: list[str], *, del
         singles=singles, frontiers=frontiers, selection_grid=grid,
         stages=_stages(study, models, list(levels.values()), seed) if many else [],
         middle=_middle(study, models, max(lv.max_drop for lv in study.levels)), paper=_paper(sets),
-        comparison=_comparison(study), floors=_floors(study, delta), controls=_controls(first.grid))
+        comparison=_comparison(study), floors=_floors(study, delta), controls=_controls(first.grid),
+        paths={k: PathFacts(*(np.asarray(x).tolist() for x in v)) for k, v in first.paths.items()})
 
 
 def _checked_chains(chains: Any, costs: Any) -> dict[str, list[Any]]:
@@ -661,8 +673,8 @@ def _setup(name: str, c: SingleChainFacts) -> str:
     source = "as given in the chapter's parameters" if c.cost_source == "given" else f"from {c.cost_source}"
     alone = ", ".join(f"{c.models[s.model]} {fmt(s.accuracy)} (cost {c.costs[s.model]:g})" for s in c.singles)
     return (f"**{name}**: {c.n:,} rows; costs per call {source}. Test accuracy of each model alone on the first "
-            f"re-split: {alone}. Each re-split gives {c.n_cal:,} rows to cal ({c.n_fit:,} fit the calibrators, bins "
-            f"and frontier; {c.n_certify:,} certify) and {c.n_test:,} to test.")
+            f"re-split: {alone}. Each re-split gives {c.n_cal:,} rows to cal ({c.n_fit:,} fit the calibrators, and the "
+            f"frontier method's bins and frontier; {c.n_certify:,} certify) and {c.n_test:,} to test.")
 
 
 def _guarantee(name: str, c: SingleChainFacts, delta: float, n_splits: int, method: str) -> str:
@@ -729,39 +741,27 @@ def _floor_text(c: SingleChainFacts, floors: Sequence[FloorFacts]) -> str:
 
 
 def _methods_text(name: str, c: SingleChainFacts) -> str:
+    """Three paragraphs at most: which method saves more, against the ceiling, with the violation
+    verdicts; why the frontier method certified nothing where it did not; the refit variant."""
     cmp, last = c.comparison, c.models[-1]
     cells = {(x.method, x.max_drop, x.delta): x for x in cmp.cells}
     levels = sorted({(x.max_drop, x.delta) for x in cmp.cells})
     top = levels[-1]
     t, f = cells[("threshold", *top)], cells[("frontier", *top)]
-    out = [f"**{name}**:"]
     if cmp.better == "threshold":
-        out.append("the threshold method saves at least as much as the frontier method at every max_drop and δ "
-                   f"tested; at max_drop = {top[0]:g}, δ = {top[1]:g}, {pct(t.cost_saved_mean)} against "
-                   f"{pct(f.cost_saved_mean)} of {last}'s cost.")
+        first = ("the threshold method saves at least as much as the frontier method at every max_drop and δ "
+                 f"tested; at max_drop = {top[0]:g}, δ = {top[1]:g}, {pct(t.cost_saved_mean)} against "
+                 f"{pct(f.cost_saved_mean)} of {last}'s cost.")
     else:
         worse = "; ".join(f"max_drop = {d:g}, δ = {e:g} ({pct(cells[('threshold', d, e)].cost_saved_mean)} against "
                           f"{pct(cells[('frontier', d, e)].cost_saved_mean)})" for d, e in cmp.worse_cells)
-        out.append(f"the frontier method saves more at {worse}; at max_drop = {top[0]:g}, δ = {top[1]:g} the threshold "
-                   f"method saves {pct(t.cost_saved_mean)}, the frontier method {pct(f.cost_saved_mean)}.")
-    out.append(f"The ceiling, the cheapest configuration of either family that loses at most max_drop on the test rows "
-               f"(known only after the fact), saves " + ", ".join(
-                   f"{pct(cells[('threshold', d, levels[-1][1])].ceiling_saved)} at {d:g}"
-                   for d in sorted({d for d, _ in levels})) + f" (mean of the first {cmp.n_refit:,} re-splits).")
-    stuck = [(d, e) for d, e in levels if cells[("frontier", d, e)].last_alone_share > 0.5
-             and cells[("threshold", d, e)].last_alone_share <= 0.5]
-    if stuck:
-        out.append(f"At " + "; ".join(f"max_drop = {d:g}, δ = {e:g}" for d, e in stuck) + f" the frontier method "
-                   f"certified nothing cheaper than {last} in most re-splits (" + ", ".join(
-                       pct(cells[("frontier", d, e)].last_alone_share) for d, e in stuck) + ") where the threshold "
-                   "method did certify something.")
-        if cmp.frontier_first is not None:
-            share, lost = cmp.frontier_first
-            out.append(f"Its configurations move whole bins of rows from one model to another: on the first re-split "
-                       f"its first configuration cheaper than {last} (cost {fmt(share)} of {last}'s) already loses "
-                       f"{fmt(lost)} of {last}'s accuracy on the certifying rows, so a test at a max_drop below that "
-                       "fails at once and the sequence stops there. The threshold method's grid moves a few rows per "
-                       "step, and tests each sub-chain on its own path.")
+        first = (f"the frontier method saves more at {worse}; at max_drop = {top[0]:g}, δ = {top[1]:g} the threshold "
+                 f"method saves {pct(t.cost_saved_mean)}, the frontier method {pct(f.cost_saved_mean)}.")
+    out = [f"**{name}**: {first}",
+           "The ceiling, the cheapest configuration of either family that loses at most max_drop on the test rows "
+           "(known only after the fact), saves " + ", ".join(
+               f"{pct(cells[('threshold', d, levels[-1][1])].ceiling_saved)} at {d:g}"
+               for d in sorted({d for d, _ in levels})) + f" (mean of the first {cmp.n_refit:,} re-splits)."]
     outcomes = Counter(x.violations.outcome for x in cmp.cells)
     if outcomes.get("above"):
         bad = [x for x in cmp.cells if x.violations.outcome == "above"]
@@ -771,19 +771,35 @@ def _methods_text(name: str, c: SingleChainFacts) -> str:
     else:
         margin = (f"its upper end lies at least {fmt(-cmp.worst_upper)} below δ" if cmp.worst_upper < 0 else
                   f"its upper end exceeds δ by at most {fmt(cmp.worst_upper)}")
-        out.append(f"In every cell the violation rate's 95% Wilson interval "
+        out.append("In every cell the violation rate's 95% Wilson interval "
                    + ("lies below δ" if outcomes.keys() == {"below"} else "lies below δ or contains it")
                    + f"; {margin}.")
+    paragraphs = [" ".join(out)]
+    stuck = [(d, e) for d, e in levels if cells[("frontier", d, e)].last_alone_share > 0.5
+             and cells[("threshold", d, e)].last_alone_share <= 0.5]
+    if stuck:
+        why = [f"At " + "; ".join(f"max_drop = {d:g}, δ = {e:g}" for d, e in stuck) + " the frontier method "
+               f"certified nothing cheaper than {last} in most re-splits (" + ", ".join(
+                   pct(cells[("frontier", d, e)].last_alone_share) for d, e in stuck) + ") where the threshold "
+               "method did certify something."]
+        if cmp.frontier_first is not None:
+            share, lost = cmp.frontier_first
+            why.append(f"Its configurations move whole bins of rows from one model to another: on the first re-split "
+                       f"its first configuration cheaper than {last} (cost {fmt(share)} of {last}'s) already loses "
+                       f"{fmt(lost)} of {last}'s accuracy on the certifying rows, so a test at a max_drop below that "
+                       "fails at once and the sequence stops there. The threshold method's grid moves a few rows per "
+                       "step, and tests each sub-chain on its own path.")
+        paragraphs.append(" ".join(why))
     refit = {(x.max_drop, x.delta): x for x in cmp.refit}
     if refit:
         r = refit[top]
-        out.append(f"Refitting the calibrators on all of cal, so that the certifying rows fitted them too (the proof "
-                   f"does not cover this; first {cmp.n_refit:,} re-splits): at max_drop = {top[0]:g}, δ = {top[1]:g} it "
-                   f"saves {pct(r.cost_saved_mean)} against {pct(t.cost_saved_mean)}, with violations in "
-                   f"{_rate_text(r.violations)} of re-splits; over every cell, its violation rate is at most "
-                   f"{_share(max(x.violations.estimate.value for x in cmp.refit))}.")
-    sentences = [x[0].lower() + x[1:] if i == 0 else x for i, x in enumerate(out[1:])]
-    return " ".join([out[0], *sentences])
+        paragraphs.append(
+            f"Refitting the calibrators on all of cal, so that the certifying rows fitted them too (the proof does "
+            f"not cover this; first {cmp.n_refit:,} re-splits): at max_drop = {top[0]:g}, δ = {top[1]:g} it saves "
+            f"{pct(r.cost_saved_mean)} against {pct(t.cost_saved_mean)}, with violations in {_rate_text(r.violations)} "
+            f"of re-splits; over every cell, its violation rate is at most "
+            f"{_share(max(x.violations.estimate.value for x in cmp.refit))}.")
+    return "\n\n".join(paragraphs)
 
 
 def _controls_text(name: str, c: SingleChainFacts) -> str | None:
@@ -955,7 +971,6 @@ def _guarantee_table(facts: ChainFacts) -> pd.DataFrame:
             rows.append({"chain": name, "level": f"max_drop = {g.max_drop:g}",
                          "violations, all rows [95%]": _rate_cell(g.violations),
                          "reads": _READS[g.violations.outcome],
-                         "violations, test half": _share(g.test_violation_share),
                          "cost saved (2.5–97.5%)": f"{pct(g.cost_saved_mean)} ({pct(q[0])} to {pct(q[2])})",
                          "accuracy lost": signed(g.lost_mean, 3),
                          "last model alone": pct(g.last_alone_share),
@@ -1009,8 +1024,7 @@ def tables(facts: ChainFacts) -> dict[str, pd.DataFrame]:
     -------
     dict of DataFrames
         ``"guarantee"``: per chain and max_drop, the share of re-splits whose accuracy lost on all
-        rows exceeded max_drop (95% Wilson interval), what it reads against δ, the same share on
-        the test half, cost saved against
+        rows exceeded max_drop (95% Wilson interval), what it reads against δ, cost saved against
         the last model (mean, and the 2.5-97.5% range over re-splits), mean accuracy lost, how
         often nothing cheaper than the last model was certified, and the models the certified
         configuration asked most often. ``"methods"``: per chain and (max_drop, δ), both
@@ -1037,8 +1051,9 @@ def figures(facts: ChainFacts) -> Any:
 
 
 def explorers(facts: ChainFacts) -> dict[str, interactive.Explorer]:
-    """One kernel-free explorer per chain (:func:`calcas.render.interactive.chain_explorer`): its
-    test frontiers and the certified configuration at a max_drop slider and a δ drop-down,
+    """One kernel-free explorer per chain (:func:`calcas.render.interactive.chain_explorer`): the
+    configurations of the chapter's method on test (the threshold paths of every sub-chain, or the
+    frontiers) and the certified configuration at a max_drop slider and a δ drop-down,
     starting at the largest max_drop tested and the chapter's δ; a control that moves nothing on a
     chain (:class:`ControlFacts`) is left out, and the prose says so."""
     p = facts.parameters
@@ -1046,5 +1061,6 @@ def explorers(facts: ChainFacts) -> dict[str, interactive.Explorer]:
     return {name: interactive.chain_explorer(
         c, title=name, max_drop=max(p.max_drops), delta=p.delta,
         controls=tuple(k for k, moves in (("max_drop", chains[name].controls.drop_moves),
-                                          ("delta", chains[name].controls.delta_moves)) if moves))
+                                          ("delta", chains[name].controls.delta_moves)) if moves),
+        curves="paths" if p.method == "threshold" and c.get("paths") else "frontiers")
             for name, c in _drawn(facts).items()}

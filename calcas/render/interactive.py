@@ -629,7 +629,8 @@ def grid_key(value: float) -> int:
 
 
 def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float = 0.03,
-                   delta: float = 0.1, controls: Sequence[str] = ("max_drop", "delta")) -> Explorer:
+                   delta: float = 0.1, controls: Sequence[str] = ("max_drop", "delta"),
+                   curves: str = "frontiers") -> Explorer:
     """A chain's cost / accuracy frontiers on test, with controls for the guarantee (max_drop, δ)
     and the cascade :func:`calcas.select_cascade` certifies under it.
 
@@ -651,6 +652,11 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     controls : sequence of {"max_drop", "delta"}
         The controls shown; a control left out stays at its starting value (for a chain where it
         moves nothing).
+    curves : {"frontiers", "paths"}
+        The configurations drawn: ``chain["frontiers"]`` as steps, or ``chain["paths"]`` (stages
+        -> lists ``threshold``, ``cost_share``, ``accuracy``: the threshold method's
+        configurations of each sub-chain on test) as lines in the order of the threshold, where
+        each point is a configuration and the certified one lies on its sub-chain's line.
 
     Returns
     -------
@@ -683,11 +689,14 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     for i, r in enumerate(rows):
         _need(r, _GRID_KEYS, f"chain['selection_grid'][{i}]")
 
-    names = [calls(stages) for stages in chain["frontiers"]]
+    if curves not in ("frontiers", "paths"):
+        raise ValueError(f"curves: expected 'frontiers' or 'paths', got {curves!r}")
+    _need(chain, (curves,), "chain")
+    names = [calls(stages) for stages in chain[curves]]
     styles = _styles(names)
     frontier = []
-    for (stages, f), name in zip(chain["frontiers"].items(), names):
-        _need(f, ("cost_share", "accuracy"), f"chain['frontiers'][{stages!r}]")
+    for (stages, f), name in zip(chain[curves].items(), names):
+        _need(f, ("cost_share", "accuracy"), f"chain[{curves!r}][{stages!r}]")
         frontier.append(pd.DataFrame({"cost_share": f["cost_share"], "accuracy": f["accuracy"]})
                         .assign(series=name, marker=name, configuration=lambda d: range(len(d))))
     frontier = pd.concat(frontier, ignore_index=True)
@@ -739,9 +748,12 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
     colour, dash, shape = _encodings(names, columns=_legend_columns(names))
     tooltip = [alt.Tooltip("series:N", title="calls"), alt.Tooltip("cost_share:Q", format=".3f"),
                alt.Tooltip("accuracy:Q", format=".3f")]
-    # steps (step-after): between two configurations no configuration reaches the segment joining them
-    curves = alt.Chart(frontier).mark_line(strokeWidth=2, interpolate="step-after",
-                                           point=alt.OverlayMarkDef(size=28, filled=True)).encode(
+    # frontiers as steps (step-after): between two configurations no configuration reaches the segment
+    # joining them. A threshold path joins its configurations in the order of the threshold, which is
+    # the order of cost (a lower threshold never sends a row to a later stage), as Vega sorts a line
+    drawn = alt.Chart(frontier).mark_line(
+        strokeWidth=2, interpolate="step-after" if curves == "frontiers" else "linear",
+        point=alt.OverlayMarkDef(size=28 if curves == "frontiers" else 10, filled=True)).encode(
         x=x, y=y, color=colour, strokeDash=dash, shape=shape, detail="series:N", tooltip=tooltip)
     alone = alt.Chart(singles).encode(x=x, y=y, tooltip=["model:N", alt.Tooltip("cost_share:Q", format=".3f"),
                                                           alt.Tooltip("accuracy:Q", format=".3f")])
@@ -758,7 +770,7 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
         x=x, y=y, fill=alt.Fill("colour:N", scale=None, legend=None),
         tooltip=["calls:N", alt.Tooltip("cost_share:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
                  alt.Tooltip("lost:Q", format=".3f")])
-    plot = alt.layer(curves, budget_rule, rule_label, diamonds, labels, selected).properties(width=WIDTH, height=HEIGHT)
+    plot = alt.layer(drawn, budget_rule, rule_label, diamonds, labels, selected).properties(width=WIDTH, height=HEIGHT)
     chart = alt.vconcat(plot, text_panel(text, lines, chosen, None), spacing=8)
     return Explorer(finish(chart.add_params(drop_param, delta_param), title),
                     f"calcas chain explorer: {' → '.join(models)}; max_drop = {drops[0]:g}..{drops[-1]:g}, "

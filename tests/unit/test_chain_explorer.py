@@ -179,3 +179,16 @@ def test_a_control_left_out_is_unbound_and_stays_at_its_start(chain):
     assert "bind" not in params["max_drop"] and "bind" not in params["delta"] and params["max_drop"]["value"] == 0.02
     with pytest.raises(ValueError, match="controls: expected 'max_drop' and/or 'delta', got \\['K'\\]"):
         chain_explorer(chain, controls=("K",))
+
+
+def test_threshold_paths_are_drawn_as_lines_with_the_certified_point_on_one(chain):
+    spec = chain_explorer(chain, curves="paths").to_dict()
+    marks = [v for v in _walk(spec) if isinstance(v.get("mark"), dict) and v["mark"].get("type") == "line"]
+    assert any(m["mark"].get("interpolate") == "linear" for m in marks)
+    assert not any(m["mark"].get("interpolate") == "step-after" for m in marks)
+    # every certified point of the grid is one of the drawn configurations
+    points = {(round(c, 9), round(a, 9)) for p in chain["paths"].values() for c, a in zip(p["cost_share"], p["accuracy"])}
+    certified = [g for g in chain["selection_grid"] if g["stages"] != "2"]
+    assert certified and all((round(g["cost_share"], 9), round(g["accuracy"], 9)) in points for g in certified)
+    with pytest.raises(ValueError, match="curves: expected 'frontiers' or 'paths', got 'K'"):
+        chain_explorer(chain, curves="K")

@@ -316,7 +316,6 @@ def test_tables_figures_and_explorers_from_the_facts(facts):
     row = t["guarantee"].loc[("toy", "max_drop = 0.05")]
     v = g.violations.estimate
     assert row["violations, all rows [95%]"] == f"{v.value:.1%} [{v.low:.1%},\u00a0{v.high:.1%}]"
-    assert row["violations, test half"] == f"{g.test_violation_share:.1%}"
     cells = {(x.method, x.max_drop, x.delta): x for x in toy.comparison.cells}
     shown = t["methods"].loc[("toy", "max_drop = 0.05, δ = 0.1")]
     for method in ("threshold", "frontier"):
@@ -417,3 +416,18 @@ def test_methods_prose_and_controls_prose(facts):
     assert chains._controls_text("toy", dataclasses.replace(c, controls=chains.ControlFacts(True, True))) is None
     none = chains._controls_text("toy", dataclasses.replace(c, controls=chains.ControlFacts(False, False)))
     assert "without controls" in none
+
+
+def test_methods_prose_says_why_the_frontier_method_certified_nothing(facts):
+    c = facts.chains["toy"]
+    cells = [dataclasses.replace(x, last_alone_share=0.9 if x.method == "frontier" else 0.1)
+             for x in c.comparison.cells]
+    stuck = dataclasses.replace(c, comparison=dataclasses.replace(c.comparison, cells=cells,
+                                                                  frontier_first=[0.893, 0.027]))
+    text = chains._methods_text("toy", stuck)
+    assert "the frontier method certified nothing cheaper than m2 in most re-splits (90%" in text
+    assert "(cost 0.893 of m2's) already loses 0.027 of m2's accuracy" in text
+    assert text.count("\n\n") == 2  # the comparison, why, the refit variant
+    calm = chains._methods_text("toy", dataclasses.replace(c, comparison=dataclasses.replace(
+        c.comparison, cells=[dataclasses.replace(x, last_alone_share=0.1) for x in c.comparison.cells])))
+    assert "certified nothing" not in calm
