@@ -412,8 +412,8 @@ def study_chain(records: Sequence[Records], costs: Sequence[float] | None = None
     n_bins : int
         Equal-count bins per stage.
     cal_fraction, fit_fraction : float in (0, 1)
-        Cal's share of the rows; the share of cal that fits the calibrators, bins and frontier (the
-        rest certifies).
+        Cal's share of the rows; the share of cal that fits the calibrators (and the frontier
+        method's bins and frontier; the rest certifies, for both methods).
     calibration : {"auto", "temperature", "platt"}
         As in :func:`calcas.calibrate_records`.
     seed : int

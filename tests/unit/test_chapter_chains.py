@@ -358,6 +358,10 @@ def test_comparison_names_the_better_method_at_the_shown_precision():
     same = {("threshold", d, e): 0.3 for d, e in levels} | {("frontier", d, e): 0.296 for d, e in levels}
     c = chains._comparison(_comparison_study(same))  # 30% against 30% as shown: not worse anywhere
     assert c.better == "threshold" and c.worse_cells == [] and c.n_refit == 10
+    # the refit variant is set beside the threshold method on the same first n_refit re-splits
+    assert len(c.refit_baseline) == 2 and all(x.n_splits == 10 and x.method == "threshold" for x in c.refit_baseline)
+    k = chains._comparison(_comparison_study(same, {("threshold", 0.01, 0.05): 4})).refit_baseline[0]
+    assert k.n_violations == 4 and k.violations.estimate.value == 0.4  # the 4 violations are among the first 10
     mixed = dict(same) | {("frontier", 0.03, 0.1): 0.4, ("threshold", 0.01, 0.05): 0.35}  # each ahead once
     c = chains._comparison(_comparison_study(mixed))
     assert c.better is None and c.worse_cells == [[0.03, 0.1]]
