@@ -170,6 +170,10 @@ def _bad(**kwargs):
     ({"calibration": "temperature"}, "temperature scaling needs logits; 'm0' carries 'confidence'"),
     ({"fit_fraction": 0.001}, "each part needs at least one row"),
     ({"n_bins": 500}, "n_bins: 500 bins need at least as many samples"),
+    ({"method": "bins"}, r"method: expected one of \('threshold', 'frontier'\), got 'bins'"),
+    ({"deltas": ()}, "deltas: give at least one delta"), ({"deltas": (0.05, 1.0)}, r"delta: must be in \(0, 1\)"),
+    ({"lambdas": []}, "lambdas: the grid is empty"), ({"lambdas": [0.5, 1.5]}, r"lambdas: thresholds are calibrated"),
+    ({"n_refit": 0}, "n_refit: must be >= 1"),
 ])
 def test_study_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
