@@ -12,7 +12,8 @@ folder          origin (repository @ commit)                                lice
 imagenet-real/  google-research/reassessed-imagenet @ bcd006fe, ``real.json``  Apache-2.0
 imagenetx/      facebookresearch/imagenetx @ 6403d41a, top-1 class and         CC BY-NC 4.0
                 probability of ResNet-50, ViT, DINO, SimCLR on the 50,000
-                ImageNet-1k val images, and the given labels
+                ImageNet-1k val images, the given labels, and the 100
+                metaclasses the 1,000 classes are grouped into
 plaut-llm/      bplaut/llm-calibration-and-correctness-prediction @ c176fdd3,  MIT
                 ``main_results/`` re-shaped to one row per question
 mmlu-redux/     aryopg/mmlu-redux @ 4563cfa7, 57 subject files and the          CC BY 4.0
@@ -144,6 +145,8 @@ _SHA256: dict[str, str] = {
     "imagenetx/ViT.csv": "a9487bc285348f298c389057d039da7a626337a68f9e91f083267dad16e256e4",
     "imagenetx/filename_label.csv": "e279a4972518474b373b02b06a35ad21c3572626715eea574d5f7d55302a92bf",
     "imagenetx/imagenet_labels.txt": "1d322cd0385b977ea9f8fa6a7088a8d01d8ad101117e1ec534fcb88debfc4854",
+    "imagenetx/imagenet_1k_classes_to_100_metaclasses.csv":
+        "a973495d1cbe6c73f994fa7083e454602d6d0dc831ff0257598a02a23aa633c4",
     "plaut-llm/derived_arc_first_prompt.csv": "b6815e8492e0924a3009ba206fff179bd8293b35dc4e55a9438b486f8a2329ae",
     "plaut-llm/derived_mmlu_first_prompt.csv": "57ca79c366ed948f501949fd52871124ed86afcb8d12b6b1e32aabc547f0bb78",
     "mmlu-redux/helm_predictions.csv": "a16015ed7006c82b35de7fdf9061d4cb6c936401077fd68e42a55497426aa9ab",
@@ -212,7 +215,7 @@ def _origin_path(path: str) -> str | None:
     if folder == "imagenet-real":
         return rest
     if folder == "imagenetx":
-        if rest in ("filename_label.csv", "imagenet_labels.txt"):
+        if rest in ("filename_label.csv", "imagenet_labels.txt", "imagenet_1k_classes_to_100_metaclasses.csv"):
             return f"imagenet_x/annotations/{rest}"
         return f"model_predictions/base/{rest}"
     if folder == "plaut-llm":
@@ -654,6 +657,42 @@ def imagenet_records(model: str, *, root: str | os.PathLike | None = None, nrows
     }
     return make_records(names, preds["predicted_class"].to_numpy(), label=given.to_numpy(dtype=np.int64),
                         confidence=np.clip(prob, 0.0, 1.0), valid_labels=valid, manifest=manifest)
+
+
+#: ImageNet-1k class indices 0..397 are animals (WordNet's animal subtree, in the standard class order).
+IMAGENET_ANIMALS = range(0, 398)
+
+
+def imagenet_metaclasses(*, root: str | os.PathLike | None = None) -> tuple[np.ndarray, list[str]]:
+    """The 100 metaclasses ImageNet-X groups the 1,000 ImageNet-1k classes into.
+
+    Reads ``imagenetx/imagenet_1k_classes_to_100_metaclasses.csv`` (one row per class in class-index
+    order: ``wnid, name, metaclass``).
+
+    Returns
+    -------
+    metaclass : ndarray of int, shape (1000,)
+        The metaclass (0..99) of each class index.
+    names : list of str, length 100
+        Each metaclass's name.
+
+    Raises
+    ------
+    ValueError
+        When the file does not have 1,000 rows or its metaclasses are not 0..99, each named.
+    """
+    import pandas as pd
+
+    root_path = _resolve_root(root, "imagenetx")
+    table = pd.read_csv(_data_file(root_path, "imagenetx/imagenet_1k_classes_to_100_metaclasses.csv", "imagenetx"))
+    if len(table) != 1000 or list(table.columns) != ["wnid", "name", "metaclass"]:
+        raise ValueError(f"imagenetx/imagenet_1k_classes_to_100_metaclasses.csv: expected 1,000 rows of wnid, name, "
+                         f"metaclass; got {len(table)} rows of {list(table.columns)}")
+    metaclass = table["metaclass"].to_numpy(dtype=int)
+    if sorted(set(metaclass.tolist())) != list(range(100)):
+        raise ValueError("imagenetx/imagenet_1k_classes_to_100_metaclasses.csv: metaclasses are not 0..99")
+    names = table.drop_duplicates("metaclass").set_index("metaclass")["name"].sort_index().astype(str).tolist()
+    return metaclass, names
 
 
 def imagenet_real_labels(ids: Sequence[str], *, root: str | os.PathLike | None = None) -> list[np.ndarray]:

@@ -41,7 +41,7 @@ def _rows(path, nrows=None):
 # ----------------------------------------------------------------------------- registry
 
 def test_registry_lists_every_file_with_a_pinned_origin():
-    assert len(public.FILES) == 67
+    assert len(public.FILES) == 68
     assert len(public.REDUX_SUBJECTS) == 57
     for path, entry in public.FILES.items():
         assert entry.path == path and len(entry.sha256) == 64
@@ -167,6 +167,31 @@ def test_imagenet_class_indices_follow_the_real_convention():
     real_acc = float(np.mean([p in v for p, v, r in zip(records.pred, records.valid_labels, rated) if r]))
     assert abs(acc - 0.7613) < 0.005  # ResNet-50's published top-1
     assert 0.82 < real_acc < 0.84  # ReaL accuracy of ResNet-50 (Beyer et al.)
+
+
+@needs_data
+def test_imagenet_metaclasses_follow_the_class_order():
+    """Each class's metaclass, read by hand from the CSV (one row per class index; ``wnid`` is the
+    metaclass's WordNet synset): 100 metaclasses; tench (0) is a fish, sea
+    snake (65) a snake, puffer (397) the last animal, abacus (398) a device; classes 0..397 and
+    398..999 share no metaclass."""
+    metaclass, names = public.imagenet_metaclasses()
+    header, rows = _rows(DATA / "imagenetx/imagenet_1k_classes_to_100_metaclasses.csv")
+    assert header == ["wnid", "name", "metaclass"] and len(rows) == 1000
+    assert metaclass.tolist() == [int(r[2]) for r in rows]
+    assert len({r[2] for r in rows}) == len(names) == 100
+    labels = [line.split(",", 1)[1] for line in (DATA / "imagenetx/imagenet_labels.txt").read_text().splitlines()]
+    assert (labels[0], names[metaclass[0]]) == ("tench", "fish") and (labels[65], names[metaclass[65]]) == (
+        "sea snake", "snake")
+    assert (labels[397], labels[398], names[metaclass[398]]) == ("puffer", "abacus", "device")
+    assert not set(metaclass[public.IMAGENET_ANIMALS].tolist()) & set(metaclass[398:].tolist())
+
+
+def test_imagenet_metaclasses_bad_file(tmp_path):
+    (tmp_path / "imagenetx").mkdir()
+    (tmp_path / "imagenetx/imagenet_1k_classes_to_100_metaclasses.csv").write_text("wnid,name,metaclass\nn1,fish,0\n")
+    with pytest.raises(ValueError, match="expected 1,000 rows of wnid, name, metaclass; got 1 rows"):
+        public.imagenet_metaclasses(root=tmp_path)
 
 
 def test_imagenet_unknown_model():
