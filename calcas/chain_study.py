@@ -563,3 +563,149 @@ def _first_split(s: _Split, advantage: ChainFrontier, bins: StageBins, test_bins
         frontiers[f"{j}+{m - 1}"] = _frontier_on_test(pair, s.test.sub_chain([j, m - 1]), [j, m - 1],
                                                       test_bins[j:j + 1])
     return FirstSplit(s.test.correct.mean(axis=1), s.test.correct, frontiers, _certified(selector, s.test, grid_levels))
+
+
+# ---------------------------------------------------------------------------- the chain under a shift
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftRuns:
+    """:func:`study_chain_shift`: a chain certified on source rows, run on target rows.
+
+    Attributes
+    ----------
+    max_drop, delta : float
+    lost_source, lost_target : ndarray, shape (S,)
+        Per re-split, the certified configuration's accuracy lost against the last model on all
+        source rows (where the guarantee is about) and on all target rows.
+    cost_source, cost_target : ndarray, shape (S,)
+        Its cost share on the source's test rows and on all target rows.
+    stages, answering : list of str
+        The stages each re-split's configuration calls, and those it can send rows to (``"1"``:
+        model 1 answers every row).
+    recertified : dict m -> (lost, cost, stages)
+        Certified again on m labelled target rows (30% of them fit the calibrators, the rest
+        certify; a model whose calibrator has no finite fit on so few rows, as when they are all
+        right, keeps the source's), measured on the other target rows: accuracy lost and cost
+        share (ndarray (S,)) and the stages called, per re-split.
+    n_source, n_target : int
+    """
+
+    max_drop: float
+    delta: float
+    lost_source: np.ndarray
+    lost_target: np.ndarray
+    cost_source: np.ndarray
+    cost_target: np.ndarray
+    stages: list[str]
+    recertified: dict[int, tuple[np.ndarray, np.ndarray, list[str]]]
+    n_source: int
+    n_target: int
+    answering: list[str] = dataclasses.field(default_factory=list)
+
+
+def _chosen_on(selector: ThresholdSelector, chosen: Selection, rows: ChainRows) -> tuple[float, float]:
+    cost, lost = _measured(selector, [chosen], rows)
+    return float(cost[0]), float(lost[0])
+
+
+def study_chain_shift(source: Sequence[Records], target: Sequence[Records], costs: Sequence[float], *,
+                      max_drop: float = 0.03, delta: float = 0.1, n_splits: int = 100, cal_fraction: float = 0.5,
+                      fit_fraction: float = 0.3, target_sizes: Sequence[int] = (100, 200, 400, 800),
+                      calibration: str = "auto", seed: int = 0) -> ShiftRuns:
+    """The threshold method's guarantee when the rows move: certified on source, run on target.
+
+    Each re-split draws cal from the source rows (``cal_fraction``), fits the calibrators on
+    ``fit_fraction`` of cal and certifies on the rest (:class:`calcas.ThresholdSelector`), then
+    measures the configuration on all source rows and on all target rows, calibrated by the same
+    source calibrators. It also re-certifies on m labelled target rows for each m of
+    ``target_sizes`` (calibrators refitted on 30% of them) and measures that on the other target
+    rows.
+
+    Parameters
+    ----------
+    source, target : list of M Records each, in chain order
+        The chain's record sets on the source rows and on the target rows (each side aligned by id
+        across models; the two sides need not share ids).
+    costs : sequence of M floats > 0
+    max_drop, delta, n_splits, cal_fraction, fit_fraction, calibration, seed
+        As in :func:`study_chain`.
+    target_sizes : sequence of int
+        Labelled target rows for re-certification; each below the number of target rows.
+
+    Returns
+    -------
+    ShiftRuns
+    """
+    src, tgt = list(source), list(target)
+    if len(src) < 2 or len(src) != len(tgt):
+        raise ValueError(f"source, target: expected the same chain of at least two models on each side, got "
+                         f"{len(src)} and {len(tgt)} record sets")
+    check_aligned(src)
+    check_aligned(tgt)
+    chain_costs, _ = checked_costs(list(costs), len(src))
+    max_drop, delta = check_max_drop(max_drop), check_delta(delta)
+    n_splits = check_positive_int(n_splits, "n_splits")
+    cal_fraction, fit_fraction = _checked_fraction(cal_fraction, "cal_fraction"), \
+        _checked_fraction(fit_fraction, "fit_fraction")
+    sizes = [check_positive_int(m, "target_sizes") for m in target_sizes]
+    n_s, n_t = src[0].n, tgt[0].n
+    if sizes and max(sizes) >= n_t:
+        raise ValueError(f"target_sizes: each must be below the {n_t} target rows, got {sizes}")
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration: expected one of {CALIBRATIONS}, got {calibration!r}")
+    n_cal = int(round(cal_fraction * n_s))
+    n_fit = int(round(fit_fraction * n_cal))
+    if not 1 <= n_fit < n_cal:
+        raise ValueError(f"cal_fraction, fit_fraction: {n_s} source rows give {n_cal} to cal and {n_fit} of them to "
+                         "fit; each part needs at least one row")
+    cal_s = [_Calibration.of(r, calibration) for r in src]
+    cal_t = [_Calibration.of(r, calibration) for r in tgt]
+    raw_s = ChainRows(np.stack([c.raw for c in cal_s]), np.stack([r.verified for r in src]), chain_costs, "given")
+    raw_t = ChainRows(np.stack([c.raw for c in cal_t]), np.stack([r.verified for r in tgt]), chain_costs, "given")
+    out: dict[str, list] = {k: [] for k in ("lost_s", "lost_t", "cost_s", "cost_t", "stages", "answering")}
+    again: dict[int, list] = {m: [] for m in sizes}
+    for r in range(n_splits):
+        s = _split(cal_s, raw_s, seed + r, n_cal, n_fit)
+        fit = np.sort(s.rows[:n_fit])
+        selector = ThresholdSelector(max_drop=max_drop, delta=delta, seed=seed + r)._fit(s.cal, None, None, None, s.fit)
+        chosen = selector.choose(max_drop=max_drop, delta=delta)
+        on_target = dataclasses.replace(raw_t, conf=np.stack([_platt_like(c, t, fit) for c, t in zip(cal_s, cal_t)]))
+        cost_s, _ = _chosen_on(selector, chosen, s.test)
+        _, lost_s = _chosen_on(selector, chosen, s.population)
+        cost_t, lost_t = _chosen_on(selector, chosen, on_target)
+        for key, value in zip(("lost_s", "lost_t", "cost_s", "cost_t", "stages", "answering"),
+                              (lost_s, lost_t, cost_s, cost_t, chosen.stages, chosen.answering)):
+            out[key].append(value)
+        rng = np.random.default_rng(seed + r)
+        for m in sizes:
+            rows = rng.permutation(n_t)
+            labelled, rest = rows[:m], rows[m:]
+            k = max(1, int(round(0.3 * m)))
+            refit = []
+            for j, c in enumerate(cal_t):
+                try:
+                    refit.append(c.calibrated(np.sort(labelled[:k])))
+                except ValueError:  # too few rows for a finite fit (all right, say): keep the source's
+                    refit.append(on_target.conf[j])
+            target = dataclasses.replace(raw_t, conf=np.stack(refit))
+            again_selector = ThresholdSelector(max_drop=max_drop, delta=delta, seed=seed + r)._fit(
+                target.take(labelled), None, None, None, np.arange(k))
+            picked = again_selector.choose(max_drop=max_drop, delta=delta)
+            cost, lost = _chosen_on(again_selector, picked, target.take(rest))
+            again[m].append((lost, cost, picked.stages))
+    return ShiftRuns(max_drop, delta, np.array(out["lost_s"]), np.array(out["lost_t"]), np.array(out["cost_s"]),
+                     np.array(out["cost_t"]), out["stages"],
+                     {m: (np.array([x[0] for x in v]), np.array([x[1] for x in v]), [x[2] for x in v])
+                      for m, v in again.items()}, n_s, n_t, out["answering"])
+
+
+def _platt_like(source: _Calibration, target: _Calibration, fit: np.ndarray) -> np.ndarray:
+    """The target rows' calibrated confidence under the calibrator fitted on the source rows ``fit``."""
+    r = source.records
+    if source.method == "temperature":
+        T = TemperatureScaling().fit(np.take(r.logits, fit, axis=0), np.take(r.label, fit)).temperature_
+        weights = target.shifted / T
+        np.exp(weights, out=weights)
+        return weights[np.arange(target.records.n), target.records.pred] / weights.sum(axis=1)
+    return PlattScaling().fit(np.take(source.score, fit), np.take(r.verified, fit)).transform(target.score)

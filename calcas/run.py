@@ -116,6 +116,7 @@ PUBLIC_STEPS = (
           # 0.2 s a re-split; 300 keep the Wilson intervals within 0.04 of a 5% rate
           "n_splits": 300}, True, _PUBLIC_DATA),
     Step("public/mmlu_redux", "06_mmlu_redux", {}, True, _PUBLIC_DATA),
+    Step("public/shift", "11_shift", {}, True, _PUBLIC_DATA, reads_public_data=True),
     Step("public/07_public_summary", "07_public_summary", {}, True,
          tuple(f"public/{name}" for name in PUBLIC_SUMMARISED)),
 )
@@ -444,7 +445,7 @@ REFERENCE_SECONDS = {
     "08_lab": 16, "09_ece_estimators": 40, "public/00_public_data": 9, "public/imagenet_calibration": 16,
     "public/imagenet_cascading": 24, "public/imagenet_cleaning": 11, "public/mmlu_calibration": 11,
     "public/mmlu_cascading": 5.5, "public/arc_cascading": 14, "public/chains": 70, "public/mmlu_redux": 4,
-    "public/07_public_summary": 4}
+    "public/shift": 60, "public/07_public_summary": 4}
 
 #: The execution cache, under the book's build folder (``make clean`` removes it).
 CACHE_DIR = Path("_build") / "cache"

@@ -777,6 +777,70 @@ def chain_explorer(chain: Mapping[str, Any], *, title: str = "", max_drop: float
                     f"δ = {', '.join(f'{e:g}' for e in deltas)}")
 
 
+def recalibration_explorer(curves: pd.DataFrame, *, title: str = "", default: int | None = None,
+                           names: Mapping[str, str] | None = None) -> Explorer:
+    """Each model's ECE on the target after refitting its calibrator on m labelled target rows, with
+    a control for m, beside the ECE with no calibration and with the source's calibrator.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        Columns ``model``, ``fit``, ``m``, ``ece_mean``, ``ece_low``, ``ece_high`` (the rows of
+        :func:`calcas.recalibration_curve` of every model, with its name): ``fit`` "none" and
+        "source" at m = 0 (drawn as ticks at every m), "target" and "source prior" at each m
+        (points with their interval).
+    title : str
+    default : int, optional
+        The starting m (nearest offered); the middle one by default.
+    names : dict fit -> legend name, optional
+
+    Returns
+    -------
+    Explorer
+        Models along x, ECE up; the read-out at each m counts the models whose refitted ECE lies
+        below the source fit's: "m = 100: refitted on m target rows is below the source fit for 9
+        of 14 models; the source fit as a prior for 11 of 14".
+    """
+    need = {"model", "fit", "m", "ece_mean", "ece_low", "ece_high"}
+    if not need <= set(curves.columns):
+        raise ValueError(f"curves: missing columns {sorted(need - set(curves.columns))}")
+    names = dict(names or {})
+    data = curves.assign(series=lambda d: d["fit"].map(lambda f: names.get(f, f)))
+    fixed = data[data["fit"].isin(["none", "source"])]
+    moving = data[~data["fit"].isin(["none", "source"])]
+    if moving.empty or fixed.empty:
+        raise ValueError("curves: expected the fits 'none' and 'source' (m = 0) and at least one refit at m > 0")
+    ms = sorted(int(m) for m in moving["m"].unique())
+    models = list(dict.fromkeys(data["model"]))
+    series = list(dict.fromkeys(data["series"]))
+    styles = _styles(series)
+    source = fixed[fixed["fit"] == "source"].set_index("model")["ece_mean"]
+    text = []
+    for m in ms:
+        at = moving[moving["m"] == m]
+        counts = []
+        for fit in dict.fromkeys(at["fit"]):
+            rows = at[at["fit"] == fit]
+            below = int(sum(r.ece_mean < source[r.model] for r in rows.itertuples()))
+            counts.append(f"{names.get(fit, fit)} is below the source fit for {below} of {len(rows)} models")
+        text.append({"series": "m", "m": m, "colour": "#222222", "text": f"m = {m}: " + "; ".join(counts)})
+    text, lines = readout(text, "m", ["m"])
+    m_param = slider("m", "labelled target rows m ", ms, _start(ms, default if default is not None else ms[len(ms) // 2]))
+    colour, dash, shape = _encodings(series, title="calibration")
+    x = alt.X("model:N", title=None, sort=models, axis=alt.Axis(labelAngle=-45, labelOverlap=False, labelFontSize=10))
+    y = alt.Y("ece_mean:Q", title="ECE on the target's test rows", scale=alt.Scale(zero=True))
+    tooltip = ["model:N", alt.Tooltip("series:N", title="calibration"), alt.Tooltip("ece_mean:Q", format=".3f")]
+    ticks = alt.Chart(fixed).mark_tick(thickness=2.5, size=18).encode(x=x, y=y, color=colour, tooltip=tooltip)
+    current = alt.Chart(moving).transform_filter(alt.datum.m == m_param)
+    bars = current.mark_rule(strokeWidth=1.5).encode(x=x, y=alt.Y("ece_low:Q"), y2="ece_high:Q", color=colour)
+    points = current.mark_point(size=70, filled=True, opacity=1).encode(x=x, y=y, color=colour, shape=shape,
+                                                                          tooltip=tooltip)
+    plot = alt.layer(ticks, bars, points).properties(width=WIDTH, height=HEIGHT)
+    chart = alt.vconcat(plot, text_panel(text, lines, m_param, "m"), spacing=8)
+    return Explorer(finish(chart.add_params(m_param), title),
+                    f"calcas recalibration explorer: {len(models)} models; m = {ms[0]}..{ms[-1]}")
+
+
 # ---------------------------------------------------------------------------------------
 # building blocks of explorers over precomputed grids (the lab's)
 

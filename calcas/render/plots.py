@@ -829,3 +829,42 @@ def scoring_rule_figure(curves: pd.DataFrame, p: float, *, labels: Mapping[str, 
     # under the axes (inside them it covered the NLL curve), as line_panels places its legend
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=10.5)
     return fig
+
+
+def paired_points(panels: Mapping[str, Sequence[tuple[str, float, ...]]], *, labels: Sequence[str], ylabel: str,
+                  width: float = COLUMN_INCHES) -> Figure:
+    """One panel per group (stacked), one column per item, one marker per value: e.g. a model's
+    ECE with no calibration, with the source's calibrator and refitted, side by side.
+
+    Parameters
+    ----------
+    panels : dict title -> list of (item, value_0, value_1, ...)
+        The values of each item, in the order of ``labels``.
+    labels : sequence of str
+        The legend name of each value (styled by :func:`series_style`).
+    ylabel : str
+    width : float
+        Figure width in inches.
+
+    Returns
+    -------
+    Figure
+    """
+    heights = [2.3 for _ in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, sum(heights) + 0.9 * len(panels)), dpi=INLINE_DPI,
+                             squeeze=False)
+    for ax, (title, rows) in zip(axes[:, 0], panels.items()):
+        x = np.arange(len(rows))
+        for k, label in enumerate(labels):
+            style = series_style(label, k)
+            ax.scatter(x + (k - (len(labels) - 1) / 2) * 0.18, [r[1 + k] for r in rows], s=26, color=style["color"],
+                       marker=style["marker"], label=label, zorder=3)
+        ax.set_xticks(x, [r[0] for r in rows], rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(_wrap(title, _title_chars(width)), fontsize=9.5)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -154,3 +154,12 @@ def show_prose(markdown: str) -> None:
     """Display a chapter's generated sentences as Markdown, marked so tests can find them."""
     from IPython.display import Markdown, display
     display(Markdown(markdown), metadata={"calcas": "prose"})
+
+
+def show_tables(frames: Mapping[str, pd.DataFrame], *, digits: int = 4) -> None:
+    """Display several tables, each under its name in bold (e.g. one per data set), styled as
+    :func:`styled`."""
+    from IPython.display import Markdown, display
+    for name, frame in frames.items():
+        display(Markdown(f"**{name}**"))
+        display(styled(frame, digits=digits))
