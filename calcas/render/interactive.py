@@ -797,15 +797,15 @@ def recalibration_explorer(curves: pd.DataFrame, *, title: str = "", default: in
     Returns
     -------
     Explorer
-        Models along x, ECE up; the read-out at each m counts the models whose refitted ECE lies
-        below the source fit's: "m = 100: refitted on m target rows is below the source fit for 9
-        of 14 models; the source fit as a prior for 11 of 14".
+        Models along x, ECE up; the read-out at each m counts, per refit, the models whose
+        refitted ECE lies below the source fit's: "m = 100, <fit>: below the source fit for 9 of
+        14 models".
     """
     need = {"model", "fit", "m", "ece_mean", "ece_low", "ece_high"}
     if not need <= set(curves.columns):
         raise ValueError(f"curves: missing columns {sorted(need - set(curves.columns))}")
     names = dict(names or {})
-    data = curves.assign(series=lambda d: d["fit"].map(lambda f: names.get(f, f)))
+    data = curves.assign(series=lambda d: d["fit"].map(lambda f: names.get(f, f)), marker=lambda d: d["series"])
     fixed = data[data["fit"].isin(["none", "source"])]
     moving = data[~data["fit"].isin(["none", "source"])]
     if moving.empty or fixed.empty:
@@ -815,18 +815,17 @@ def recalibration_explorer(curves: pd.DataFrame, *, title: str = "", default: in
     series = list(dict.fromkeys(data["series"]))
     styles = _styles(series)
     source = fixed[fixed["fit"] == "source"].set_index("model")["ece_mean"]
-    text = []
+    text, fits = [], list(dict.fromkeys(moving["series"]))
     for m in ms:
         at = moving[moving["m"] == m]
-        counts = []
-        for fit in dict.fromkeys(at["fit"]):
-            rows = at[at["fit"] == fit]
+        for fit in fits:
+            rows = at[at["series"] == fit]
             below = int(sum(r.ece_mean < source[r.model] for r in rows.itertuples()))
-            counts.append(f"{names.get(fit, fit)} is below the source fit for {below} of {len(rows)} models")
-        text.append({"series": "m", "m": m, "colour": "#222222", "text": f"m = {m}: " + "; ".join(counts)})
-    text, lines = readout(text, "m", ["m"])
+            text.append({"series": fit, "m": m, "colour": styles[fit]["colour"],
+                         "text": f"m = {m}, {fit}: below the source fit for {below} of {len(rows)} models"})
+    text, lines = readout(text, "m", fits)
     m_param = slider("m", "labelled target rows m ", ms, _start(ms, default if default is not None else ms[len(ms) // 2]))
-    colour, dash, shape = _encodings(series, title="calibration")
+    colour, dash, shape = _encodings(series, title="calibration", columns=_legend_columns(series))
     x = alt.X("model:N", title=None, sort=models, axis=alt.Axis(labelAngle=-45, labelOverlap=False, labelFontSize=10))
     y = alt.Y("ece_mean:Q", title="ECE on the target's test rows", scale=alt.Scale(zero=True))
     tooltip = ["model:N", alt.Tooltip("series:N", title="calibration"), alt.Tooltip("ece_mean:Q", format=".3f")]
