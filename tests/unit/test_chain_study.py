@@ -330,3 +330,22 @@ def test_chain_api_refuses_rows_of_another_chain():
         fit_frontier(rows, n_bins=4).measure(pair)
     with pytest.raises(ValueError, match=r"stages: a sub-chain of these bins ends in the last model \(2\), got \[0, 1\]"):
         StageBins.of(rows, 4).sub_chain([0, 1])
+
+
+def test_study_chain_shift_without_a_shift_and_its_bad_inputs():
+    """Certified on one half of a chain and run on the other half of the same population, the target
+    behaves as the source (no shift); bad inputs are refused with their messages."""
+    sets = _chain(n=3000)
+    half = np.arange(1500)
+    source, target = [r.take(half) for r in sets], [r.take(half + 1500) for r in sets]
+    runs = chain_study.study_chain_shift(source, target, [1.0, 2.0, 8.0], max_drop=0.05, delta=0.2, n_splits=8,
+                                         target_sizes=(300,))
+    assert runs.n_source == runs.n_target == 1500 and len(runs.lost_target) == 8 == len(runs.answering)
+    assert abs(runs.cost_target.mean() - runs.cost_source.mean()) < 0.05  # same population: about the same cost
+    assert np.mean(runs.lost_target > 0.05 + 1e-12) <= 0.5 and set(runs.recertified) == {300}
+    with pytest.raises(ValueError, match="source, target: expected the same chain of at least two models"):
+        chain_study.study_chain_shift(source, target[:2], [1.0, 2.0, 8.0])
+    with pytest.raises(ValueError, match=r"target_sizes: each must be below the 1500 target rows, got \[1500\]"):
+        chain_study.study_chain_shift(source, target, [1.0, 2.0, 8.0], target_sizes=(1500,))
+    with pytest.raises(ValueError, match="calibration: expected one of"):
+        chain_study.study_chain_shift(source, target, [1.0, 2.0, 8.0], calibration="isotonic")
