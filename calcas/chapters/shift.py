@@ -308,7 +308,8 @@ def compute(shifts: Mapping[str, Mapping[str, tuple[Records, Records]]], info: M
         The models' record sets on each side of each shift (top-1 confidence and correctness).
     info : mapping shift name -> ShiftInfo
     chains : mapping chain name -> (shift name, source sets, target sets, model names, costs)
-        The chains certified on source and run on target (threshold method).
+        The chains certified on source and run on target (threshold method), and re-certified on
+        100, 200, 400 and 800 labelled target rows (those below the target's size).
     n_boot, n_tests, power_rows, sizes, n_repeats, max_drop, delta, n_splits, seed
         Bootstrap replicates of the intervals; source-vs-source splits of the false-positive rate
         and draws of the power (``power_rows`` rows per side); the recalibration curve's m values
