@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from ._validate import confidence_array
-from .chain import (CascadeSelector, ChainRows, Selection, _as_list, _betting_p, _checked_chain, _running_moments,
-                    _test_blocks, check_delta, check_max_drop)
+from .chain import (CascadeSelector, Selection, _as_list, _betting_p, _running_moments, _test_blocks, check_delta,
+                    check_max_drop, fit_input, set_fitted)
 
 METHODS = ("threshold", "frontier")
 
@@ -202,14 +202,7 @@ class ThresholdSelector:
         """What :meth:`fit` does before testing (no check that delta can certify anything): the
         paths on the certifying rows. :mod:`calcas.chain_study` calls it on checked rows."""
         self.lambdas_ = threshold_grid(self.lambdas)
-        if isinstance(conf_cal, ChainRows):
-            if correct_cal is not None or costs is not None or records is not None:
-                raise ValueError("conf_cal: ChainRows carry the scores and costs; pass no correct_cal, costs or records")
-            chain = conf_cal
-        else:
-            if correct_cal is None:
-                raise ValueError("correct_cal: expected one array of 0/1 scores per model")
-            chain = _checked_chain(conf_cal, correct_cal, costs, records)
+        chain = fit_input(conf_cal, correct_cal, costs, records)
         n = chain.n
         certify = np.ones(n, dtype=bool)
         if fit_rows is not None:
@@ -298,10 +291,7 @@ class ThresholdSelector:
         return path.blocks[i][0][row]
 
     def _set(self, chosen: Selection) -> None:
-        self._chosen = chosen
-        self.config_, self.stages_, self.answering_ = chosen.config, chosen.stages, chosen.answering
-        self.expected_cost_, self.cost_share_ = chosen.expected_cost, chosen.cost_share
-        self.bound_, self.drop_certify_ = chosen.bound, chosen.drop_certify
+        set_fitted(self, chosen)
         finite = [t for t in chosen.config if math.isfinite(t)]
         self.threshold_ = finite[0] if finite else None
 

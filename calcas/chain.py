@@ -776,6 +776,27 @@ class Selection:
     rejected: np.ndarray
 
 
+def fit_input(conf_cal: Any, correct_cal: Any, costs: Any, records: Any) -> ChainRows:
+    """What a selector's ``fit`` was given, as checked rows: :class:`ChainRows` as they are (then
+    with no ``correct_cal``, ``costs`` or ``records``, which they hold), or lists checked once."""
+    if isinstance(conf_cal, ChainRows):
+        if correct_cal is not None or costs is not None or records is not None:
+            raise ValueError("conf_cal: ChainRows carry the scores and costs; pass no correct_cal, costs or records")
+        return conf_cal
+    if correct_cal is None:
+        raise ValueError("correct_cal: expected one array of 0/1 scores per model")
+    return _checked_chain(conf_cal, correct_cal, costs, records)
+
+
+def set_fitted(selector: Any, chosen: Selection) -> None:
+    """A selector's fitted attributes (``config_``, ``stages_``, ``answering_``,
+    ``expected_cost_``, ``cost_share_``, ``bound_``, ``drop_certify_``) from its choice."""
+    selector._chosen = chosen
+    selector.config_, selector.stages_, selector.answering_ = chosen.config, chosen.stages, chosen.answering
+    selector.expected_cost_, selector.cost_share_ = chosen.expected_cost, chosen.cost_share
+    selector.bound_, selector.drop_certify_ = chosen.bound, chosen.drop_certify
+
+
 class CascadeSelector:
     """Choose a chain configuration that loses at most ``max_drop`` accuracy against the last model,
     with probability at least 1 - ``delta`` over the draw of cal (Learn-then-Test, Angelopoulos et al. 2021).
@@ -848,14 +869,7 @@ class CascadeSelector:
         fraction = _real(self.fit_fraction, "fit_fraction")
         if not 0 < fraction < 1:
             raise ValueError(f"fit_fraction: must be in (0, 1), got {self.fit_fraction!r}")
-        if isinstance(conf_cal, ChainRows):
-            if correct_cal is not None or costs is not None or records is not None:
-                raise ValueError("conf_cal: ChainRows carry the scores and costs; pass no correct_cal, costs or records")
-            chain = conf_cal
-        else:
-            if correct_cal is None:
-                raise ValueError("correct_cal: expected one array of 0/1 scores per model")
-            chain = _checked_chain(conf_cal, correct_cal, costs, records)
+        chain = fit_input(conf_cal, correct_cal, costs, records)
         n = chain.n
         n_fit = int(round(fraction * n))
         if not 1 <= n_fit < n:
@@ -936,11 +950,7 @@ class CascadeSelector:
 
     def _choose(self, max_drop: float, delta: float) -> None:
         """Set the fitted attributes from :meth:`choose` at (max_drop, delta)."""
-        chosen = self.choose(max_drop=max_drop, delta=delta)
-        self._chosen = chosen
-        self.config_, self.stages_, self.answering_ = chosen.config, chosen.stages, chosen.answering
-        self.expected_cost_, self.cost_share_ = chosen.expected_cost, chosen.cost_share
-        self.bound_, self.drop_certify_ = chosen.bound, chosen.drop_certify
+        set_fitted(self, self.choose(max_drop=max_drop, delta=delta))
 
     def _on_certify(self, candidate: int | None = None) -> ChainPoints:
         """One tested candidate (its rows already routed for its test), or every candidate,

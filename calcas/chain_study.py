@@ -230,18 +230,19 @@ class _Calibration:
         raw = records.raw_confidence() if records.score is None else expit(score)
         return cls(records, method, raw, score)
 
-    def calibrated(self, fit: np.ndarray) -> np.ndarray:
-        """Calibrated confidence of every row, the calibrator fitted on the rows ``fit`` (ascending
-        indices: the rows a mask selects, in the same order)."""
-        r = self.records
+    def calibrated(self, fit: np.ndarray, on: "_Calibration | None" = None) -> np.ndarray:
+        """Calibrated confidence of every row of ``on`` (by default these records), the calibrator
+        fitted on the rows ``fit`` of these records (ascending indices: the rows a mask selects, in
+        the same order)."""
+        r, target = self.records, self if on is None else on
         if self.method == "temperature":
             # calcas.softmax's arithmetic, step for step, on the shift computed once: the same floats
             # as calibrate_records' probabilities[rows, pred] (tested), without the whole (n, C) matrix
             T = TemperatureScaling().fit(np.take(r.logits, fit, axis=0), np.take(r.label, fit)).temperature_
-            weights = self.shifted / T
+            weights = target.shifted / T
             np.exp(weights, out=weights)
-            return weights[np.arange(r.n), r.pred] / weights.sum(axis=1)
-        return PlattScaling().fit(np.take(self.score, fit), np.take(r.verified, fit)).transform(self.score)
+            return weights[np.arange(target.records.n), target.records.pred] / weights.sum(axis=1)
+        return PlattScaling().fit(np.take(self.score, fit), np.take(r.verified, fit)).transform(target.score)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -670,7 +671,7 @@ def study_chain_shift(source: Sequence[Records], target: Sequence[Records], cost
         fit = np.sort(s.rows[:n_fit])
         selector = ThresholdSelector(max_drop=max_drop, delta=delta, seed=seed + r)._fit(s.cal, None, None, None, s.fit)
         chosen = selector.choose(max_drop=max_drop, delta=delta)
-        on_target = dataclasses.replace(raw_t, conf=np.stack([_platt_like(c, t, fit) for c, t in zip(cal_s, cal_t)]))
+        on_target = dataclasses.replace(raw_t, conf=np.stack([c.calibrated(fit, on=t) for c, t in zip(cal_s, cal_t)]))
         cost_s, _ = _chosen_on(selector, chosen, s.test)
         _, lost_s = _chosen_on(selector, chosen, s.population)
         cost_t, lost_t = _chosen_on(selector, chosen, on_target)
@@ -698,14 +699,3 @@ def study_chain_shift(source: Sequence[Records], target: Sequence[Records], cost
                      np.array(out["cost_t"]), out["stages"],
                      {m: (np.array([x[0] for x in v]), np.array([x[1] for x in v]), [x[2] for x in v])
                       for m, v in again.items()}, n_s, n_t, out["answering"])
-
-
-def _platt_like(source: _Calibration, target: _Calibration, fit: np.ndarray) -> np.ndarray:
-    """The target rows' calibrated confidence under the calibrator fitted on the source rows ``fit``."""
-    r = source.records
-    if source.method == "temperature":
-        T = TemperatureScaling().fit(np.take(r.logits, fit, axis=0), np.take(r.label, fit)).temperature_
-        weights = target.shifted / T
-        np.exp(weights, out=weights)
-        return weights[np.arange(target.records.n), target.records.pred] / weights.sum(axis=1)
-    return PlattScaling().fit(np.take(source.score, fit), np.take(r.verified, fit)).transform(target.score)

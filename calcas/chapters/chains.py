@@ -989,8 +989,8 @@ def _guarantee_table(facts: ChainFacts) -> pd.DataFrame:
 
 
 def _rate_cell(v: Verdict) -> str:
-    e = v.estimate
-    return f"{_share(e.value)} [{_share(e.low)},\u00a0{_share(e.high)}]"
+    """:func:`_rate_text` for a table cell: the space in the bracket does not break."""
+    return _rate_text(v).replace(", ", ",\u00a0")
 
 
 def _saved_cell(cell: MethodCell) -> str:
